@@ -1,0 +1,78 @@
+/**
+ * The WireGuard data model used everywhere in wormhole.
+ *
+ * Only this module (src/wg/) talks to WireGuard. Everything else sees these
+ * types and the {@link WireGuard} interface. There is deliberately no field for
+ * the interface's private key: parsers read it only to derive the public key
+ * and then drop it.
+ */
+
+/** A UDP endpoint. `ip` is the canonical text form (IPv4 dotted, IPv6 compressed, no brackets). */
+export interface Endpoint {
+  readonly ip: string;
+  readonly port: number;
+}
+
+export interface WgPeer {
+  /** Base64 public key (44 characters). */
+  readonly publicKey: string;
+  /** Where WireGuard currently sends to this peer, or null when it has none. */
+  readonly endpoint: Endpoint | null;
+  /** Last completed handshake as Unix epoch milliseconds; 0 when never. */
+  readonly lastHandshakeMs: number;
+  readonly rxBytes: number;
+  readonly txBytes: number;
+  /** CIDR strings, canonical form, e.g. "10.0.0.2/32", "fd00::2/128". */
+  readonly allowedIps: readonly string[];
+  /** Persistent keepalive interval in seconds; 0 when off. */
+  readonly persistentKeepaliveSec: number;
+}
+
+export type DeviceType = "userspace" | "kernel";
+
+export interface WgDevice {
+  readonly name: string;
+  readonly type: DeviceType;
+  /** Base64 public key of the interface, derived from its private key. "" when the interface has no key. */
+  readonly publicKey: string;
+  readonly listenPort: number;
+  readonly peers: readonly WgPeer[];
+}
+
+/**
+ * An intent to change one existing peer. Only what is set is changed; a peer
+ * that no longer exists is never created (update-only semantics).
+ */
+export interface PeerUpdate {
+  readonly publicKey: string;
+  readonly endpoint?: Endpoint;
+  readonly persistentKeepaliveSec?: number;
+}
+
+/** Everything wormhole ever asks of WireGuard. */
+export interface WireGuard {
+  /** Names of the WireGuard interfaces on this machine (in this network/mount namespace). */
+  listDevices(): Promise<string[]>;
+  /** Live state of one interface. Throws WgError(code "not-found") when it does not exist. */
+  getDevice(name: string): Promise<WgDevice>;
+  /** Applies updates to existing peers of one interface; never adds or removes peers. */
+  updatePeers(name: string, updates: readonly PeerUpdate[]): Promise<void>;
+}
+
+export type WgErrorCode =
+  | "not-found" // interface does not exist
+  | "permission" // not root / cannot open the control socket
+  | "tool-missing" // `wg` needed for a kernel interface but not installed
+  | "protocol" // the daemon or tool answered something we could not parse
+  | "failed"; // the daemon or tool refused the request
+
+export class WgError extends Error {
+  constructor(
+    readonly code: WgErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "WgError";
+  }
+}

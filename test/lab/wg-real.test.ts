@@ -1,0 +1,225 @@
+/**
+ * src/wg against REAL wireguard-go and wg(8). Needs root, wireguard-go, wg and ip; skipped otherwise.
+ *
+ *   root netns (untouched)            netns wht-XXXX (ours)
+ *   /var/run/wireguard/whtXXXXXX.sock <--- wireguard-go -f whtXXXXXX (interface left DOWN)
+ *        ^
+ *        +-- createWireGuard() / `wg` talk to the socket only
+ *
+ * The interface stays down and its namespace has no routes, so no packet is ever sent: peers'
+ * endpoints are documentation/private addresses that are only stored, never reached.
+ * Cleanup always: the daemon is killed by PID, the namespace deleted, the socket removed.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { access, mkdtemp, open, rm, stat, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { constants as fsConstants } from "node:fs";
+import { delimiter, join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { runCommand } from "../../src/util/runner.js";
+import { createWireGuard, WgError } from "../../src/wg/index.js";
+import type { WgPeer } from "../../src/wg/index.js";
+import { wgtoolGetDevice, wgtoolUpdatePeers } from "../../src/wg/wgtool.js";
+
+const SOCKET_DIR = "/var/run/wireguard";
+
+async function onPath(tool: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    try {
+      await access(join(dir, tool), fsConstants.X_OK);
+      return true;
+    } catch {
+      /* next */
+    }
+  }
+  return false;
+}
+
+async function skipReason(): Promise<string | false> {
+  if (process.platform !== "linux") return "needs Linux network namespaces";
+  if (process.getuid?.() !== 0) return "needs root (network namespaces, /var/run/wireguard)";
+  for (const tool of ["wireguard-go", "wg", "ip"]) if (!(await onPath(tool))) return `needs ${tool} (apt-get install --no-install-recommends wireguard-go wireguard-tools iproute2)`;
+  return false;
+}
+
+const skip = await skipReason();
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** `wg show IFACE <field>` as a map from peer key to value. */
+async function wgShow(iface: string, field: "endpoints" | "persistent-keepalive"): Promise<Map<string, string>> {
+  const out = (await runCommand(["wg", "show", iface, field])).stdout;
+  return new Map(out.split("\n").filter((l) => l !== "").map((l) => l.split("\t") as [string, string]));
+}
+
+async function genKeyPair(): Promise<{ priv: string; pub: string }> {
+  const priv = (await runCommand(["wg", "genkey"])).stdout.trim();
+  const pub = (await runCommand(["wg", "pubkey"], { input: `${priv}\n` })).stdout.trim();
+  return { priv, pub };
+}
+
+/**
+ * `wg set IFACE private-key FILE`, the key never in argv. Not `/dev/stdin` fed by the runner's
+ * `input`: Node gives a child a socketpair, not a pipe, as standard input, and opening
+ * /dev/stdin on a socket fails (ENXIO). A FIFO in a private directory carries the key instead
+ * (kernel memory only, never on disk).
+ */
+async function setPrivateKey(ns: string, iface: string, priv: string): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), "wht-key-"));
+  const fifo = join(dir, "key");
+  try {
+    await runCommand(["mkfifo", "-m", "600", fifo]);
+    const setting = runCommand(["ip", "netns", "exec", ns, "wg", "set", iface, "private-key", fifo, "listen-port", "51820"]);
+    // writeFile blocks until wg opens the FIFO; if wg dies first, open the read end ourselves to free it.
+    const writing = writeFile(fifo, `${priv}\n`);
+    try {
+      await setting;
+    } catch (err) {
+      await open(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).then((fh) => fh.close());
+      await writing.catch(() => {});
+      throw err;
+    }
+    await writing;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+describe("wg: real wireguard-go", { skip, timeout: 60_000 }, () => {
+  const tag = randomBytes(3).toString("hex");
+  const ns = `wht-${tag}`;
+  const iface = `wht${tag}`; // 9 characters
+  const socketPath = join(SOCKET_DIR, `${iface}.sock`);
+  let daemon: ChildProcess | undefined;
+  let daemonLog = "";
+  let iKeys: { priv: string; pub: string };
+  let k1: string;
+  let k2: string;
+  let kGone: string;
+  const wg = createWireGuard();
+
+  async function cleanup(): Promise<void> {
+    if (daemon?.pid !== undefined && daemon.exitCode === null && daemon.signalCode === null) {
+      const exited = new Promise((r) => daemon?.once("exit", r));
+      daemon.kill("SIGTERM");
+      const timer = setTimeout(() => daemon?.kill("SIGKILL"), 2000);
+      await exited;
+      clearTimeout(timer);
+    }
+    await runCommand(["ip", "netns", "del", ns], { allowFailure: true });
+    await rm(socketPath, { force: true });
+  }
+
+  before(async () => {
+    try {
+      await runCommand(["ip", "netns", "add", ns]);
+      daemon = spawn("ip", ["netns", "exec", ns, "wireguard-go", "-f", iface], { stdio: ["ignore", "pipe", "pipe"] });
+      daemon.stdout?.on("data", (d: Buffer) => (daemonLog += d.toString()));
+      daemon.stderr?.on("data", (d: Buffer) => (daemonLog += d.toString()));
+      await waitFor(`${socketPath} (wireguard-go log: ${daemonLog})`, async () => (await stat(socketPath).catch(() => null))?.isSocket() ?? false);
+
+      iKeys = await genKeyPair();
+      await setPrivateKey(ns, iface, iKeys.priv);
+      [k1, k2, kGone] = (await Promise.all([genKeyPair(), genKeyPair(), genKeyPair()])).map((k) => k.pub) as [string, string, string];
+      await runCommand(["ip", "netns", "exec", ns, "wg", "set", iface, "peer", k1, "endpoint", "192.168.77.2:51820", "allowed-ips", "10.77.0.2/32,fd77::2/128", "peer", k2, "allowed-ips", "10.77.0.3/32"]);
+
+      // Safety: the interface must be down so wireguard-go sends nothing anywhere.
+      const link = (await runCommand(["ip", "-n", ns, "-o", "link", "show", iface])).stdout;
+      assert.match(link, /state DOWN/, `interface is not down: ${link}`);
+      assert.doesNotMatch(link, /<[^>]*\bUP\b[^>]*>/, `interface is not down: ${link}`);
+    } catch (err) {
+      await cleanup();
+      throw err;
+    }
+  });
+
+  after(cleanup);
+
+  it("lists the interface", async () => {
+    assert.ok((await wg.listDevices()).includes(iface));
+  });
+
+  it("getDevice: public key as `wg pubkey` says, peers, endpoints; no private key anywhere", async () => {
+    const d = await wg.getDevice(iface);
+    assert.equal(d.name, iface);
+    assert.equal(d.type, "userspace");
+    assert.equal(d.publicKey, iKeys.pub);
+    assert.equal(d.listenPort, 51820);
+    const byKey = new Map(d.peers.map((p) => [p.publicKey, p]));
+    assert.equal(d.peers.length, 2);
+    assert.deepEqual(byKey.get(k1), {
+      publicKey: k1,
+      endpoint: { ip: "192.168.77.2", port: 51820 },
+      lastHandshakeMs: 0,
+      rxBytes: 0,
+      txBytes: 0,
+      allowedIps: ["10.77.0.2/32", "fd77::2/128"],
+      persistentKeepaliveSec: 0,
+    } satisfies WgPeer);
+    assert.equal(byKey.get(k2)?.endpoint, null);
+    assert.deepEqual(byKey.get(k2)?.allowedIps, ["10.77.0.3/32"]);
+    const json = JSON.stringify(d);
+    assert.ok(!json.includes(iKeys.priv));
+    assert.ok(!json.includes(Buffer.from(iKeys.priv, "base64").toString("hex")));
+  });
+
+  it("the `wg show dump` parser reads the same state", async () => {
+    const viaSocket = await wg.getDevice(iface);
+    const viaTool = await wgtoolGetDevice(iface, { runner: runCommand, timeoutMs: 5000 });
+    assert.equal(viaTool.publicKey, viaSocket.publicKey);
+    assert.equal(viaTool.listenPort, viaSocket.listenPort);
+    const sort = (ps: readonly WgPeer[]): WgPeer[] => [...ps].sort((a, b) => a.publicKey.localeCompare(b.publicKey));
+    assert.deepEqual(sort(viaTool.peers), sort(viaSocket.peers));
+    assert.ok(!JSON.stringify(viaTool).includes(iKeys.priv));
+  });
+
+  it("updatePeers: endpoint and keepalive changes show in `wg show`; an unknown key creates no peer", async () => {
+    await wg.updatePeers(iface, [
+      { publicKey: k1, endpoint: { ip: "2001:db8::7", port: 4242 }, persistentKeepaliveSec: 25 },
+      { publicKey: kGone, endpoint: { ip: "192.168.77.9", port: 1 }, persistentKeepaliveSec: 5 },
+      { publicKey: k2, endpoint: { ip: "192.168.77.3", port: 51821 } },
+    ]);
+    const endpoints = await wgShow(iface, "endpoints");
+    assert.equal(endpoints.get(k1), "[2001:db8::7]:4242");
+    assert.equal(endpoints.get(k2), "192.168.77.3:51821");
+    assert.equal(endpoints.has(kGone), false, "update-only: the unknown peer must not be created");
+    const keepalive = await wgShow(iface, "persistent-keepalive");
+    assert.equal(keepalive.get(k1), "25");
+    assert.equal(keepalive.get(k2), "off");
+    const d = await wg.getDevice(iface);
+    assert.equal(d.peers.length, 2);
+    assert.deepEqual(d.peers.find((p) => p.publicKey === k1)?.endpoint, { ip: "2001:db8::7", port: 4242 });
+  });
+
+  it("the `wg set` backend also updates without creating unknown peers", async () => {
+    await wgtoolUpdatePeers(
+      iface,
+      [
+        { publicKey: k2, persistentKeepaliveSec: 10 },
+        { publicKey: kGone, endpoint: { ip: "192.168.77.10", port: 2 } },
+      ],
+      { runner: runCommand, timeoutMs: 5000 },
+    );
+    assert.equal((await wgShow(iface, "persistent-keepalive")).get(k2), "10");
+    assert.equal((await wgShow(iface, "endpoints")).has(kGone), false);
+  });
+
+  it("an interface that does not exist: not-found, listing ours", async () => {
+    await assert.rejects(wg.getDevice(`${iface}x`), (e: unknown) => {
+      assert.ok(e instanceof WgError);
+      assert.equal(e.code, "not-found");
+      assert.match(e.message, new RegExp(`^WireGuard interface \`${iface}x' not found \\(existing: .*\\b${iface}\\b`));
+      return true;
+    });
+  });
+});
