@@ -1,0 +1,8 @@
+// Original file: proto/wgSvc.proto
+
+
+export interface RegRequest {
+}
+
+export interface RegRequest__Output {
+}
