@@ -1,0 +1,63 @@
+import type { Clock } from "../util/clock.js";
+import type { Logger } from "../util/log.js";
+import { WgError, type WireGuard } from "../wg/types.js";
+import { NodeAgent } from "./agent.js";
+import type { DecideOptions } from "./decide.js";
+import { createGrpcSource, type RegistrySource } from "./source.js";
+
+export interface NodeConfig {
+  /** Registry host:port. */
+  readonly address: string;
+  readonly token: string;
+  /** One interface, or null for all. */
+  readonly iface: string | null;
+  readonly refreshMs: number;
+  readonly keepaliveSec: number;
+}
+
+export interface NodeDeps {
+  readonly wg: WireGuard;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  /** Defaults to the gRPC source for config.address. */
+  readonly source?: RegistrySource;
+  readonly decideOptions?: DecideOptions;
+}
+
+/**
+ * Checks what must work before the agent can do anything (the interface
+ * exists and is readable), then starts it. Only start-up fails; after this,
+ * every failure is logged and retried.
+ */
+export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeAgent> {
+  const { wg, logger } = deps;
+  if (config.iface) {
+    await wg.getDevice(config.iface);
+  } else {
+    const all = await wg.listDevices();
+    if (all.length === 0) logger.warn("no WireGuard interface found yet; will keep looking");
+    // Reading one proves we have permission before we settle in.
+    if (all[0] !== undefined) {
+      try {
+        await wg.getDevice(all[0]);
+      } catch (err) {
+        if (err instanceof WgError && err.code === "permission") throw err;
+      }
+    }
+  }
+  const source =
+    deps.source ??
+    createGrpcSource({ address: config.address, token: config.token, refreshMs: config.refreshMs, logger });
+  const agent = new NodeAgent({
+    wg,
+    source,
+    iface: config.iface,
+    refreshMs: config.refreshMs,
+    clock: deps.clock,
+    logger,
+    decideOptions: { defaultKeepaliveSec: config.keepaliveSec, ...deps.decideOptions },
+  });
+  agent.start();
+  logger.info({ registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs }, "node agent started");
+  return agent;
+}

@@ -1,0 +1,116 @@
+/**
+ * The registry's live view of its WireGuard interface. It re-reads the
+ * interface on a timer and tells subscribers what changed; gRPC handlers
+ * serve from it, so a thousand polling seed nodes cost one read per interval,
+ * not a thousand.
+ */
+import type { Logger } from "../util/log.js";
+import type { WgDevice, WireGuard } from "../wg/types.js";
+import { diffPeers, nextPeerMap, type PeerChanges, type PeerMap } from "./view.js";
+
+export interface PeerTableOptions {
+  readonly wg: WireGuard;
+  readonly iface: string;
+  /** Shortest time between two reads of the interface. Default 250 ms. */
+  readonly pollIntervalMs?: number;
+  /**
+   * The interval stretches to this many times the duration of the last read,
+   * so a huge interface never eats the CPU (10,000 peers read in ~70 ms here
+   * → one read every 700 ms, ~10 % of a core). Default 10.
+   */
+  readonly pollCostFactor?: number;
+  readonly logger: Logger;
+}
+
+export type ChangeListener = (changes: PeerChanges) => void;
+
+export class PeerTable {
+  private device: WgDevice | null = null;
+  private map: PeerMap = new Map();
+  private error: Error | null = null;
+  private readonly listeners = new Set<ChangeListener>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private lastReadMs = 0;
+
+  constructor(private readonly options: PeerTableOptions) {}
+
+  /** The last successful read, or null before the first one. */
+  get current(): WgDevice | null {
+    return this.device;
+  }
+  get peers(): PeerMap {
+    return this.map;
+  }
+  /** Set while the interface cannot be read; cleared by the next good read. */
+  get lastError(): Error | null {
+    return this.error;
+  }
+  get lastReadDurationMs(): number {
+    return this.lastReadMs;
+  }
+
+  subscribe(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get subscriberCount(): number {
+    return this.listeners.size;
+  }
+
+  /** Reads the interface once (errors propagate: start-up fails fast) and starts polling. */
+  async start(): Promise<void> {
+    await this.refresh();
+    if (this.error) throw this.error;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  /** One read of the interface; never throws (errors are kept in lastError and logged). */
+  async refresh(): Promise<void> {
+    const started = performance.now();
+    try {
+      const device = await this.options.wg.getDevice(this.options.iface);
+      this.lastReadMs = performance.now() - started;
+      const next = nextPeerMap(this.map, device.peers);
+      const changes = diffPeers(this.map, next);
+      this.device = device;
+      this.map = next;
+      if (this.error) this.options.logger.info({ iface: this.options.iface }, "WireGuard interface readable again");
+      this.error = null;
+      if (changes.changed.length > 0 || changes.removed.length > 0) this.emit(changes);
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      if (this.error?.message !== error.message) {
+        this.options.logger.error({ iface: this.options.iface, err: error.message }, "cannot read WireGuard interface");
+      }
+      this.error = error;
+    }
+  }
+
+  private emit(changes: PeerChanges): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(changes);
+      } catch (err) {
+        this.options.logger.error({ err: String(err) }, "change listener failed");
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const base = this.options.pollIntervalMs ?? 250;
+    const delay = Math.max(base, this.lastReadMs * (this.options.pollCostFactor ?? 10));
+    this.timer = setTimeout(() => {
+      void this.refresh().finally(() => this.schedule());
+    }, delay);
+    this.timer.unref?.();
+  }
+}

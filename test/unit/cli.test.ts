@@ -1,0 +1,86 @@
+/** The built program's command line, run as a user would. */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { after, describe, it } from "node:test";
+import { resolveToken, UsageError } from "../../src/cli/common.js";
+
+const BIN = fileURLToPath(new URL("../../dist/wormhole.cjs", import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), "wormhole-cli-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function run(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: "utf8",
+    timeout: 15_000,
+    env: { ...process.env, WORMHOLE_TOKEN: "" },
+  });
+  return { status: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe("wormhole registry/node -h show the seed's flags", () => {
+  it("registry", () => {
+    const { status, out } = run("registry", "-h");
+    assert.equal(status, 0);
+    for (const flag of ["-a, --address", "-i, --iface", "-t, --token", "--token-file"]) assert.match(out, new RegExp(flag));
+    assert.match(out, /default: ":1638"/);
+    assert.doesNotMatch(out, /ifcae/, "the misspelt alias is accepted but hidden");
+  });
+  it("node", () => {
+    const { status, out } = run("node", "-h");
+    assert.equal(status, 0);
+    for (const flag of ["-a, --address", "-i, --iface", "-t, --token", "-r, --refresh", "--token-file"]) assert.match(out, new RegExp(flag));
+    assert.match(out, /default: 15s/);
+  });
+});
+
+describe("bad input gets a clear error, no stack trace", () => {
+  const cases: Array<{ args: string[]; status: number; says: RegExp }> = [
+    { args: ["registry"], status: 2, says: /--iface is required/ },
+    { args: ["node", "-i", "wg0"], status: 2, says: /--address is required/ },
+    { args: ["node", "-a", "127.0.0.1:1", "-r", "5x"], status: 2, says: /--refresh `5x' is not a duration/ },
+    { args: ["node", "-a", "127.0.0.1:1", "-r", "0s"], status: 2, says: /--refresh `0s' must be more than zero/ },
+    { args: ["node", "-a", "127.0.0.1:1", "--keepalive", "abc"], status: 2, says: /--keepalive `abc' is not a whole number/ },
+    { args: ["registry", "-i", "wg0", "--token-file", "/nonexistent/token"], status: 2, says: /cannot read --token-file `\/nonexistent\/token': no such file/ },
+    { args: ["registry", "-i", "wg0", "-t", "x", "--token-file", "/x"], status: 2, says: /only one of --token and --token-file/ },
+    { args: ["registry", "--ifcae", "wh-none-zz9", "--log-level", "silent"], status: 1, says: /WireGuard interface `wh-none-zz9' not found/ },
+    { args: ["node", "-a", "127.0.0.1:1", "-i", "wh-none-zz9"], status: 1, says: /WireGuard interface `wh-none-zz9' not found \(existing: / },
+    { args: ["registry", "-i", "wg0", "--log-format", "xml"], status: 1, says: /Allowed choices are text, json/ },
+    { args: ["frobnicate"], status: 1, says: /unknown command 'frobnicate'/ },
+  ];
+  for (const c of cases) {
+    it(`wormhole ${c.args.join(" ")}`, () => {
+      const { status, err } = run(...c.args);
+      assert.equal(status, c.status, err);
+      assert.match(err, c.says);
+      assert.doesNotMatch(err, /\n\s+at .*\(.*:\d+:\d+\)/, "no stack trace");
+    });
+  }
+});
+
+describe("resolveToken", () => {
+  it("reads --token-file, trimming one trailing newline", () => {
+    const f = join(dir, "token");
+    writeFileSync(f, "abc def\n");
+    chmodSync(f, 0o600);
+    assert.deepEqual(resolveToken({ tokenFile: f }, {}), { token: "abc def", from: "--token-file" });
+  });
+  it("falls back to WORMHOLE_TOKEN, then to none", () => {
+    assert.deepEqual(resolveToken({}, { WORMHOLE_TOKEN: "t" }), { token: "t", from: "WORMHOLE_TOKEN" });
+    assert.deepEqual(resolveToken({}, {}), { token: null, from: "none" });
+  });
+  it("--token wins over the environment", () => {
+    assert.deepEqual(resolveToken({ token: "flag" }, { WORMHOLE_TOKEN: "env" }), { token: "flag", from: "--token" });
+  });
+  it("refuses an empty or multi-line token file, quoting its path", () => {
+    const empty = join(dir, "empty");
+    writeFileSync(empty, "\n");
+    assert.throws(() => resolveToken({ tokenFile: empty }, {}), (e: Error) => e instanceof UsageError && e.message.includes(`\`${empty}' is empty`));
+    const two = join(dir, "two");
+    writeFileSync(two, "a\nb\n");
+    assert.throws(() => resolveToken({ tokenFile: two }, {}), /more than one line/);
+  });
+});

@@ -1,0 +1,77 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { diffPeers, nextPeerMap, seedReply } from "../../src/registry/view.js";
+import type { WgDevice, WgPeer } from "../../src/wg/types.js";
+import { key } from "../support/keys.js";
+
+function peer(n: number, p: Partial<WgPeer> = {}): WgPeer {
+  return {
+    publicKey: key(n),
+    endpoint: null,
+    lastHandshakeMs: 0,
+    rxBytes: 0,
+    txBytes: 0,
+    allowedIps: [`10.200.0.${n}/32`],
+    persistentKeepaliveSec: 0,
+    ...p,
+  };
+}
+
+describe("seedReply", () => {
+  it("fills the seed's fields the way the seed did", () => {
+    const device: WgDevice = {
+      name: "wg0",
+      type: "kernel",
+      publicKey: key(9),
+      listenPort: 51820,
+      peers: [
+        peer(1, { endpoint: { ip: "198.51.100.1", port: 4000 }, lastHandshakeMs: 1_700_000_000_999, rxBytes: 10, txBytes: 20 }),
+        peer(2, { endpoint: { ip: "2001:db8::2", port: 51820 }, allowedIps: ["10.200.0.2/32", "fd00::2/128"] }),
+      ],
+    };
+    assert.deepEqual(seedReply(device), {
+      deviceName: "wg0",
+      deviceType: "Linux kernel",
+      pubKey: key(9),
+      Peers: [
+        { pubKey: key(1), lastHandshakeUnixTimestamp: 1_700_000_000, TransmitBytes: 20, ReceiveBytes: 10, AllowedIPs: ["10.200.0.1/32"], endpointIP: "198.51.100.1", endpointPort: 4000 },
+        { pubKey: key(2), lastHandshakeUnixTimestamp: 0, TransmitBytes: 0, ReceiveBytes: 0, AllowedIPs: ["10.200.0.2/32", "fd00::2/128"], endpointIP: "2001:db8::2", endpointPort: 51820 },
+      ],
+    });
+  });
+
+  it("says userspace for a userspace device and leaves a missing endpoint empty", () => {
+    const reply = seedReply({ name: "wg1", type: "userspace", publicKey: key(9), listenPort: 1, peers: [peer(1)] });
+    assert.equal(reply.deviceType, "userspace");
+    assert.equal(reply.Peers?.[0]?.endpointIP, "");
+    assert.equal(reply.Peers?.[0]?.endpointPort, 0);
+  });
+});
+
+describe("nextPeerMap and diffPeers", () => {
+  it("reports new peers, moved endpoints, changed allowed IPs and removals; not handshakes or counters", () => {
+    const first = nextPeerMap(new Map(), [peer(1), peer(2, { endpoint: { ip: "198.51.100.2", port: 1 } }), peer(3)]);
+    assert.deepEqual(
+      diffPeers(new Map(), first).changed.map((p) => p.publicKey),
+      [key(1), key(2), key(3)],
+    );
+    const second = nextPeerMap(first, [
+      peer(1, { lastHandshakeMs: 5, rxBytes: 100 }),
+      peer(2, { endpoint: { ip: "198.51.100.2", port: 2 } }),
+      peer(4, { allowedIps: ["10.200.0.44/32"] }),
+    ]);
+    const d = diffPeers(first, second);
+    assert.deepEqual(
+      d.changed.map((p) => p.publicKey),
+      [key(2), key(4)],
+    );
+    assert.deepEqual(d.removed, [key(3)]);
+    assert.equal(second.get(key(1))?.endpointRevision, 1);
+    assert.equal(second.get(key(2))?.endpointRevision, 2);
+    const third = nextPeerMap(second, [peer(1, { allowedIps: ["10.200.0.1/32", "10.200.1.0/24"] }), peer(2, { endpoint: { ip: "198.51.100.2", port: 2 } }), peer(4, { allowedIps: ["10.200.0.44/32"] })]);
+    assert.deepEqual(
+      diffPeers(second, third).changed.map((p) => p.publicKey),
+      [key(1)],
+    );
+  });
+});
