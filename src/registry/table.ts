@@ -61,7 +61,7 @@ export class PeerTable {
 
   /** Reads the interface once (errors propagate: start-up fails fast) and starts polling. */
   async start(): Promise<void> {
-    await this.refresh();
+    await this.refresh(false);
     if (this.error) throw this.error;
     this.schedule();
   }
@@ -72,8 +72,8 @@ export class PeerTable {
     this.timer = null;
   }
 
-  /** One read of the interface; never throws (errors are kept in lastError and logged). */
-  async refresh(): Promise<void> {
+  /** One read of the interface; never throws (errors are kept in lastError and, by default, logged). */
+  async refresh(logErrors = true): Promise<void> {
     const started = performance.now();
     try {
       const device = await this.options.wg.getDevice(this.options.iface);
@@ -87,7 +87,7 @@ export class PeerTable {
       if (changes.changed.length > 0 || changes.removed.length > 0) this.emit(changes);
     } catch (err) {
       const error = err instanceof Error ? err : new Error(String(err));
-      if (this.error?.message !== error.message) {
+      if (logErrors && this.error?.message !== error.message) {
         this.options.logger.error({ iface: this.options.iface, err: error.message }, "cannot read WireGuard interface");
       }
       this.error = error;
