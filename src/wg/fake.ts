@@ -57,7 +57,15 @@ export class FakeWireGuard implements WireGuard {
 
   async updatePeers(name: string, updates: readonly PeerUpdate[]): Promise<void> {
     const record = (failed: boolean): void => {
-      this.calls.push({ device: name, updates: updates.map((u) => ({ ...u, ...(u.endpoint ? { endpoint: { ...u.endpoint } } : {}) })), failed });
+      this.calls.push({
+        device: name,
+        updates: updates.map((u) => ({
+          ...u,
+          ...(u.endpoint ? { endpoint: { ...u.endpoint } } : {}),
+          ...(u.recreate ? { recreate: { allowedIps: [...u.recreate.allowedIps] } } : {}),
+        })),
+        failed,
+      });
     };
     try {
       this.maybeFail("updatePeers");
@@ -67,8 +75,12 @@ export class FakeWireGuard implements WireGuard {
         const i = d.peers.findIndex((p) => p.publicKey === u.publicKey);
         const peer = d.peers[i];
         if (peer === undefined) continue; // update-only: a peer that is gone is not created
+        // A recreated peer starts afresh: no session, counters at zero.
+        const base: WgPeer = u.recreate
+          ? { ...peer, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, endpoint: null, persistentKeepaliveSec: 0, allowedIps: [...u.recreate.allowedIps] }
+          : peer;
         d.peers[i] = {
-          ...peer,
+          ...base,
           ...(u.endpoint !== undefined ? { endpoint: checkEndpoint(u.endpoint) } : {}),
           ...(u.persistentKeepaliveSec !== undefined ? { persistentKeepaliveSec: u.persistentKeepaliveSec } : {}),
         };
@@ -165,6 +177,7 @@ function makePeer(init: FakePeerInit): WgPeer {
     txBytes: 0,
     allowedIps: [],
     persistentKeepaliveSec: 0,
+    hasPresharedKey: false,
     ...init,
   });
 }

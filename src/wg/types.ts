@@ -26,6 +26,8 @@ export interface WgPeer {
   readonly allowedIps: readonly string[];
   /** Persistent keepalive interval in seconds; 0 when off. */
   readonly persistentKeepaliveSec: number;
+  /** Whether the peer has a preshared key. The key itself is never read. */
+  readonly hasPresharedKey: boolean;
 }
 
 export type DeviceType = "userspace" | "kernel";
@@ -47,6 +49,15 @@ export interface PeerUpdate {
   readonly publicKey: string;
   readonly endpoint?: Endpoint;
   readonly persistentKeepaliveSec?: number;
+  /**
+   * Remove the peer and add it again at once, with these allowed IPs and the
+   * endpoint and keepalive above, so that WireGuard sends a handshake
+   * initiation now instead of on its next 5 s retry tick (a new peer on an
+   * up interface initiates immediately; see shared/NATLAB.md). Drops any
+   * session and resets counters: only for a peer with no working session and
+   * no preshared key (which could not be restored: it is never read).
+   */
+  readonly recreate?: { readonly allowedIps: readonly string[] };
 }
 
 /** Everything wormhole ever asks of WireGuard. */

@@ -7,7 +7,7 @@
  * an error message (a bad line with a secret key is shown as `private_key=<not shown>`).
  */
 import { constants as osConstants } from "node:os";
-import { formatEndpoint, tryCanonicalCidr, tryParseEndpoint } from "./endpoint.js";
+import { canonicalCidr, formatEndpoint, tryCanonicalCidr, tryParseEndpoint } from "./endpoint.js";
 import { checkKey, isHexKey, isZeroKey, keyToHex, publicKeyFromPrivate } from "./keys.js";
 import { mayHoldSecret, quote, quoteUntrusted } from "./quote.js";
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "./types.js";
@@ -15,6 +15,7 @@ import { WgError } from "./types.js";
 
 const DIGITS = /^\d{1,20}$/;
 const SECRET_KEYS = new Set(["private_key", "preshared_key"]);
+const ZERO_KEY_HEX = /^0{64}$/;
 /** Keys that belong to a peer block (after its public_key). */
 const PEER_KEYS = new Set([
   "preshared_key",
@@ -66,6 +67,7 @@ export function parseUapiGet(name: string, reply: string): WgDevice {
   let pTx = 0;
   let pKeepalive = 0;
   let pAllowed: string[] = [];
+  let pPsk = false;
   let lineNo = 0;
   let pos = 0;
   // No closures inside this loop: it runs once per line (over 100 000 lines for 10 000 peers).
@@ -106,8 +108,9 @@ export function parseUapiGet(name: string, reply: string): WgDevice {
         // Buffer's hex decoder stops at the first bad digit, so 32 bytes out means 64 good digits in.
         const raw = value.length === 64 ? Buffer.from(value, "hex") : null;
         if (raw === null || raw.length !== 32) throw badLine(where, lineNo, key, value, "not 32 bytes of hex");
-        if (inPeer) peers.push(makePeer(pKey, pEndpoint, pSec, pNsec, pRx, pTx, pAllowed, pKeepalive));
+        if (inPeer) peers.push(makePeer(pKey, pEndpoint, pSec, pNsec, pRx, pTx, pAllowed, pKeepalive, pPsk));
         inPeer = true;
+        pPsk = false;
         pKey = raw.toString("base64");
         pEndpoint = null;
         pSec = pNsec = pRx = pTx = pKeepalive = 0;
@@ -115,7 +118,9 @@ export function parseUapiGet(name: string, reply: string): WgDevice {
         break;
       }
       case "preshared_key":
-        break; // dropped unread
+        // Only whether one is set (all zeros means none); the value is not kept.
+        pPsk = !ZERO_KEY_HEX.test(value);
+        break;
       case "endpoint":
         pEndpoint = tryParseEndpoint(value);
         if (pEndpoint === null) throw badLine(where, lineNo, key, value, "not an endpoint");
@@ -151,7 +156,7 @@ export function parseUapiGet(name: string, reply: string): WgDevice {
         break;
     }
   }
-  if (inPeer) peers.push(makePeer(pKey, pEndpoint, pSec, pNsec, pRx, pTx, pAllowed, pKeepalive));
+  if (inPeer) peers.push(makePeer(pKey, pEndpoint, pSec, pNsec, pRx, pTx, pAllowed, pKeepalive, pPsk));
   return { name, type: "userspace", publicKey, listenPort, peers };
 }
 
@@ -159,6 +164,10 @@ export function parseUapiGet(name: string, reply: string): WgDevice {
  * The `set=1` request for a list of updates: one `public_key` block per update, each with
  * `update_only=true` so a peer that is gone is never re-created. Updates that change nothing
  * are left out; returns null when nothing is left. Throws TypeError for an invalid update.
+ *
+ * A `recreate` update becomes `remove=true` followed by a fresh block for the same key with
+ * the given allowed IPs, in the same request (the daemon applies it under one lock). Race: a
+ * peer someone else removed between our read and this write is added back.
  */
 export function formatUapiSet(updates: readonly PeerUpdate[]): string | null {
   let body = "";
@@ -167,12 +176,21 @@ export function formatUapiSet(updates: readonly PeerUpdate[]): string | null {
     const hex = keyToHex(u.publicKey, `${what}: peer public key`);
     const endpoint = u.endpoint === undefined ? undefined : formatEndpoint(u.endpoint, `${what}: endpoint`);
     const keepalive = u.persistentKeepaliveSec === undefined ? undefined : checkKeepalive(u.persistentKeepaliveSec, what);
-    if (endpoint === undefined && keepalive === undefined) continue;
+    const allowed = u.recreate === undefined ? undefined : checkAllowedIps(u.recreate.allowedIps, what);
+    if (endpoint === undefined && keepalive === undefined && allowed === undefined) continue;
     body += `public_key=${hex}\nupdate_only=true\n`;
+    if (allowed !== undefined) body += `remove=true\npublic_key=${hex}\n`;
     if (endpoint !== undefined) body += `endpoint=${endpoint}\n`;
     if (keepalive !== undefined) body += `persistent_keepalive_interval=${keepalive}\n`;
+    if (allowed !== undefined) for (const cidr of allowed) body += `allowed_ip=${cidr}\n`;
   }
   return body === "" ? null : `set=1\n${body}\n`;
+}
+
+/** Validates the allowed IPs of a recreate; TypeError naming the update otherwise. */
+export function checkAllowedIps(allowedIps: readonly string[], what = "update"): string[] {
+  if (!Array.isArray(allowedIps)) throw new TypeError(`${what}: recreate.allowedIps is not a list`);
+  return allowedIps.map((cidr) => canonicalCidr(cidr, `${what}: allowed IP`));
 }
 
 function makePeer(
@@ -184,8 +202,18 @@ function makePeer(
   txBytes: number,
   allowedIps: string[],
   persistentKeepaliveSec: number,
+  hasPresharedKey: boolean,
 ): WgPeer {
-  return { publicKey, endpoint, lastHandshakeMs: sec * 1000 + Math.floor(nsec / 1e6), rxBytes, txBytes, allowedIps, persistentKeepaliveSec };
+  return {
+    publicKey,
+    endpoint,
+    lastHandshakeMs: sec * 1000 + Math.floor(nsec / 1e6),
+    rxBytes,
+    txBytes,
+    allowedIps,
+    persistentKeepaliveSec,
+    hasPresharedKey,
+  };
 }
 
 function badLine(where: string, lineNo: number, key: string, value: string, why: string): WgError {
@@ -241,6 +269,7 @@ export function checkUpdates(updates: readonly PeerUpdate[]): void {
     checkKey(u.publicKey, `${what}: peer public key`);
     if (u.endpoint !== undefined) formatEndpoint(u.endpoint, `${what}: endpoint`);
     if (u.persistentKeepaliveSec !== undefined) checkKeepalive(u.persistentKeepaliveSec, what);
+    if (u.recreate !== undefined) checkAllowedIps(u.recreate.allowedIps, what);
   }
 }
 

@@ -11,7 +11,7 @@ import { isKey } from "./keys.js";
 import { quote, quoteUntrusted } from "./quote.js";
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "./types.js";
 import { WgError } from "./types.js";
-import { checkKeepalive, checkUpdates } from "./uapi-parse.js";
+import { checkAllowedIps, checkKeepalive, checkUpdates } from "./uapi-parse.js";
 
 export interface WgToolOptions {
   readonly runner: Runner;
@@ -40,12 +40,20 @@ export async function wgtoolGetDevice(name: string, options: WgToolOptions): Pro
  */
 export async function wgtoolUpdatePeers(name: string, updates: readonly PeerUpdate[], options: WgToolOptions): Promise<void> {
   checkUpdates(updates);
-  const wanted = updates.filter((u) => u.endpoint !== undefined || u.persistentKeepaliveSec !== undefined);
+  const wanted = updates.filter((u) => u.endpoint !== undefined || u.persistentKeepaliveSec !== undefined || u.recreate !== undefined);
   if (wanted.length === 0) return;
 
   const listed = await runWg(name, ["wg", "show", name, "peers"], options);
   const existing = new Set(listed.stdout.split("\n").filter((l) => l !== ""));
   const present = wanted.filter((u) => existing.has(u.publicKey));
+  // A recreate is a remove, then the peer is set again below with its allowed IPs. Two runs, so
+  // not atomic as on the userspace socket: between them the peer does not exist.
+  const recreated = present.filter((u) => u.recreate !== undefined);
+  for (let i = 0; i < recreated.length; i += SET_BATCH) {
+    const argv = ["wg", "set", name];
+    for (const u of recreated.slice(i, i + SET_BATCH)) argv.push("peer", u.publicKey, "remove");
+    await runWg(name, argv, options);
+  }
   // Batches keep argv far below the kernel's limit (ARG_MAX) even for thousands of peers.
   for (let i = 0; i < present.length; i += SET_BATCH) {
     const argv = ["wg", "set", name];
@@ -53,6 +61,7 @@ export async function wgtoolUpdatePeers(name: string, updates: readonly PeerUpda
       argv.push("peer", u.publicKey);
       if (u.endpoint !== undefined) argv.push("endpoint", formatEndpoint(u.endpoint));
       if (u.persistentKeepaliveSec !== undefined) argv.push("persistent-keepalive", String(checkKeepalive(u.persistentKeepaliveSec)));
+      if (u.recreate !== undefined) argv.push("allowed-ips", checkAllowedIps(u.recreate.allowedIps).join(","));
     }
     await runWg(name, argv, options);
   }
@@ -138,7 +147,8 @@ export function parseDump(name: string, text: string): WgDevice {
       );
     }
     const [key = "", , epText = "", allowedText = "", hsText = "", rxText = "", txText = "", kaText = ""] = f;
-    f[1] = ""; // the preshared key is never read
+    const hasPresharedKey = f[1] !== "(none)"; // whether one is set; the key is not kept
+    f[1] = "";
     if (!isKey(key)) throw bad("peer public key", key);
     let endpoint: Endpoint | null = null;
     if (epText !== "(none)") {
@@ -163,7 +173,7 @@ export function parseDump(name: string, text: string): WgDevice {
     if (tx < 0) throw bad("transfer-tx", txText);
     const ka = kaText === "off" ? 0 : num(kaText, 65535);
     if (ka < 0) throw bad("persistent keepalive", kaText);
-    peers.push({ publicKey: key, endpoint, lastHandshakeMs: hs * 1000, rxBytes: rx, txBytes: tx, allowedIps, persistentKeepaliveSec: ka });
+    peers.push({ publicKey: key, endpoint, lastHandshakeMs: hs * 1000, rxBytes: rx, txBytes: tx, allowedIps, persistentKeepaliveSec: ka, hasPresharedKey });
   }
   return { name, type: "kernel", publicKey, listenPort, peers };
 }

@@ -17,6 +17,7 @@ import { randomBytes } from "node:crypto";
 import { access, mkdtemp, open, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { constants as fsConstants } from "node:fs";
+import { createConnection } from "node:net";
 import { delimiter, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { runCommand } from "../../src/util/runner.js";
@@ -95,6 +96,24 @@ async function setPrivateKey(ns: string, iface: string, priv: string): Promise<v
   }
 }
 
+/** One raw `set=1` on the control socket (test set-up only: secrets never touch argv or disk). */
+function uapiSet(path: string, body: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let reply = "";
+    const sock = createConnection(path, () => sock.write(`set=1\n${body}\n`));
+    sock.setEncoding("utf8");
+    sock.on("data", (d: string) => {
+      reply += d;
+      if (reply.endsWith("\n\n")) {
+        sock.destroy();
+        if (reply.trim() === "errno=0") resolve();
+        else reject(new Error(`set failed: ${reply.trim()}`));
+      }
+    });
+    sock.on("error", reject);
+  });
+}
+
 describe("wg: real wireguard-go", { skip, timeout: 60_000 }, () => {
   const tag = randomBytes(3).toString("hex");
   const ns = `wht-${tag}`;
@@ -165,6 +184,7 @@ describe("wg: real wireguard-go", { skip, timeout: 60_000 }, () => {
       txBytes: 0,
       allowedIps: ["10.77.0.2/32", "fd77::2/128"],
       persistentKeepaliveSec: 0,
+      hasPresharedKey: false,
     } satisfies WgPeer);
     assert.equal(byKey.get(k2)?.endpoint, null);
     assert.deepEqual(byKey.get(k2)?.allowedIps, ["10.77.0.3/32"]);
@@ -212,6 +232,42 @@ describe("wg: real wireguard-go", { skip, timeout: 60_000 }, () => {
     );
     assert.equal((await wgShow(iface, "persistent-keepalive")).get(k2), "10");
     assert.equal((await wgShow(iface, "endpoints")).has(kGone), false);
+  });
+
+  it("hasPresharedKey says whether a peer has one, through both parsers, without the key", async () => {
+    const psk = randomBytes(32);
+    await uapiSet(socketPath, `public_key=${Buffer.from(k2, "base64").toString("hex")}\npreshared_key=${psk.toString("hex")}\n`);
+    const viaSocket = await wg.getDevice(iface);
+    const viaTool = await wgtoolGetDevice(iface, { runner: runCommand, timeoutMs: 5000 });
+    for (const d of [viaSocket, viaTool]) {
+      assert.equal(d.peers.find((p) => p.publicKey === k2)?.hasPresharedKey, true);
+      assert.equal(d.peers.find((p) => p.publicKey === k1)?.hasPresharedKey, false);
+      const json = JSON.stringify(d);
+      assert.ok(!json.includes(psk.toString("hex")) && !json.includes(psk.toString("base64")));
+    }
+  });
+
+  it("recreate: the peer comes back with its allowed IPs, the new endpoint and keepalive; no other peer changes", async () => {
+    const before = await wg.getDevice(iface);
+    await wg.updatePeers(iface, [
+      { publicKey: k1, endpoint: { ip: "192.168.77.20", port: 40000 }, persistentKeepaliveSec: 25, recreate: { allowedIps: ["10.77.0.2/32", "fd77::2/128"] } },
+    ]);
+    const after1 = await wg.getDevice(iface);
+    assert.equal(after1.peers.length, before.peers.length);
+    const p1 = after1.peers.find((p) => p.publicKey === k1);
+    assert.deepEqual(p1?.endpoint, { ip: "192.168.77.20", port: 40000 });
+    assert.deepEqual(p1?.allowedIps, ["10.77.0.2/32", "fd77::2/128"]);
+    assert.equal(p1?.persistentKeepaliveSec, 25);
+    assert.deepEqual(after1.peers.find((p) => p.publicKey === k2), before.peers.find((p) => p.publicKey === k2));
+
+    await wgtoolUpdatePeers(iface, [{ publicKey: k1, endpoint: { ip: "192.168.77.21", port: 40001 }, persistentKeepaliveSec: 7, recreate: { allowedIps: ["10.77.0.2/32"] } }], {
+      runner: runCommand,
+      timeoutMs: 5000,
+    });
+    const p2 = (await wg.getDevice(iface)).peers.find((p) => p.publicKey === k1);
+    assert.deepEqual(p2?.endpoint, { ip: "192.168.77.21", port: 40001 });
+    assert.deepEqual(p2?.allowedIps, ["10.77.0.2/32"]);
+    assert.equal(p2?.persistentKeepaliveSec, 7);
   });
 
   it("an interface that does not exist: not-found, listing ours", async () => {

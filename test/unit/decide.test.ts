@@ -18,6 +18,7 @@ function peer(p: Partial<WgPeer>): WgPeer {
     txBytes: 0,
     allowedIps: ["10.200.0.2/32"],
     persistentKeepaliveSec: 0,
+    hasPresharedKey: false,
     ...p,
   };
 }

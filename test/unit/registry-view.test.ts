@@ -13,6 +13,7 @@ function peer(n: number, p: Partial<WgPeer> = {}): WgPeer {
     txBytes: 0,
     allowedIps: [`10.200.0.${n}/32`],
     persistentKeepaliveSec: 0,
+    hasPresharedKey: false,
     ...p,
   };
 }

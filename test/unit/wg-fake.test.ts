@@ -20,7 +20,7 @@ describe("FakeWireGuard", () => {
     assert.deepEqual(await wg.listDevices(), ["wg0", "wg1"]);
     assert.deepEqual(await wg.getDevice("wg0"), { name: "wg0", type: "userspace", publicKey: "", listenPort: 0, peers: [] });
     const d = await wg.getDevice("wg1");
-    assert.deepEqual(d.peers[0], { publicKey: K1, endpoint: null, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, allowedIps: ["10.0.0.1/32"], persistentKeepaliveSec: 0 });
+    assert.deepEqual(d.peers[0], { publicKey: K1, endpoint: null, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, allowedIps: ["10.0.0.1/32"], persistentKeepaliveSec: 0, hasPresharedKey: false });
   });
 
   it("returns copies: what a caller holds does not change later", async () => {
@@ -96,5 +96,17 @@ describe("FakeWireGuard", () => {
     await assert.rejects(wg.updatePeers("wg1", [{ publicKey: K1, endpoint: { ip: "1.2.3.4", port: 70000 } }]), TypeError);
     assert.equal((await wg.getDevice("wg1")).peers[0]?.endpoint, null);
     assert.equal(wg.calls[0]?.failed, true);
+  });
+
+  it("recreate resets the session and counters and takes the given allowed IPs", async () => {
+    const wg = make();
+    wg.addPeer("wg0", { publicKey: K1, lastHandshakeMs: 5, rxBytes: 9, txBytes: 9, allowedIps: ["10.0.0.9/32"], persistentKeepaliveSec: 3 });
+    await wg.updatePeers("wg0", [{ publicKey: K1, endpoint: { ip: "192.0.2.1", port: 1 }, persistentKeepaliveSec: 25, recreate: { allowedIps: ["10.0.0.9/32"] } }]);
+    const p = wg.peer("wg0", K1);
+    assert.deepEqual(
+      [p?.lastHandshakeMs, p?.rxBytes, p?.txBytes, p?.endpoint, p?.persistentKeepaliveSec, p?.allowedIps],
+      [0, 0, 0, { ip: "192.0.2.1", port: 1 }, 25, ["10.0.0.9/32"]],
+    );
+    assert.deepEqual(wg.calls.at(-1)?.updates[0]?.recreate, { allowedIps: ["10.0.0.9/32"] });
   });
 });

@@ -70,6 +70,7 @@ const cases: Case[] = [
           txBytes: 1234,
           allowedIps: ["10.0.0.2/32", "fd00::2/128"],
           persistentKeepaliveSec: 25,
+          hasPresharedKey: true,
         },
       ]),
   },
@@ -189,7 +190,7 @@ describe("uapi: parseUapiGet", () => {
     assert.equal(d.publicKey, PUB_OF_PRIV);
     assertNoSecret(JSON.stringify(d), PRIV, PSK);
     assert.deepEqual(Object.keys(d).sort(), ["listenPort", "name", "peers", "publicKey", "type"]);
-    assert.deepEqual(Object.keys(d.peers[0]!).sort(), ["allowedIps", "endpoint", "lastHandshakeMs", "persistentKeepaliveSec", "publicKey", "rxBytes", "txBytes"]);
+    assert.deepEqual(Object.keys(d.peers[0]!).sort(), ["allowedIps", "endpoint", "hasPresharedKey", "lastHandshakeMs", "persistentKeepaliveSec", "publicKey", "rxBytes", "txBytes"]);
   });
 });
 
@@ -223,6 +224,20 @@ function render(m: DeviceModel): string {
   }
   return `${out.join("\n")}\nerrno=0\n\n`;
 }
+
+describe("uapi: preshared key presence", () => {
+  it("an all-zero preshared_key means none; any other means one; neither is kept", () => {
+    const d = parseUapiGet(
+      "wg0",
+      lines(`private_key=${PRIV}`, `public_key=${P1}`, `preshared_key=${"0".repeat(64)}`, `public_key=${P2}`, `preshared_key=${PSK}`, `public_key=${P3}`, "errno=0"),
+    );
+    assert.deepEqual(
+      d.peers.map((p) => p.hasPresharedKey),
+      [false, true, false],
+    );
+    assertNoSecret(JSON.stringify(d), PRIV, PSK);
+  });
+});
 
 describe("uapi: parseUapiGet properties", () => {
   it("parses what a daemon would print, field for field", () => {
@@ -317,6 +332,16 @@ describe("uapi: set request and reply", () => {
         `public_key=${P2}\nupdate_only=true\nendpoint=[2001:db8::9]:4500\n` +
         `public_key=${P1}\nupdate_only=true\npersistent_keepalive_interval=0\n\n`,
     );
+  });
+
+  it("recreate: remove=true, then the same key again with endpoint, keepalive and allowed IPs", () => {
+    assert.equal(
+      formatUapiSet([{ publicKey: k1, endpoint: { ip: "203.0.113.5", port: 51820 }, persistentKeepaliveSec: 25, recreate: { allowedIps: ["10.0.0.2/32", "FD00::2/128"] } }]),
+      `set=1\npublic_key=${P1}\nupdate_only=true\nremove=true\npublic_key=${P1}\nendpoint=203.0.113.5:51820\npersistent_keepalive_interval=25\n` +
+        `allowed_ip=10.0.0.2/32\nallowed_ip=fd00::2/128\n\n`,
+    );
+    assert.throws(() => formatUapiSet([{ publicKey: k1, recreate: { allowedIps: ["10.0.0.2"] } }]), /update 1: allowed IP is not an IP prefix/);
+    assert.throws(() => formatUapiSet([{ publicKey: k1, recreate: { allowedIps: ["10.0.0.2/32\nremove=true"] } }]), TypeError);
   });
 
   it("leaves out updates that change nothing; null when none is left", () => {

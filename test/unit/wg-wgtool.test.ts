@@ -40,9 +40,9 @@ describe("wgtool: parseDump", () => {
       publicKey: PUB,
       listenPort: 51820,
       peers: [
-        { publicKey: K1, endpoint: { ip: "192.168.1.2", port: 51820 }, lastHandshakeMs: 1_700_000_000_000, rxBytes: 100, txBytes: 200, allowedIps: ["10.0.0.2/32", "fd00::2/128"], persistentKeepaliveSec: 25 },
-        { publicKey: K2, endpoint: { ip: "2001:db8::1", port: 4500 }, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, allowedIps: [], persistentKeepaliveSec: 0 },
-        { publicKey: K3, endpoint: null, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, allowedIps: ["10.0.0.3/32"], persistentKeepaliveSec: 0 },
+        { publicKey: K1, endpoint: { ip: "192.168.1.2", port: 51820 }, lastHandshakeMs: 1_700_000_000_000, rxBytes: 100, txBytes: 200, allowedIps: ["10.0.0.2/32", "fd00::2/128"], persistentKeepaliveSec: 25, hasPresharedKey: true },
+        { publicKey: K2, endpoint: { ip: "2001:db8::1", port: 4500 }, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, allowedIps: [], persistentKeepaliveSec: 0, hasPresharedKey: false },
+        { publicKey: K3, endpoint: null, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, allowedIps: ["10.0.0.3/32"], persistentKeepaliveSec: 0, hasPresharedKey: false },
       ],
     });
     assertNoSecret(JSON.stringify(d), PRIV, PSK);
@@ -165,6 +165,26 @@ describe("wgtool: backend with a fake runner", () => {
       assert.ok(!c.argv.includes("private-key") && !c.argv.includes("preshared-key"));
       assert.equal(c.options?.input, undefined);
     }
+  });
+
+  it("updatePeers recreates a peer: remove first, then set it with its allowed IPs", async () => {
+    const runner = fakeRunner((argv) => (argv[3] === "peers" ? { stdout: `${K1}\n${K2}\n` } : {}));
+    await wgtoolUpdatePeers(
+      "wg0",
+      [
+        { publicKey: K1, endpoint: { ip: "203.0.113.7", port: 41000 }, persistentKeepaliveSec: 25, recreate: { allowedIps: ["10.0.0.2/32", "fd00::2/128"] } },
+        { publicKey: K3, endpoint: { ip: "203.0.113.8", port: 1 }, recreate: { allowedIps: ["10.0.0.3/32"] } }, // gone: not created
+      ],
+      { runner, timeoutMs: 5000 },
+    );
+    assert.deepEqual(
+      runner.calls.map((c) => c.argv),
+      [
+        ["wg", "show", "wg0", "peers"],
+        ["wg", "set", "wg0", "peer", K1, "remove"],
+        ["wg", "set", "wg0", "peer", K1, "endpoint", "203.0.113.7:41000", "persistent-keepalive", "25", "allowed-ips", "10.0.0.2/32,fd00::2/128"],
+      ],
+    );
   });
 
   it("updatePeers runs nothing when no listed peer is left or nothing changes", async () => {
