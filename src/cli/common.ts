@@ -63,11 +63,12 @@ export function tokenFileWarnings(path: string | undefined): string[] {
   }
 }
 
-export function durationOption(flag: string) {
+export function durationOption(flag: string, options: { allowZero?: boolean } = {}) {
   return (value: string): number => {
     try {
+      if (options.allowZero && value.trim() === "0") return 0;
       const ms = parseDuration(value, flag);
-      if (ms <= 0) throw new Error(`${flag} \`${value}' must be more than zero`);
+      if (ms <= 0 && !options.allowZero) throw new Error(`${flag} \`${value}' must be more than zero`);
       return ms;
     } catch (err) {
       throw new UsageError((err as Error).message);

@@ -21,6 +21,7 @@ interface NodeFlags extends LogFlags {
   tokenFile?: string;
   refresh: number;
   keepalive: number;
+  probeInterval: number;
 }
 
 export function nodeCommand(): Command {
@@ -35,6 +36,14 @@ export function nodeCommand(): Command {
         .argParser(durationOption("--refresh"))
         .default(15_000, "15s"),
     )
+    .addOption(
+      new Option(
+        "--probe-interval <duration>",
+        "send a datagram through the tunnel to the registry this often, so it sees a new NAT mapping of ours at once; 0 turns it off",
+      )
+        .argParser(durationOption("--probe-interval", { allowZero: true }))
+        .default(1_000, "1s"),
+    )
     .option("--keepalive <seconds>", "persistent keepalive given to peers it points at, unless they have one", integerOption("--keepalive", 1, 65535), 25);
   addLogOptions(cmd);
   cmd.action(async (flags: NodeFlags) => {
@@ -44,7 +53,7 @@ export function nodeCommand(): Command {
     for (const w of tokenFileWarnings(flags.tokenFile)) logger.warn(w);
     if (flags.token !== undefined) logger.warn("--token is visible to every user in the process list; prefer --token-file or WORMHOLE_TOKEN");
     const agent = await runNode(
-      { address: flags.address, token: token ?? "", iface: flags.iface ?? null, refreshMs: flags.refresh, keepaliveSec: flags.keepalive },
+      { address: flags.address, token: token ?? "", iface: flags.iface ?? null, refreshMs: flags.refresh, keepaliveSec: flags.keepalive, probeIntervalMs: flags.probeInterval },
       { wg: createWireGuard(), logger, clock: systemClock },
     );
     stopOnSignal(logger, () => agent.stop());

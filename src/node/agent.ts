@@ -1,14 +1,16 @@
 /**
  * The node agent: keeps the local WireGuard peers pointed where the registry
- * says they are. It reconciles whenever the registry's view changes and on
- * every refresh tick (local state changes too: handshakes age out). The
- * decision is `decide()`; this file only does the I/O around it.
+ * says they are. It reconciles whenever the registry's view changes, when a
+ * punch retry is due, and on every refresh tick (local state changes too:
+ * handshakes age out). The decision is `decide()`; this file only does the
+ * I/O around it.
  */
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
-import { formatEndpoint } from "../wg/endpoint.js";
-import type { Endpoint, WireGuard } from "../wg/types.js";
-import { decide, type DecideOptions } from "./decide.js";
+import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
+import type { Endpoint, WgDevice, WireGuard } from "../wg/types.js";
+import { decide, type AppliedRecord, type DecideOptions } from "./decide.js";
+import { tunnelAddress, type Prober } from "./prober.js";
 import type { RegistrySource, RegistryView } from "./source.js";
 
 export interface AgentOptions {
@@ -21,6 +23,15 @@ export interface AgentOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly decideOptions?: DecideOptions;
+  /**
+   * Sends datagrams through the tunnel: to the registry every
+   * `probeIntervalMs` (so it notices a new NAT mapping of ours within that
+   * time), and to a peer whose endpoint was written without a punch.
+   * Null: none.
+   */
+  readonly prober?: Prober | null;
+  /** Default 1000; 0 turns the registry probe off. */
+  readonly probeIntervalMs?: number;
 }
 
 function short(key: string): string {
@@ -29,11 +40,17 @@ function short(key: string): string {
 
 export class NodeAgent {
   private view: RegistryView | null = null;
-  /** Per interface: what this agent last wrote per peer. */
-  private readonly applied = new Map<string, Map<string, Endpoint>>();
+  /** Per interface: what this agent wrote per peer. */
+  private readonly applied = new Map<string, Map<string, AppliedRecord>>();
+  /** Per interface: the registry's endpoint for the interface itself, at the last pass. */
+  private readonly selfSeen = new Map<string, Endpoint | null>();
+  /** Per interface: the last state read. */
+  private readonly devices = new Map<string, WgDevice>();
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | null = null;
+  private probeTimer: NodeJS.Timeout | null = null;
+  private dueTimer: { at: number; handle: NodeJS.Timeout } | null = null;
   private stopped = false;
   private readonly reported = new Map<string, string>();
 
@@ -45,12 +62,17 @@ export class NodeAgent {
       void this.reconcile();
     });
     this.timer = setInterval(() => void this.reconcile(), this.options.refreshMs);
+    const probeMs = this.options.probeIntervalMs ?? 1_000;
+    if (this.options.prober && probeMs > 0) this.probeTimer = setInterval(() => this.probeRegistry(), probeMs);
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.probeTimer) clearInterval(this.probeTimer);
+    if (this.dueTimer) clearTimeout(this.dueTimer.handle);
     this.options.source.stop();
+    this.options.prober?.close();
   }
 
   /** Resolves when the reconcile pass this call started or joined is done. Never rejects. */
@@ -88,29 +110,79 @@ export class NodeAgent {
     for (const iface of ifaces) {
       try {
         const device = await wg.getDevice(iface);
+        this.devices.set(iface, device);
         let applied = this.applied.get(iface);
         if (!applied) this.applied.set(iface, (applied = new Map()));
-        const { updates, decisions } = decide({
+        const self = view.endpoints.get(device.publicKey) ?? null;
+        const before = this.selfSeen.get(iface);
+        const selfMoved = before !== undefined && before !== null && self !== null && !endpointsEqual(before, self);
+        this.selfSeen.set(iface, self);
+        if (selfMoved) logger.info({ iface, from: formatEndpoint(before), to: formatEndpoint(self) }, "the registry sees this node at a new address");
+
+        const result = decide({
           device,
           registry: view.endpoints,
           applied,
           nowMs: this.options.clock.now(),
+          selfMoved,
           ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
         });
-        if (updates.length > 0) await wg.updatePeers(iface, updates);
-        for (const u of updates) if (u.endpoint) applied.set(u.publicKey, u.endpoint);
-        for (const d of decisions) {
-          if (d.verdict === "set" || d.verdict === "keepalive") {
-            logger.info({ iface, peer: short(d.publicKey), endpoint: d.to ? formatEndpoint(d.to) : null, via: view.via }, d.reason);
+        if (result.updates.length > 0) await wg.updatePeers(iface, result.updates);
+        for (const [key, record] of result.applied) applied.set(key, record);
+        for (const d of result.decisions) {
+          const fields = { iface, peer: short(d.publicKey), endpoint: d.to ? formatEndpoint(d.to) : null, via: view.via };
+          if (d.verdict === "unchanged" || d.verdict === "unknown" || d.verdict === "keep-working") {
+            logger.debug({ ...fields, verdict: d.verdict }, d.reason);
           } else {
-            logger.debug({ iface, peer: short(d.publicKey), verdict: d.verdict }, d.reason);
+            logger.info({ ...fields, verdict: d.verdict }, d.reason);
           }
+          // Written without a punch: make WireGuard want to send there now.
+          if (d.verdict === "set") this.pokePeer(device, d.publicKey);
         }
+        if (result.nextDueMs !== null) this.wakeAt(result.nextDueMs);
         this.solved(iface);
       } catch (err) {
         this.problem(iface, err instanceof Error ? err.message : String(err));
       }
     }
+  }
+
+  private pokePeer(device: WgDevice, publicKey: string): void {
+    const peer = device.peers.find((p) => p.publicKey === publicKey);
+    const ip = peer ? tunnelAddress(peer.allowedIps) : null;
+    if (ip) this.options.prober?.poke(ip);
+  }
+
+  /** One datagram to the registry's tunnel address on each interface that peers with it. */
+  private probeRegistry(): void {
+    const key = this.view?.registryPublicKey;
+    if (!key) return;
+    for (const [iface, device] of this.devices) {
+      const peer = device.peers.find((p) => p.publicKey === key);
+      if (!peer) continue;
+      const ip = tunnelAddress(peer.allowedIps);
+      if (ip) {
+        this.options.prober?.poke(ip);
+      } else if (!this.reported.has(`probe:${iface}`)) {
+        this.reported.set(`probe:${iface}`, "no host address");
+        this.options.logger.info(
+          { iface, allowedIps: peer.allowedIps },
+          "the registry peer has no single-host allowed IP to probe; a new NAT mapping of ours reaches the registry only with the next keepalive",
+        );
+      }
+    }
+  }
+
+  private wakeAt(atMs: number): void {
+    if (this.stopped) return;
+    if (this.dueTimer && this.dueTimer.at <= atMs) return;
+    if (this.dueTimer) clearTimeout(this.dueTimer.handle);
+    const delay = Math.max(0, atMs - this.options.clock.now());
+    const handle = setTimeout(() => {
+      this.dueTimer = null;
+      void this.reconcile();
+    }, delay);
+    this.dueTimer = { at: atMs, handle };
   }
 
   /** Logs a problem once per distinct message, not on every pass. */

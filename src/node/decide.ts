@@ -1,25 +1,39 @@
 /**
  * The node's one decision, as a pure function: given the local WireGuard
  * interface, what the registry says about each peer, what this agent wrote
- * before, and the time — which peers get which endpoint.
+ * before, and the time — which peers get which endpoint, and which are
+ * punched afresh.
  *
  * Rules, in order, per local peer:
  *  1. Only endpoints (and a keepalive) are ever changed: never keys, allowed
- *     IPs or the set of peers.
+ *     IPs or the set of peers. (A punch removes and re-adds a peer with the
+ *     same key and allowed IPs; see 6.)
  *  2. A peer the registry does not know, or knows without an endpoint, is
  *     left alone.
- *  3. A peer whose endpoint already equals the registry's is left alone,
- *     except that it gets a persistent keepalive if it has none.
- *  4. A working tunnel is never broken: a peer that handshook recently keeps
+ *  3. A working tunnel is never broken: a peer that handshook recently keeps
  *     its endpoint — unless that endpoint is exactly what this agent wrote
  *     earlier and the registry now reports another one (the peer's NAT mapping
  *     moved, e.g. its router rebooted). An endpoint that WireGuard found by
  *     roaming, or that the user set, is kept while it works.
- *  5. Otherwise (no endpoint, or no recent handshake) the registry's endpoint
+ *  4. Otherwise (no endpoint, or no recent handshake) the registry's endpoint
  *     is written, with a keepalive so the NAT mapping stays open.
+ *  5. A peer whose endpoint already equals the registry's is left alone,
+ *     except that it gets a persistent keepalive if it has none, and that a
+ *     punch this agent started is retried (6).
+ *  6. Punching. WireGuard retries a handshake only every 5 s, and setting an
+ *     endpoint does not make it send sooner; a peer added anew initiates at
+ *     once. So an endpoint for a peer without a working session is written by
+ *     re-creating the peer (same key, allowed IPs, keepalive), and when no
+ *     handshake follows within `punchRetryMs` it is re-created again, up to
+ *     `maxPunchAttempts` times; after that WireGuard's own retries and the
+ *     keepalive carry on. Peers with a preshared key are never re-created (the
+ *     key is never read, so it could not be restored): they get the endpoint
+ *     only. When the registry reports that this node's own endpoint moved,
+ *     every peer this agent punched is punched again: the paths the peers knew
+ *     lead to a mapping that no longer exists.
  */
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
-import type { Endpoint, PeerUpdate, WgDevice } from "../wg/types.js";
+import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "../wg/types.js";
 
 /**
  * WireGuard re-handshakes every 120 s (REKEY_AFTER_TIME) while traffic flows,
@@ -28,10 +42,25 @@ import type { Endpoint, PeerUpdate, WgDevice } from "../wg/types.js";
  */
 export const HEALTHY_HANDSHAKE_MS = 135_000;
 export const DEFAULT_KEEPALIVE_SEC = 25;
+export const PUNCH_RETRY_MS = 1_000;
+export const MAX_PUNCH_ATTEMPTS = 3;
 
 export interface DecideOptions {
   readonly healthyHandshakeMs?: number;
   readonly defaultKeepaliveSec?: number;
+  /** Re-create peers to punch at once (rule 6). Default true. */
+  readonly recreate?: boolean;
+  readonly punchRetryMs?: number;
+  readonly maxPunchAttempts?: number;
+}
+
+/** What this agent wrote for one peer, and how often it punched there. */
+export interface AppliedRecord {
+  readonly endpoint: Endpoint;
+  /** When it was last written (or punched). */
+  readonly atMs: number;
+  /** Punches at this endpoint so far (0 when written without re-creating). */
+  readonly attempts: number;
 }
 
 export interface DecideInput {
@@ -39,16 +68,20 @@ export interface DecideInput {
   /** The registry's endpoint for each public key it knows. */
   readonly registry: ReadonlyMap<string, Endpoint | null>;
   /** What this agent last wrote per public key (on this interface). */
-  readonly applied: ReadonlyMap<string, Endpoint>;
+  readonly applied: ReadonlyMap<string, AppliedRecord>;
   readonly nowMs: number;
+  /** The registry just reported that this interface's own endpoint changed. */
+  readonly selfMoved?: boolean;
   readonly options?: DecideOptions;
 }
 
 export type Verdict =
   | "set" // endpoint written
+  | "punch" // endpoint written by re-creating the peer
+  | "repunch" // same endpoint, punched again
   | "keepalive" // endpoint already right; keepalive added
   | "unchanged" // endpoint already right
-  | "keep-working" // differs from the registry, but the tunnel works (rule 4)
+  | "keep-working" // differs from the registry, but the tunnel works (rule 3)
   | "unknown"; // registry has nothing for this peer
 
 export interface PeerDecision {
@@ -63,55 +96,103 @@ export interface PeerDecision {
 export interface DecideResult {
   readonly updates: PeerUpdate[];
   readonly decisions: PeerDecision[];
+  /** New records for the peers written in this pass (merge into `applied`). */
+  readonly applied: ReadonlyMap<string, AppliedRecord>;
+  /** When a pending punch retry is due (epoch ms), or null when none is. */
+  readonly nextDueMs: number | null;
 }
 
 function show(e: Endpoint | null): string {
   return e ? formatEndpoint(e) : "(none)";
 }
 
+function age(ms: number): string {
+  return Number.isFinite(ms) ? `${Math.round(ms / 1000)}s` : "ever";
+}
+
 export function decide(input: DecideInput): DecideResult {
-  const healthyMs = input.options?.healthyHandshakeMs ?? HEALTHY_HANDSHAKE_MS;
-  const keepaliveSec = input.options?.defaultKeepaliveSec ?? DEFAULT_KEEPALIVE_SEC;
+  const o = input.options ?? {};
+  const healthyMs = o.healthyHandshakeMs ?? HEALTHY_HANDSHAKE_MS;
+  const keepaliveSec = o.defaultKeepaliveSec ?? DEFAULT_KEEPALIVE_SEC;
+  const retryMs = o.punchRetryMs ?? PUNCH_RETRY_MS;
+  const maxAttempts = o.maxPunchAttempts ?? MAX_PUNCH_ATTEMPTS;
+  const now = input.nowMs;
   const updates: PeerUpdate[] = [];
   const decisions: PeerDecision[] = [];
+  const applied = new Map<string, AppliedRecord>();
+  let nextDueMs: number | null = null;
+  const due = (ms: number) => {
+    nextDueMs = nextDueMs === null ? ms : Math.min(nextDueMs, ms);
+  };
+
+  const canPunch = (peer: WgPeer) => o.recreate !== false && !peer.hasPresharedKey;
+  /** The update that writes `to` into `peer`, punching when allowed. */
+  const write = (peer: WgPeer, to: Endpoint, attempts: number): { update: PeerUpdate; punched: boolean } => {
+    const keepalive = peer.persistentKeepaliveSec > 0 ? peer.persistentKeepaliveSec : keepaliveSec;
+    if (canPunch(peer)) {
+      applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts });
+      if (attempts < maxAttempts) due(now + retryMs);
+      return {
+        update: { publicKey: peer.publicKey, endpoint: to, persistentKeepaliveSec: keepalive, recreate: { allowedIps: [...peer.allowedIps] } },
+        punched: true,
+      };
+    }
+    applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts: 0 });
+    return {
+      update: { publicKey: peer.publicKey, endpoint: to, ...(peer.persistentKeepaliveSec > 0 ? {} : { persistentKeepaliveSec: keepaliveSec }) },
+      punched: false,
+    };
+  };
 
   for (const peer of input.device.peers) {
     const key = peer.publicKey;
     const target = input.registry.get(key) ?? null;
     const current = peer.endpoint;
-    const keepalive = peer.persistentKeepaliveSec > 0 ? {} : { persistentKeepaliveSec: keepaliveSec };
-    const note = (verdict: Verdict, reason: string) =>
-      decisions.push({ publicKey: key, verdict, from: current, to: target, reason });
+    const note = (verdict: Verdict, reason: string) => decisions.push({ publicKey: key, verdict, from: current, to: target, reason });
 
     if (!target) {
       note("unknown", "the registry has no endpoint for this peer");
       continue;
     }
+    const ageMs = peer.lastHandshakeMs > 0 ? now - peer.lastHandshakeMs : Infinity;
+    const working = ageMs < healthyMs;
+    const record = input.applied.get(key);
+    const ours = record !== undefined && endpointsEqual(current, record.endpoint);
+
     if (endpointsEqual(current, target)) {
-      if (peer.persistentKeepaliveSec > 0) {
+      if (ours && canPunch(peer) && input.selfMoved) {
+        const { update } = write(peer, target, 1);
+        updates.push(update);
+        note("repunch", `this node's own mapping moved; punching ${show(target)} again`);
+      } else if (ours && !working && canPunch(peer) && record.attempts > 0 && record.attempts < maxAttempts) {
+        if (now - record.atMs >= retryMs) {
+          const { update } = write(peer, target, record.attempts + 1);
+          updates.push(update);
+          note("repunch", `no handshake ${age(now - record.atMs)} after punching ${show(target)}; punch ${record.attempts + 1} of ${maxAttempts}`);
+        } else {
+          due(record.atMs + retryMs);
+          note("unchanged", `punched ${show(target)}; waiting for a handshake`);
+        }
+      } else if (peer.persistentKeepaliveSec > 0) {
         note("unchanged", `already at ${show(target)}`);
       } else {
-        updates.push({ publicKey: key, ...keepalive });
+        updates.push({ publicKey: key, persistentKeepaliveSec: keepaliveSec });
         note("keepalive", `already at ${show(target)}; adding a ${keepaliveSec}s keepalive`);
       }
       continue;
     }
-    const ageMs = peer.lastHandshakeMs > 0 ? input.nowMs - peer.lastHandshakeMs : Infinity;
-    const working = ageMs < healthyMs;
-    const ours = endpointsEqual(current, input.applied.get(key) ?? null);
     if (working && !ours) {
-      note("keep-working", `handshook ${Math.round(ageMs / 1000)}s ago at ${show(current)}; not switching to ${show(target)}`);
+      note("keep-working", `handshook ${age(ageMs)} ago at ${show(current)}; not switching to ${show(target)}`);
       continue;
     }
-    updates.push({ publicKey: key, endpoint: target, ...keepalive });
-    note(
-      "set",
-      working
-        ? `registry moved it from ${show(current)} to ${show(target)}`
-        : current
-          ? `no handshake for ${Number.isFinite(ageMs) ? `${Math.round(ageMs / 1000)}s` : "ever"} at ${show(current)}; trying ${show(target)}`
-          : `no endpoint yet; trying ${show(target)}`,
-    );
+    const { update, punched } = write(peer, target, 1);
+    updates.push(update);
+    const why = working
+      ? `registry moved it from ${show(current)} to ${show(target)}`
+      : current
+        ? `no handshake for ${age(ageMs)} at ${show(current)}; trying ${show(target)}`
+        : `no endpoint yet; trying ${show(target)}`;
+    note(punched ? "punch" : "set", why);
   }
-  return { updates, decisions };
+  return { updates, decisions, applied, nextDueMs };
 }

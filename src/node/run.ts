@@ -3,6 +3,7 @@ import type { Logger } from "../util/log.js";
 import { WgError, type WireGuard } from "../wg/types.js";
 import { NodeAgent } from "./agent.js";
 import type { DecideOptions } from "./decide.js";
+import { createUdpProber, type Prober } from "./prober.js";
 import { createGrpcSource, type RegistrySource } from "./source.js";
 
 export interface NodeConfig {
@@ -13,6 +14,8 @@ export interface NodeConfig {
   readonly iface: string | null;
   readonly refreshMs: number;
   readonly keepaliveSec: number;
+  /** Datagram to the registry's tunnel address this often; 0 for never. */
+  readonly probeIntervalMs: number;
 }
 
 export interface NodeDeps {
@@ -22,6 +25,8 @@ export interface NodeDeps {
   /** Defaults to the gRPC source for config.address. */
   readonly source?: RegistrySource;
   readonly decideOptions?: DecideOptions;
+  /** Defaults to a UDP prober; null for none. */
+  readonly prober?: Prober | null;
 }
 
 /**
@@ -56,6 +61,8 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     clock: deps.clock,
     logger,
     decideOptions: { defaultKeepaliveSec: config.keepaliveSec, ...deps.decideOptions },
+    prober: deps.prober === undefined ? createUdpProber(logger) : deps.prober,
+    probeIntervalMs: config.probeIntervalMs,
   });
   agent.start();
   logger.info({ registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs }, "node agent started");

@@ -17,6 +17,8 @@ import type { Endpoint } from "../wg/types.js";
 export interface RegistryView {
   /** Registry's endpoint for each peer it knows (null: known, no endpoint). */
   readonly endpoints: ReadonlyMap<string, Endpoint | null>;
+  /** The registry's own WireGuard public key ("" when it did not say or said garbage). */
+  readonly registryPublicKey: string;
   /** How it arrived; for logs. */
   readonly via: "watch" | "poll";
 }
@@ -166,7 +168,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         return;
       }
       markHealthy();
-      onView({ endpoints: viewFromSeedReply(reply, logger), via: "poll" });
+      onView({ endpoints: viewFromSeedReply(reply, logger), registryPublicKey: isKey(reply.pubKey) ? reply.pubKey : "", via: "poll" });
       later(refreshMs, poll);
     });
   };
@@ -175,6 +177,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
     if (stopped || !v1) return;
     const endpoints = new Map<string, Endpoint | null>();
     let gotSnapshot = false;
+    let registryPublicKey = "";
     const call = v1.Watch({ publicKey: "" }, metadata());
     stream = call;
     call.on("data", (event: WatchEvent__Output) => {
@@ -182,10 +185,14 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         logger.warn({ event: event.event }, "registry sent a Watch event this node cannot read; ignoring it");
         return;
       }
-      if (event.event === "snapshot") gotSnapshot = true;
+      if (event.event === "snapshot") {
+        gotSnapshot = true;
+        const key = event.snapshot?.registryPublicKey ?? "";
+        registryPublicKey = isKey(key) ? key : "";
+      }
       if (!gotSnapshot) return;
       markHealthy();
-      onView({ endpoints: new Map(endpoints), via: "watch" });
+      onView({ endpoints: new Map(endpoints), registryPublicKey, via: "watch" });
     });
     call.on("error", (err: grpc.ServiceError) => {
       if (stopped || stream !== call) return;

@@ -1,13 +1,24 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { decide, DEFAULT_KEEPALIVE_SEC, HEALTHY_HANDSHAKE_MS, type Verdict } from "../../src/node/decide.js";
+import {
+  decide,
+  DEFAULT_KEEPALIVE_SEC,
+  HEALTHY_HANDSHAKE_MS,
+  MAX_PUNCH_ATTEMPTS,
+  PUNCH_RETRY_MS,
+  type AppliedRecord,
+  type DecideOptions,
+  type Verdict,
+} from "../../src/node/decide.js";
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "../../src/wg/types.js";
+import { FakeClock } from "../../src/util/clock.js";
 import { key } from "../support/keys.js";
 
 const NOW = Date.UTC(2026, 10, 29, 12, 0, 0);
 const A: Endpoint = { ip: "198.51.100.7", port: 40001 };
 const B: Endpoint = { ip: "198.51.100.7", port: 40002 };
 const V6: Endpoint = { ip: "2001:db8::7", port: 51820 };
+const ALLOWED = ["10.200.0.2/32"];
 
 function peer(p: Partial<WgPeer>): WgPeer {
   return {
@@ -16,7 +27,7 @@ function peer(p: Partial<WgPeer>): WgPeer {
     lastHandshakeMs: 0,
     rxBytes: 0,
     txBytes: 0,
-    allowedIps: ["10.200.0.2/32"],
+    allowedIps: ALLOWED,
     persistentKeepaliveSec: 0,
     hasPresharedKey: false,
     ...p,
@@ -27,37 +38,69 @@ function device(...peers: WgPeer[]): WgDevice {
   return { name: "wg0", type: "userspace", publicKey: key(99), listenPort: 51820, peers };
 }
 
+const punch = (to: Endpoint, keepalive = DEFAULT_KEEPALIVE_SEC): PeerUpdate => ({
+  publicKey: key(1),
+  endpoint: to,
+  persistentKeepaliveSec: keepalive,
+  recreate: { allowedIps: ALLOWED },
+});
+
 interface Case {
   name: string;
   peer: Partial<WgPeer>;
   registry: Endpoint | null | "absent";
-  applied?: Endpoint;
+  applied?: AppliedRecord;
+  selfMoved?: boolean;
+  options?: DecideOptions;
   verdict: Verdict;
   update: PeerUpdate | null;
+  /** The record kept for the peer after this pass (absent: none written). */
+  record?: AppliedRecord;
+  nextDueMs?: number | null;
 }
 
 const recent = NOW - 10_000;
 const stale = NOW - HEALTHY_HANDSHAKE_MS - 1;
+const mine = (endpoint: Endpoint, attempts = 1, atMs = NOW - 5_000): AppliedRecord => ({ endpoint, atMs, attempts });
 
 const cases: Case[] = [
   { name: "registry does not know the peer", peer: {}, registry: "absent", verdict: "unknown", update: null },
   { name: "registry knows the peer without endpoint", peer: { endpoint: A }, registry: null, verdict: "unknown", update: null },
   {
-    name: "no local endpoint: take the registry's, with the default keepalive",
+    name: "no local endpoint: punch the registry's, with the default keepalive",
     peer: {},
+    registry: A,
+    verdict: "punch",
+    update: punch(A),
+    record: { endpoint: A, atMs: NOW, attempts: 1 },
+    nextDueMs: NOW + PUNCH_RETRY_MS,
+  },
+  {
+    name: "a punch keeps the user's keepalive",
+    peer: { persistentKeepaliveSec: 10 },
+    registry: A,
+    verdict: "punch",
+    update: punch(A, 10),
+  },
+  {
+    name: "a peer with a preshared key is never re-created: endpoint and keepalive only",
+    peer: { hasPresharedKey: true },
     registry: A,
     verdict: "set",
     update: { publicKey: key(1), endpoint: A, persistentKeepaliveSec: DEFAULT_KEEPALIVE_SEC },
+    record: { endpoint: A, atMs: NOW, attempts: 0 },
+    nextDueMs: null,
   },
   {
-    name: "user's keepalive is kept",
+    name: "punching turned off: endpoint only, the user's keepalive kept",
     peer: { persistentKeepaliveSec: 10 },
     registry: A,
+    options: { recreate: false },
     verdict: "set",
     update: { publicKey: key(1), endpoint: A },
   },
   {
-    name: "same endpoint, keepalive set: nothing to do",
+    name: "same endpoint, keepalive set, not ours: nothing to do",
     peer: { endpoint: A, persistentKeepaliveSec: 25 },
     registry: A,
     verdict: "unchanged",
@@ -88,38 +131,94 @@ const cases: Case[] = [
     name: "working tunnel on an endpoint we wrote, registry moved: follow the registry",
     peer: { endpoint: B, lastHandshakeMs: recent, persistentKeepaliveSec: 25 },
     registry: A,
-    applied: B,
-    verdict: "set",
-    update: { publicKey: key(1), endpoint: A },
+    applied: mine(B),
+    verdict: "punch",
+    update: punch(A, 25),
   },
   {
     name: "working tunnel, we wrote something else earlier, WireGuard roamed since: keep",
     peer: { endpoint: B, lastHandshakeMs: recent, persistentKeepaliveSec: 25 },
     registry: A,
-    applied: V6,
+    applied: mine(V6),
     verdict: "keep-working",
     update: null,
   },
   {
-    name: "stale handshake on a different endpoint: try the registry's",
+    name: "stale handshake on a different endpoint: punch the registry's",
     peer: { endpoint: B, lastHandshakeMs: stale, persistentKeepaliveSec: 25 },
     registry: A,
-    verdict: "set",
-    update: { publicKey: key(1), endpoint: A },
+    verdict: "punch",
+    update: punch(A, 25),
   },
   {
     name: "handshake exactly at the limit is stale",
     peer: { endpoint: B, lastHandshakeMs: NOW - HEALTHY_HANDSHAKE_MS, persistentKeepaliveSec: 25 },
     registry: A,
-    verdict: "set",
-    update: { publicKey: key(1), endpoint: A },
+    verdict: "punch",
+    update: punch(A, 25),
   },
   {
-    name: "never handshook on a different endpoint: try the registry's",
-    peer: { endpoint: B, persistentKeepaliveSec: 25 },
+    name: "our punch got no handshake within the retry time: punch again",
+    peer: { endpoint: A, persistentKeepaliveSec: 25 },
     registry: A,
-    verdict: "set",
-    update: { publicKey: key(1), endpoint: A },
+    applied: mine(A, 1, NOW - PUNCH_RETRY_MS),
+    verdict: "repunch",
+    update: punch(A, 25),
+    record: { endpoint: A, atMs: NOW, attempts: 2 },
+    nextDueMs: NOW + PUNCH_RETRY_MS,
+  },
+  {
+    name: "our punch is younger than the retry time: wait, and say when to look again",
+    peer: { endpoint: A, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, 1, NOW - 200),
+    verdict: "unchanged",
+    update: null,
+    nextDueMs: NOW - 200 + PUNCH_RETRY_MS,
+  },
+  {
+    name: "the last punch attempt is not followed by another",
+    peer: { endpoint: A, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, MAX_PUNCH_ATTEMPTS - 1, NOW - 2 * PUNCH_RETRY_MS),
+    verdict: "repunch",
+    update: punch(A, 25),
+    record: { endpoint: A, atMs: NOW, attempts: MAX_PUNCH_ATTEMPTS },
+    nextDueMs: null,
+  },
+  {
+    name: "after the last attempt, WireGuard's own retries carry on",
+    peer: { endpoint: A, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, MAX_PUNCH_ATTEMPTS, NOW - 60_000),
+    verdict: "unchanged",
+    update: null,
+    nextDueMs: null,
+  },
+  {
+    name: "a punch that worked is left alone",
+    peer: { endpoint: A, lastHandshakeMs: recent, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, 1, NOW - 5_000),
+    verdict: "unchanged",
+    update: null,
+  },
+  {
+    name: "this node's own mapping moved: punch a working peer we punched before",
+    peer: { endpoint: A, lastHandshakeMs: recent, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, MAX_PUNCH_ATTEMPTS, NOW - 60_000),
+    selfMoved: true,
+    verdict: "repunch",
+    update: punch(A, 25),
+  },
+  {
+    name: "this node's own mapping moved: an endpoint we did not write is not touched",
+    peer: { endpoint: A, lastHandshakeMs: recent, persistentKeepaliveSec: 25 },
+    registry: A,
+    selfMoved: true,
+    verdict: "unchanged",
+    update: null,
   },
 ];
 
@@ -128,12 +227,15 @@ describe("decide", () => {
     it(c.name, () => {
       const registry = new Map<string, Endpoint | null>();
       if (c.registry !== "absent") registry.set(key(1), c.registry);
-      const applied = new Map<string, Endpoint>();
+      const applied = new Map<string, AppliedRecord>();
       if (c.applied) applied.set(key(1), c.applied);
-      const { updates, decisions } = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW });
-      assert.equal(decisions.length, 1);
-      assert.equal(decisions[0]?.verdict, c.verdict, decisions[0]?.reason);
-      assert.deepEqual(updates, c.update ? [c.update] : []);
+      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, ...(c.options ? { options: c.options } : {}) });
+      assert.equal(result.decisions.length, 1);
+      assert.equal(result.decisions[0]?.verdict, c.verdict, result.decisions[0]?.reason);
+      assert.deepEqual(result.updates, c.update ? [c.update] : []);
+      if (c.record !== undefined) assert.deepEqual(result.applied.get(key(1)), c.record);
+      if (!c.update?.endpoint) assert.equal(result.applied.size, 0, "nothing written, nothing recorded");
+      if (c.nextDueMs !== undefined) assert.equal(result.nextDueMs, c.nextDueMs);
     });
   }
 
@@ -153,11 +255,13 @@ describe("decide", () => {
     );
   });
 
-  it("only ever changes endpoint and keepalive", () => {
+  it("only ever changes endpoint and keepalive, and re-creates with the peer's own allowed IPs", () => {
     const registry = new Map<string, Endpoint | null>([[key(1), A]]);
-    const { updates } = decide({ device: device(peer({})), registry, applied: new Map(), nowMs: NOW });
+    const allowed = ["10.200.0.2/32", "fd00::2/128", "192.168.50.0/24"];
+    const { updates } = decide({ device: device(peer({ allowedIps: allowed })), registry, applied: new Map(), nowMs: NOW });
     for (const u of updates) {
-      assert.deepEqual(Object.keys(u).sort(), ["endpoint", "persistentKeepaliveSec", "publicKey"]);
+      assert.deepEqual(Object.keys(u).sort(), ["endpoint", "persistentKeepaliveSec", "publicKey", "recreate"]);
+      assert.deepEqual(u.recreate?.allowedIps, allowed);
     }
   });
 
@@ -165,6 +269,24 @@ describe("decide", () => {
     const registry = new Map<string, Endpoint | null>([[key(1), A]]);
     const p = peer({ endpoint: B, lastHandshakeMs: NOW - 20_000 });
     const strict = decide({ device: device(p), registry, applied: new Map(), nowMs: NOW, options: { healthyHandshakeMs: 15_000, defaultKeepaliveSec: 5 } });
-    assert.deepEqual(strict.updates, [{ publicKey: key(1), endpoint: A, persistentKeepaliveSec: 5 }]);
+    assert.deepEqual(strict.updates, [punch(A, 5)]);
+  });
+
+  it("a punch that never gets through is tried MAX_PUNCH_ATTEMPTS times, then left to WireGuard (fake clock)", () => {
+    const clock = new FakeClock(NOW);
+    const registry = new Map<string, Endpoint | null>([[key(1), A]]);
+    const applied = new Map<string, AppliedRecord>();
+    let current: WgPeer = peer({});
+    let punches = 0;
+    for (let step = 0; step < 40; step++) {
+      const r = decide({ device: device(current), registry, applied, nowMs: clock.now() });
+      for (const [k, v] of r.applied) applied.set(k, v);
+      for (const u of r.updates) {
+        if (u.recreate) punches += 1;
+        current = { ...current, endpoint: u.endpoint ?? current.endpoint, persistentKeepaliveSec: u.persistentKeepaliveSec ?? current.persistentKeepaliveSec };
+      }
+      clock.advance(250);
+    }
+    assert.equal(punches, MAX_PUNCH_ATTEMPTS);
   });
 });
