@@ -5,6 +5,7 @@ import { CommandError } from "../util/runner.js";
 import { WgError } from "../wg/types.js";
 import { UsageError } from "./common.js";
 import { nodeCommand } from "./node.js";
+import { labCommand } from "./lab.js";
 import { registryCommand } from "./registry.js";
 
 export const VERSION = "0.1.0";
@@ -15,7 +16,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError("(add -h for help)")
     .exitOverride();
-  for (const sub of [registryCommand(), nodeCommand()]) {
+  for (const sub of [registryCommand(), nodeCommand(), labCommand()]) {
     sub.exitOverride().showHelpAfterError("(add -h for help)");
     program.addCommand(sub);
   }

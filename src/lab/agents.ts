@@ -1,0 +1,203 @@
+/**
+ * Who hands the registry-observed endpoints to the nodes: pluggable.
+ *
+ * - {@link wormholeAgents}: the real product, `wormhole registry` and
+ *   `wormhole node` processes started inside the lab's namespaces.
+ * - {@link manualAgents}: a stand-in that does by hand what a node agent does
+ *   (read the registry's `wg show IFACE endpoints`, `wg set` them on each node),
+ *   to prove the topology independently of the product.
+ */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Lab } from "./lab.js";
+import type { LabProcess } from "./process.js";
+import { tailFile } from "./process.js";
+import { pollUntil } from "./wait.js";
+import { formatEndpoint, inNs, readEndpoints } from "./wg.js";
+
+export interface AgentDriver {
+  /** "wormhole" or "manual", for logs and reports. */
+  readonly name: string;
+  startRegistry(lab: Lab): Promise<void>;
+  /** Stops the registry agent; `signal` SIGKILL simulates a crash. */
+  stopRegistry(lab: Lab, signal?: NodeJS.Signals): Promise<void>;
+  startNode(lab: Lab, node: string): Promise<void>;
+  /** Stops everything this driver started (the lab's teardown also kills its processes). */
+  stopAll(lab: Lab): Promise<void>;
+}
+
+/** Starts the registry, then every node's agent (or only `nodes`). */
+export async function startAgents(lab: Lab, driver: AgentDriver, nodes: readonly string[] = lab.plan.nodes.map((n) => n.name)): Promise<void> {
+  await driver.startRegistry(lab);
+  for (const n of nodes) await driver.startNode(lab, n);
+}
+
+// ---- the real wormhole ---------------------------------------------------------
+
+export interface WormholeAgentsOptions {
+  /** argv prefix of the wormhole CLI. Default {@link defaultWormholeCommand}(). */
+  readonly command?: readonly string[];
+  /** `wormhole node -r`: how often a node asks the registry. Default "1s". */
+  readonly refresh?: string;
+  /** Bound for the registry to listen. Default 15 000. */
+  readonly readyTimeoutMs?: number;
+}
+
+/**
+ * The running CLI when this code runs inside dist/wormhole.cjs (`wormhole lab`),
+ * else `<cwd>/dist/wormhole.cjs`; always run with this Node.
+ */
+export function defaultWormholeCommand(): string[] {
+  const self = process.argv[1];
+  if (self && /wormhole(\.c?js)?$/.test(self)) return [process.execPath, self];
+  return [process.execPath, resolve(process.cwd(), "dist/wormhole.cjs")];
+}
+
+export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver {
+  const command = options.command ?? defaultWormholeCommand();
+  const refresh = options.refresh ?? "1s";
+  let registry: LabProcess | null = null;
+  const nodes = new Map<string, LabProcess>();
+  let starts = 0;
+
+  const checkCommand = (): void => {
+    // The script (argv[1] of `node script`) must exist; a bare binary is found by spawn itself.
+    const script = command.length > 1 ? command[1] : undefined;
+    if (script && !existsSync(script)) {
+      throw new Error(`wormhole agents: \`${script}' does not exist; run \`npm run build' first (or set the lab's wormhole command)`);
+    }
+  };
+
+  return {
+    name: "wormhole",
+    async startRegistry(lab) {
+      checkCommand();
+      const reg = lab.plan.registry;
+      const listen = `${reg.ip}:${reg.grpcPort}`;
+      const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile], {
+        logName: `reg.wormhole.${++starts}`,
+      });
+      registry = proc;
+      await pollUntil(
+        `wormhole registry to listen on ${listen}`,
+        async () => {
+          const st = proc.exitStatus();
+          if (st) throw new Error(`wormhole registry exited (${st.signal ?? `code ${st.code}`}) before listening:\n${await tailFile(proc.logFile, 20)}`);
+          const r = await lab.run(inNs(reg.ns, ["ss", "-Hltn", `sport = :${reg.grpcPort}`]), { allowFailure: true });
+          return r.stdout.trim() ? true : undefined;
+        },
+        { timeoutMs: options.readyTimeoutMs ?? 15_000, intervalMs: 100, check: () => lab.checkOpen() },
+      ).catch(async (err: Error) => {
+        if (proc.exitStatus()) throw err;
+        throw new Error(`${err.message}\n${await tailFile(proc.logFile, 20)}`, { cause: err });
+      });
+    },
+    async stopRegistry(lab, signal) {
+      if (registry) await lab.stopProcess(registry, signal ? { signal } : {});
+      registry = null;
+    },
+    async startNode(lab, name) {
+      checkCommand();
+      const n = lab.node(name);
+      const reg = lab.plan.registry;
+      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", `${reg.ip}:${reg.grpcPort}`, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh], {
+        logName: `${name}.wormhole.${++starts}`,
+      });
+      nodes.set(name, proc);
+    },
+    async stopAll(lab) {
+      await Promise.allSettled([...nodes.values()].map((p) => lab.stopProcess(p)));
+      nodes.clear();
+      await this.stopRegistry(lab);
+    },
+  };
+}
+
+// ---- the manual stand-in -------------------------------------------------------
+
+export interface ManualAgentsOptions {
+  /** How often the stand-in reads the registry and updates nodes. Default 1 000. */
+  readonly intervalMs?: number;
+}
+
+/**
+ * Does what a node agent does, without the product: every interval, read the
+ * registry's `wg show IFACE endpoints`; for each started node, `wg set` the
+ * endpoint of each other node's peer when the registry's view of that peer
+ * changed since it was last applied (first sight included). A peer whose
+ * endpoint WireGuard roamed away from an unchanged registry view is left alone.
+ * "Registry down" = it stops reading.
+ */
+export function manualAgents(options: ManualAgentsOptions = {}): AgentDriver {
+  const intervalMs = options.intervalMs ?? 1_000;
+  const started = new Set<string>();
+  /** `${node} ${peerKey}` → the registry endpoint last applied. */
+  const applied = new Map<string, string>();
+  let registryUp = false;
+  let timer: NodeJS.Timeout | null = null;
+  let running: Promise<void> = Promise.resolve();
+
+  const round = async (lab: Lab): Promise<void> => {
+    if (!registryUp || lab.closed) return;
+    const reg = lab.plan.registry;
+    const seen = await readEndpoints(lab.run, reg.ns, reg.iface);
+    await Promise.all(
+      [...started].map(async (name) => {
+        try {
+          const peers = await lab.readPeers(name);
+          const updates = peers.flatMap((p) => {
+            const want = seen.get(p.publicKey);
+            if (!want) return [];
+            const endpoint = formatEndpoint(want);
+            if (applied.get(`${name} ${p.publicKey}`) === endpoint) return [];
+            return [{ publicKey: p.publicKey, endpoint }];
+          });
+          if (updates.length) {
+            lab.log(`manual agent ${name}: ${updates.map((u) => `${lab.hostOfKey(u.publicKey) ?? "?"} -> ${u.endpoint}`).join(", ")}`);
+            await lab.setPeers(name, updates);
+            for (const u of updates) applied.set(`${name} ${u.publicKey}`, u.endpoint);
+          }
+        } catch (err) {
+          if (!lab.closed) lab.log(`manual agent ${name}: ${(err as Error).message}`);
+        }
+      }),
+    );
+  };
+
+  const ensureLoop = (lab: Lab): void => {
+    if (timer) return;
+    const tick = (): void => {
+      running = round(lab)
+        .catch((err: Error) => {
+          if (!lab.closed) lab.log(`manual agents: ${err.message}`);
+        })
+        .finally(() => {
+          if (timer && !lab.closed) timer = setTimeout(tick, intervalMs);
+        });
+    };
+    timer = setTimeout(tick, 0);
+  };
+
+  return {
+    name: "manual",
+    async startRegistry(lab) {
+      registryUp = true;
+      ensureLoop(lab);
+    },
+    async stopRegistry() {
+      registryUp = false;
+    },
+    async startNode(lab, name) {
+      lab.node(name);
+      started.add(name);
+      ensureLoop(lab);
+    },
+    async stopAll() {
+      if (timer) clearTimeout(timer);
+      timer = null;
+      registryUp = false;
+      started.clear();
+      await running;
+    },
+  };
+}

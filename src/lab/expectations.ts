@@ -1,0 +1,66 @@
+/**
+ * What today's product should achieve for each pair of NAT behaviours.
+ *
+ * Today a node learns only the endpoints the registry's WireGuard observed:
+ * no LAN candidates, no port prediction, no relay. Each pair that is not
+ * `direct` carries the reason (a known gap); when the capability lands, the
+ * matrix test fails on that pair and the table is updated.
+ * Pure; table-tested in test/lab/units.test.ts.
+ */
+import type { NatBehaviour } from "./nat.js";
+import type { PathKind } from "./path.js";
+import { pathRank } from "./path.js";
+
+export interface Expectation {
+  /** The expected path. */
+  readonly path: PathKind;
+  /** Other outcomes that are also correct today (a race between the two peers' first packets). */
+  readonly alsoAccepted?: readonly PathKind[];
+  /** Why this pair is not (always) direct today. */
+  readonly gap?: string;
+}
+
+export interface PairEnds {
+  readonly nat: NatBehaviour;
+  readonly site: string;
+}
+
+export const GAPS = {
+  sameRouter:
+    "same router, no hairpin: the registry only knows the shared public address; needs LAN candidates",
+  symmetric:
+    "symmetric NAT (APDM): the registry-observed port is only valid toward the registry; needs port prediction or a relay",
+  bareBoth:
+    "bare masquerade on both sides: each peer's first packet lands on the other's router, its conntrack entry takes the mapping and masquerade moves to another port (NATLAB.md); needs a relay",
+  bareRace:
+    "race: direct when the bare side's first packet leaves before the peer's arrives at the bare router; otherwise the bare-masquerade clash (NATLAB.md) keeps it down",
+} as const;
+
+/** Expected path from `a` to `b` (symmetric in a and b). */
+export function expectedPath(a: PairEnds, b: PairEnds): Expectation {
+  if (a.site === b.site) return { path: "down", gap: GAPS.sameRouter };
+  const has = (n: NatBehaviour): boolean => a.nat === n || b.nat === n;
+  // A public host accepts unsolicited packets and roams to wherever it hears from: that rescues every NAT.
+  if (has("public")) return { path: "direct" };
+  if (has("symmetric")) return { path: "down", gap: GAPS.symmetric };
+  if (a.nat === "bare" && b.nat === "bare") return { path: "down", gap: GAPS.bareBoth };
+  if (has("bare")) return { path: "down", alsoAccepted: ["direct"], gap: GAPS.bareRace };
+  return { path: "direct" };
+}
+
+export function accepted(e: Expectation): PathKind[] {
+  return [e.path, ...(e.alsoAccepted ?? [])];
+}
+
+export type Verdict = "as-expected" | "worse" | "better" | "different";
+
+/** How an observed path compares with the expectation. */
+export function judge(observed: PathKind, e: Expectation): Verdict {
+  const ok = accepted(e);
+  if (ok.includes(observed)) return "as-expected";
+  const worst = Math.min(...ok.map(pathRank));
+  const best = Math.max(...ok.map(pathRank));
+  if (pathRank(observed) < worst) return "worse";
+  if (pathRank(observed) > best) return "better";
+  return "different";
+}

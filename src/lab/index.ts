@@ -1,0 +1,23 @@
+/** The NAT lab's public surface. See lab.ts for the topology. */
+export type { AgentDriver, ManualAgentsOptions, WormholeAgentsOptions } from "./agents.js";
+export { defaultWormholeCommand, manualAgents, startAgents, wormholeAgents } from "./agents.js";
+export type { DemoOptions, DemoResult, DemoRow } from "./demo.js";
+export { renderDemoTable, runDemo } from "./demo.js";
+export type { Expectation, PairEnds, Verdict } from "./expectations.js";
+export { GAPS, accepted, expectedPath, judge } from "./expectations.js";
+export type { LabOptions, PingResult } from "./lab.js";
+export { Lab, LabClosedError, createLab, withLab } from "./lab.js";
+export type { MatrixOptions, MatrixResult, PairVerdict } from "./matrix.js";
+export { matrixSites, measureMatrix, renderGrid, representatives, runMatrix } from "./matrix.js";
+export type { NatBehaviour, NatProfile } from "./nat.js";
+export { NAT_BEHAVIOURS, NAT_DESCRIPTIONS, isNatBehaviour, natRuleset } from "./nat.js";
+export type { PairResult, PathKind } from "./path.js";
+export { PATH_KINDS, classifyPath, measurePaths } from "./path.js";
+export type { Prerequisites } from "./preflight.js";
+export { checkPrerequisites, whyLabCannotRun } from "./preflight.js";
+export type { NodeFirstResult, RebindResult, RegistryRestartResult, ScenarioOptions } from "./scenarios.js";
+export { ALICE, BOB, pairSites, runNodeFirstScenario, runRebindScenario, runRegistryRestartScenario } from "./scenarios.js";
+export type { Leftovers, SweepReport } from "./sweep.js";
+export { findLeftovers, isEmpty, sweepLeftovers } from "./sweep.js";
+export type { LabPlan, NodePlan, SiteSpec } from "./topology.js";
+export { planLab } from "./topology.js";
