@@ -13,7 +13,8 @@ import type { Lab } from "./lab.js";
 import type { LabProcess } from "./process.js";
 import { tailFile } from "./process.js";
 import { pollUntil } from "./wait.js";
-import { formatEndpoint, inNs, readEndpoints } from "./wg.js";
+import { formatEndpoint } from "../wg/endpoint.js";
+import { inNs, readEndpoints } from "./wg.js";
 
 export interface AgentDriver {
   /** "wormhole" or "manual", for logs and reports. */

@@ -16,7 +16,7 @@ import { NAT_DESCRIPTIONS } from "./nat.js";
 import type { PathKind } from "./path.js";
 import { classifyPath } from "./path.js";
 import { ALICE, BOB, pairSites } from "./scenarios.js";
-import { formatEndpoint } from "./wg.js";
+import { formatEndpoint } from "../wg/endpoint.js";
 
 export interface DemoOptions {
   /** Behaviours of alice's and bob's sites. Default ["home", "home"]. */

@@ -189,7 +189,7 @@ export class Lab {
     return undefined;
   }
 
-  async readPeers(host: string): Promise<WgPeer[]> {
+  async readPeers(host: string): Promise<readonly WgPeer[]> {
     const h = this.host(host);
     return readPeers(this.run, h.ns, h.iface);
   }

@@ -92,10 +92,10 @@ export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<P
   const froms = [...new Set(options.pairs.map(([a]) => a))];
   const pending = new Map(options.pairs.map(([a, b]) => [`${a}>${b}`, { from: a, to: b, handshakeMs: null as number | null }]));
   const done = new Map<string, PairResult>();
-  const peerOf = (peers: Map<string, WgPeer[]>, a: string, b: string): WgPeer | undefined =>
+  const peerOf = (peers: Map<string, readonly WgPeer[]>, a: string, b: string): WgPeer | undefined =>
     peers.get(a)?.find((p) => p.publicKey === lab.publicKey(b));
 
-  const readAll = async (): Promise<Map<string, WgPeer[]>> => {
+  const readAll = async (): Promise<Map<string, readonly WgPeer[]>> => {
     const lists = await mapLimit(froms, 6, async (a) => [a, await lab.readPeers(a)] as const);
     return new Map(lists);
   };

@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { inspect } from "node:util";
 import type { Runner } from "../util/runner.js";
 import type { Endpoint, WgPeer } from "../wg/types.js";
+import { wgtoolGetDevice } from "../wg/wgtool.js";
 
 /** A value that prints as `[secret]` however it is logged. */
 export class Secret {
@@ -107,58 +108,18 @@ export async function setPeers(run: Runner, ns: string, iface: string, peers: re
   await run(inNs(ns, ["wg", "set", iface, ...peers.flatMap(peerArgs)]));
 }
 
-export function parseEndpoint(text: string): Endpoint | null {
-  if (text === "(none)") return null;
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(text);
-  if (!m) throw new Error(`unparsable WireGuard endpoint \`${text}'`);
-  return { ip: m[1] as string, port: Number(m[2]) };
-}
-
-export function formatEndpoint(e: Endpoint): string {
-  return e.ip.includes(":") ? `[${e.ip}]:${e.port}` : `${e.ip}:${e.port}`;
-}
-
 /**
- * Parses `wg show IFACE dump`. Its first line carries the interface's PRIVATE
- * key: it is dropped unread. Peer lines: public-key preshared-key endpoint
- * allowed-ips latest-handshake rx tx keepalive (only whether a preshared key
- * is set is kept).
+ * A host's peers, read with `wg show IFACE dump` inside its namespace and
+ * parsed by the product's own parser (src/wg), which drops the private key.
  */
-export function parseDumpPeers(stdout: string): WgPeer[] {
-  const lines = stdout.split("\n").slice(1).filter((l) => l.length > 0);
-  return lines.map((line, i) => {
-    const f = line.split("\t");
-    if (f.length !== 8) throw new Error(`\`wg show dump' peer line ${i + 1} has ${f.length} fields, expected 8`);
-    const [publicKey, psk, endpoint, allowed, handshake, rx, tx, keepalive] = f as [string, string, string, string, string, string, string, string];
-    return {
-      publicKey,
-      endpoint: parseEndpoint(endpoint),
-      lastHandshakeMs: Number(handshake) * 1000,
-      rxBytes: Number(rx),
-      txBytes: Number(tx),
-      allowedIps: allowed === "(none)" ? [] : allowed.split(","),
-      persistentKeepaliveSec: keepalive === "off" ? 0 : Number(keepalive),
-      hasPresharedKey: psk !== "(none)",
-    };
-  });
+export async function readPeers(run: Runner, ns: string, iface: string): Promise<readonly WgPeer[]> {
+  const inside: Runner = (argv, options) => run(inNs(ns, argv), options);
+  return (await wgtoolGetDevice(iface, { runner: inside, timeoutMs: 5_000 })).peers;
 }
 
-export async function readPeers(run: Runner, ns: string, iface: string): Promise<WgPeer[]> {
-  // allowFailure: a failing run's error would quote stdout, and stdout starts with the private key.
-  const r = await run(inNs(ns, ["wg", "show", iface, "dump"]), { allowFailure: true, timeoutMs: 5_000 });
-  if (r.code !== 0) throw new Error(`\`wg show ${iface} dump' in ${ns} failed (exit status ${r.code}): ${r.stderr.trim()}`);
-  return parseDumpPeers(r.stdout);
-}
-
-/** `wg show IFACE endpoints` as a map public key → endpoint (peers without one are left out). */
+/** A host's peers' endpoints, as a map public key → endpoint (peers without one are left out). */
 export async function readEndpoints(run: Runner, ns: string, iface: string): Promise<Map<string, Endpoint>> {
-  const out = (await run(inNs(ns, ["wg", "show", iface, "endpoints"]), { timeoutMs: 5_000 })).stdout;
   const map = new Map<string, Endpoint>();
-  for (const line of out.split("\n")) {
-    const [key, ep] = line.split("\t");
-    if (!key || !ep) continue;
-    const endpoint = parseEndpoint(ep);
-    if (endpoint) map.set(key, endpoint);
-  }
+  for (const p of await readPeers(run, ns, iface)) if (p.endpoint) map.set(p.publicKey, p.endpoint);
   return map;
 }

@@ -8,7 +8,7 @@ import type { Expectation, NatBehaviour, PairVerdict, PathKind } from "../../src
 import { NAT_BEHAVIOURS, classifyPath, expectedPath, judge, matrixSites, natRuleset, planLab, renderGrid, whyLabCannotRun } from "../../src/lab/index.js";
 import { IFNAME_MAX, runIdOf, wgInterfaceName } from "../../src/lab/names.js";
 import { remapRuleset } from "../../src/lab/nat.js";
-import { Secret, parseDumpPeers } from "../../src/lab/wg.js";
+import { Secret } from "../../src/lab/wg.js";
 import type { WgPeer } from "../../src/wg/types.js";
 
 describe("names", () => {
@@ -87,35 +87,8 @@ describe("NAT rulesets", () => {
   });
 });
 
-describe("wg dump parsing and secrets", () => {
+describe("lab secrets", () => {
   const PRIV = "aPrivateKeyThatMustNeverBeReturnedXXXXXXXX=";
-  const dump = [
-    `${PRIV}\tPUBiface=\t51820\toff`,
-    "PEERa=\t(none)\t203.0.113.101:51820\t10.200.0.10/32\t1700000000\t180\t92\t25",
-    "PEERb=\tsomePresharedKeyXXXXXXXXXXXXXXXXXXXXXXXXXXX=\t(none)\t10.200.0.11/32,fd00::b/128\t0\t0\t0\toff",
-  ].join("\n");
-  it("drops the interface line (it holds the private key) and parses peers", () => {
-    const peers = parseDumpPeers(`${dump}\n`);
-    assert.equal(peers.length, 2);
-    assert.doesNotMatch(JSON.stringify(peers), /aPrivateKey|somePresharedKey/);
-    assert.deepEqual(peers[0], {
-      publicKey: "PEERa=",
-      endpoint: { ip: "203.0.113.101", port: 51820 },
-      lastHandshakeMs: 1_700_000_000_000,
-      rxBytes: 180,
-      txBytes: 92,
-      allowedIps: ["10.200.0.10/32"],
-      persistentKeepaliveSec: 25,
-      hasPresharedKey: false,
-    } satisfies WgPeer);
-    assert.equal(peers[1]?.endpoint, null);
-    assert.deepEqual(peers[1]?.allowedIps, ["10.200.0.11/32", "fd00::b/128"]);
-    assert.equal(peers[1]?.persistentKeepaliveSec, 0);
-    assert.equal(peers[1]?.hasPresharedKey, true);
-  });
-  it("refuses a malformed peer line", () => {
-    assert.throws(() => parseDumpPeers("iface\nPEER=\t(none)\n"), /peer line 1 has 2 fields, expected 8/);
-  });
   it("a Secret never prints its value", () => {
     const s = new Secret(PRIV);
     assert.equal(`${s}`, "[secret]");
