@@ -9,7 +9,7 @@ import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import type { Endpoint, WgDevice, WireGuard } from "../wg/types.js";
-import { decide, type AppliedRecord, type DecideOptions } from "./decide.js";
+import { decide, rxGrowth, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
 import { tunnelAddress, type Prober } from "./prober.js";
 import type { RegistrySource, RegistryView } from "./source.js";
 
@@ -46,6 +46,8 @@ export class NodeAgent {
   private readonly selfSeen = new Map<string, Endpoint | null>();
   /** Per interface: the last state read. */
   private readonly devices = new Map<string, WgDevice>();
+  /** Per interface: each peer's receive counter and when it last grew. */
+  private readonly rx = new Map<string, Map<string, RxSample>>();
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | null = null;
@@ -119,19 +121,22 @@ export class NodeAgent {
         this.selfSeen.set(iface, self);
         if (selfMoved) logger.info({ iface, from: formatEndpoint(before), to: formatEndpoint(self) }, "the registry sees this node at a new address");
 
+        const now = this.options.clock.now();
+        const rx = this.rxSamples(iface, device, now);
         const result = decide({
           device,
           registry: view.endpoints,
           applied,
-          nowMs: this.options.clock.now(),
+          nowMs: now,
           selfMoved,
+          rxGrewAtMs: new Map([...rx].map(([k, v]) => [k, v.grewAtMs])),
           ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
         });
         if (result.updates.length > 0) await wg.updatePeers(iface, result.updates);
         for (const [key, record] of result.applied) applied.set(key, record);
         for (const d of result.decisions) {
           const fields = { iface, peer: short(d.publicKey), endpoint: d.to ? formatEndpoint(d.to) : null, via: view.via };
-          if (d.verdict === "unchanged" || d.verdict === "unknown" || d.verdict === "keep-working") {
+          if (d.verdict === "unchanged" || d.verdict === "unknown" || d.verdict === "keep-working" || d.verdict === "hearing") {
             logger.debug({ ...fields, verdict: d.verdict }, d.reason);
           } else {
             logger.info({ ...fields, verdict: d.verdict }, d.reason);
@@ -145,6 +150,14 @@ export class NodeAgent {
         this.problem(iface, err instanceof Error ? err.message : String(err));
       }
     }
+  }
+
+  private rxSamples(iface: string, device: WgDevice, now: number): Map<string, RxSample> {
+    const before = this.rx.get(iface) ?? new Map<string, RxSample>();
+    const after = new Map<string, RxSample>();
+    for (const p of device.peers) after.set(p.publicKey, rxGrowth(before.get(p.publicKey), p, now));
+    this.rx.set(iface, after);
+    return after;
   }
 
   private pokePeer(device: WgDevice, publicKey: string): void {

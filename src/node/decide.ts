@@ -30,7 +30,10 @@
  *     key is never read, so it could not be restored): they get the endpoint
  *     only. When the registry reports that this node's own endpoint moved,
  *     every peer this agent punched is punched again: the paths the peers knew
- *     lead to a mapping that no longer exists.
+ *     lead to a mapping that no longer exists. A peer without a working
+ *     session that is sending us authenticated packets is not punched until
+ *     HEARING_GRACE_MS after the last of them: its handshake is under way, and
+ *     re-creating the peer would kill it.
  */
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "../wg/types.js";
@@ -44,6 +47,15 @@ export const HEALTHY_HANDSHAKE_MS = 135_000;
 export const DEFAULT_KEEPALIVE_SEC = 25;
 export const PUNCH_RETRY_MS = 1_000;
 export const MAX_PUNCH_ATTEMPTS = 3;
+/**
+ * Authenticated packets arriving from a peer without a working session (its
+ * receive counter grew: WireGuard counts only handshake messages and data it
+ * could decrypt) mean the peer is reaching us and a handshake is under way;
+ * punching now would remove the peer and kill it, and the peer would then
+ * keep sending on a session we no longer have until its own timers give up
+ * (about 15 s). Wait this long after the last growth instead.
+ */
+export const HEARING_GRACE_MS = 10_000;
 
 export interface DecideOptions {
   readonly healthyHandshakeMs?: number;
@@ -72,6 +84,8 @@ export interface DecideInput {
   readonly nowMs: number;
   /** The registry just reported that this interface's own endpoint changed. */
   readonly selfMoved?: boolean;
+  /** When each peer's receive counter was last seen to grow (see rxGrowth). */
+  readonly rxGrewAtMs?: ReadonlyMap<string, number>;
   readonly options?: DecideOptions;
 }
 
@@ -82,6 +96,7 @@ export type Verdict =
   | "keepalive" // endpoint already right; keepalive added
   | "unchanged" // endpoint already right
   | "keep-working" // differs from the registry, but the tunnel works (rule 3)
+  | "hearing" // the peer is reaching us since our write; its handshake is under way
   | "unknown"; // registry has nothing for this peer
 
 export interface PeerDecision {
@@ -158,6 +173,12 @@ export function decide(input: DecideInput): DecideResult {
     const working = ageMs < healthyMs;
     const record = input.applied.get(key);
     const ours = record !== undefined && endpointsEqual(current, record.endpoint);
+    const grewAt = input.rxGrewAtMs?.get(key);
+    if (!working && !input.selfMoved && grewAt !== undefined && now - grewAt < HEARING_GRACE_MS) {
+      due(grewAt + HEARING_GRACE_MS);
+      note("hearing", `the peer is reaching us${current ? ` from ${show(current)}` : ""}; letting WireGuard finish the handshake`);
+      continue;
+    }
 
     if (endpointsEqual(current, target)) {
       if (ours && canPunch(peer) && input.selfMoved) {
@@ -195,4 +216,22 @@ export function decide(input: DecideInput): DecideResult {
     note(punched ? "punch" : "set", why);
   }
   return { updates, decisions, applied, nextDueMs };
+}
+
+export interface RxSample {
+  readonly rxBytes: number;
+  /** When the counter last grew; -Infinity when never seen to. */
+  readonly grewAtMs: number;
+}
+
+/**
+ * Folds one observation of a peer's receive counter into its sample. The
+ * first sight of a peer that never handshook yet has received something
+ * counts as growth now: a peer answering our first look is mid-handshake.
+ * A counter that went down was reset (the peer was re-created).
+ */
+export function rxGrowth(prev: RxSample | undefined, peer: WgPeer, nowMs: number): RxSample {
+  if (!prev) return { rxBytes: peer.rxBytes, grewAtMs: peer.rxBytes > 0 && peer.lastHandshakeMs === 0 ? nowMs : -Infinity };
+  if (peer.rxBytes > prev.rxBytes || (peer.rxBytes < prev.rxBytes && peer.rxBytes > 0)) return { rxBytes: peer.rxBytes, grewAtMs: nowMs };
+  return { rxBytes: peer.rxBytes, grewAtMs: prev.grewAtMs };
 }

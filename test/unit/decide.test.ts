@@ -4,7 +4,9 @@ import {
   decide,
   DEFAULT_KEEPALIVE_SEC,
   HEALTHY_HANDSHAKE_MS,
+  HEARING_GRACE_MS,
   MAX_PUNCH_ATTEMPTS,
+  rxGrowth,
   PUNCH_RETRY_MS,
   type AppliedRecord,
   type DecideOptions,
@@ -51,6 +53,7 @@ interface Case {
   registry: Endpoint | null | "absent";
   applied?: AppliedRecord;
   selfMoved?: boolean;
+  rxGrewAtMs?: number;
   options?: DecideOptions;
   verdict: Verdict;
   update: PeerUpdate | null;
@@ -196,6 +199,43 @@ const cases: Case[] = [
     nextDueMs: null,
   },
   {
+    name: "the peer reached us from elsewhere since our punch (WireGuard roamed): do not kill its handshake",
+    peer: { endpoint: B, rxBytes: 148, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, 1, NOW - PUNCH_RETRY_MS),
+    rxGrewAtMs: NOW - 300,
+    verdict: "hearing",
+    update: null,
+    nextDueMs: NOW - 300 + HEARING_GRACE_MS,
+  },
+  {
+    name: "first sight: the peer is answering a handshake we did not start; do not punch over it",
+    peer: { endpoint: B, rxBytes: 148 },
+    registry: A,
+    rxGrewAtMs: NOW,
+    verdict: "hearing",
+    update: null,
+  },
+  {
+    name: "hearing from the peer without a handshake for longer than the grace: punch again",
+    peer: { endpoint: A, rxBytes: 148, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, 1, NOW - HEARING_GRACE_MS),
+    rxGrewAtMs: NOW - HEARING_GRACE_MS,
+    verdict: "repunch",
+    update: punch(A, 25),
+  },
+  {
+    name: "our own mapping moved: punch even while hearing (the peer hears a dead mapping)",
+    peer: { endpoint: A, rxBytes: 148, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, 3, NOW - 60_000),
+    rxGrewAtMs: NOW - 100,
+    selfMoved: true,
+    verdict: "repunch",
+    update: punch(A, 25),
+  },
+  {
     name: "a punch that worked is left alone",
     peer: { endpoint: A, lastHandshakeMs: recent, persistentKeepaliveSec: 25 },
     registry: A,
@@ -222,6 +262,23 @@ const cases: Case[] = [
   },
 ];
 
+describe("rxGrowth", () => {
+  const p = (rxBytes: number, lastHandshakeMs = 0) => peer({ rxBytes, lastHandshakeMs });
+  it("first sight: growth now only for a peer that never handshook and has received something", () => {
+    assert.equal(rxGrowth(undefined, p(0), NOW).grewAtMs, -Infinity);
+    assert.equal(rxGrowth(undefined, p(92), NOW).grewAtMs, NOW);
+    assert.equal(rxGrowth(undefined, p(92, NOW - 1000), NOW).grewAtMs, -Infinity);
+  });
+  it("later: growth when the counter rises, or restarts from a reset; unchanged otherwise", () => {
+    const s0 = { rxBytes: 100, grewAtMs: NOW - 9_000 };
+    assert.equal(rxGrowth(s0, p(100), NOW).grewAtMs, NOW - 9_000);
+    assert.equal(rxGrowth(s0, p(148), NOW).grewAtMs, NOW);
+    assert.equal(rxGrowth(s0, p(0), NOW).grewAtMs, NOW - 9_000, "a reset to zero is no news");
+    assert.equal(rxGrowth({ rxBytes: 0, grewAtMs: -Infinity }, p(92), NOW).grewAtMs, NOW);
+    assert.equal(rxGrowth(s0, p(40), NOW).grewAtMs, NOW, "reset then received: news");
+  });
+});
+
 describe("decide", () => {
   for (const c of cases) {
     it(c.name, () => {
@@ -229,7 +286,8 @@ describe("decide", () => {
       if (c.registry !== "absent") registry.set(key(1), c.registry);
       const applied = new Map<string, AppliedRecord>();
       if (c.applied) applied.set(key(1), c.applied);
-      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, ...(c.options ? { options: c.options } : {}) });
+      const rxGrewAtMs = new Map(c.rxGrewAtMs === undefined ? [] : [[key(1), c.rxGrewAtMs]]);
+      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, rxGrewAtMs, ...(c.options ? { options: c.options } : {}) });
       assert.equal(result.decisions.length, 1);
       assert.equal(result.decisions[0]?.verdict, c.verdict, result.decisions[0]?.reason);
       assert.deepEqual(result.updates, c.update ? [c.update] : []);
