@@ -42,6 +42,13 @@ export interface WormholeAgentsOptions {
   readonly refresh?: string;
   /** Bound for the registry to listen. Default 15 000. */
   readonly readyTimeoutMs?: number;
+  /**
+   * How nodes reach the registry's API: at its tunnel address (the
+   * recommended deployment: the registry knows each caller by its tunnel
+   * address and accepts its reports), or at its public address (the seed's
+   * way: token only, no reports). Default "tunnel".
+   */
+  readonly apiVia?: "tunnel" | "public";
 }
 
 /**
@@ -57,6 +64,7 @@ export function defaultWormholeCommand(): string[] {
 export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver {
   const command = options.command ?? defaultWormholeCommand();
   const refresh = options.refresh ?? "1s";
+  const apiVia = options.apiVia ?? "tunnel";
   let registry: LabProcess | null = null;
   const nodes = new Map<string, LabProcess>();
   let starts = 0;
@@ -74,7 +82,8 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
     async startRegistry(lab) {
       checkCommand();
       const reg = lab.plan.registry;
-      const listen = `${reg.ip}:${reg.grpcPort}`;
+      // Every address in its namespace: the public one and the tunnel one.
+      const listen = `:${reg.grpcPort}`;
       const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile], {
         logName: `reg.wormhole.${++starts}`,
       });
@@ -101,7 +110,8 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       checkCommand();
       const n = lab.node(name);
       const reg = lab.plan.registry;
-      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", `${reg.ip}:${reg.grpcPort}`, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh], {
+      const api = `${apiVia === "tunnel" ? reg.tunnelIp : reg.ip}:${reg.grpcPort}`;
+      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh], {
         logName: `${name}.wormhole.${++starts}`,
       });
       nodes.set(name, proc);

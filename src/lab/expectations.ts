@@ -1,8 +1,9 @@
 /**
  * What today's product should achieve for each pair of NAT behaviours.
  *
- * Today a node learns only the endpoints the registry's WireGuard observed:
- * no LAN candidates, no port prediction, no relay. Each pair that is not
+ * Today a node learns the endpoints the registry's WireGuard observed, and
+ * the LAN candidates of peers behind the same public address; no port
+ * prediction, no relay. Each pair that is not
  * `direct` carries the reason (a known gap); when the capability lands, the
  * matrix test fails on that pair and the table is updated.
  * Pure; table-tested in test/lab/units.test.ts.
@@ -26,8 +27,6 @@ export interface PairEnds {
 }
 
 export const GAPS = {
-  sameRouter:
-    "same router, no hairpin: the registry only knows the shared public address; needs LAN candidates",
   symmetric:
     "symmetric NAT (APDM): the registry-observed port is only valid toward the registry; needs port prediction or a relay",
   bareBoth:
@@ -38,7 +37,8 @@ export const GAPS = {
 
 /** Expected path from `a` to `b` (symmetric in a and b). */
 export function expectedPath(a: PairEnds, b: PairEnds): Expectation {
-  if (a.site === b.site) return { path: "down", gap: GAPS.sameRouter };
+  // Same router, no hairpin: the peers find each other at the LAN candidates they reported.
+  if (a.site === b.site) return { path: "lan" };
   const has = (n: NatBehaviour): boolean => a.nat === n || b.nat === n;
   // A public host accepts unsolicited packets and roams to wherever it hears from: that rescues every NAT.
   if (has("public")) return { path: "direct" };

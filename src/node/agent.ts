@@ -9,7 +9,11 @@ import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import type { Endpoint, WgDevice, WireGuard } from "../wg/types.js";
-import { decide, rxGrowth, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
+import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
+import { status as grpcStatus } from "@grpc/grpc-js";
+import type { PathState } from "../util/path.js";
+import { localCandidates } from "./candidates.js";
+import { decide, pathOf, rxGrowth, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
 import { tunnelAddress, type Prober } from "./prober.js";
 import type { RegistrySource, RegistryView } from "./source.js";
 
@@ -32,6 +36,8 @@ export interface AgentOptions {
   readonly prober?: Prober | null;
   /** Default 1000; 0 turns the registry probe off. */
   readonly probeIntervalMs?: number;
+  /** The machine's interfaces (os.networkInterfaces by default); tests pass their own. */
+  readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
 function short(key: string): string {
@@ -48,6 +54,11 @@ export class NodeAgent {
   private readonly devices = new Map<string, WgDevice>();
   /** Per interface: each peer's receive counter and when it last grew. */
   private readonly rx = new Map<string, Map<string, RxSample>>();
+  /** Per interface: the path to each peer, and since when. */
+  private readonly paths = new Map<string, Map<string, PathState>>();
+  /** Per interface: what was last reported (to report only changes). */
+  private readonly reportDigest = new Map<string, string>();
+  private readonly reportRefused = new Map<string, string>();
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | null = null;
@@ -126,6 +137,8 @@ export class NodeAgent {
         const result = decide({
           device,
           registry: view.endpoints,
+          candidates: view.candidates,
+          selfEndpoint: self,
           applied,
           nowMs: now,
           selfMoved,
@@ -146,10 +159,55 @@ export class NodeAgent {
         }
         if (result.nextDueMs !== null) this.wakeAt(result.nextDueMs);
         this.solved(iface);
+        if (view.registryPublicKey && device.peers.some((p) => p.publicKey === view.registryPublicKey)) {
+          this.reportIfChanged(iface, device, view, now);
+        }
       } catch (err) {
         this.problem(iface, err instanceof Error ? err.message : String(err));
       }
     }
+  }
+
+  /**
+   * Tells the registry this interface's LAN candidates and its paths, when
+   * they changed or the registry connection is new. Not awaited: a slow or
+   * refusing registry never holds up the WireGuard work.
+   */
+  private reportIfChanged(iface: string, device: WgDevice, view: RegistryView, now: number): void {
+    const wgNames = new Set(this.devices.keys());
+    const candidates = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), wgNames, device);
+    const before = this.paths.get(iface) ?? new Map<string, PathState>();
+    const paths = new Map<string, PathState>();
+    for (const p of device.peers) {
+      if (p.publicKey === view.registryPublicKey) continue;
+      const kind = pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
+      const old = before.get(p.publicKey);
+      paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs: old?.kind === kind ? old.sinceMs : now, endpoint: p.endpoint });
+      if (old && old.kind !== kind) this.options.logger.info({ iface, peer: short(p.publicKey), from: old.kind, to: kind }, "path changed");
+    }
+    this.paths.set(iface, paths);
+    const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind])]);
+    if (this.reportDigest.get(iface) === digest) return;
+    this.reportDigest.set(iface, digest);
+    this.options.source
+      .report({ publicKey: device.publicKey, candidates, paths: [...paths.values()] })
+      .then(() => this.reportRefused.delete(iface))
+      .catch((err: { code?: number; details?: string; message?: string }) => {
+        const why = err.details || err.message || String(err);
+        // Refusals are final for this connection; other failures retry on the next change or pass.
+        if (err.code !== grpcStatus.PERMISSION_DENIED && err.code !== grpcStatus.UNIMPLEMENTED) this.reportDigest.delete(iface);
+        if (this.reportRefused.get(iface) === why) return;
+        this.reportRefused.set(iface, why);
+        this.options.logger.info(
+          { iface, err: why },
+          "the registry does not take reports from this node, so peers behind our NAT cannot learn our LAN address (reach the registry at its tunnel address)",
+        );
+      });
+  }
+
+  /** The paths this agent last saw, per interface (for status). */
+  pathStates(iface: string): readonly PathState[] {
+    return [...(this.paths.get(iface)?.values() ?? [])];
   }
 
   private rxSamples(iface: string, device: WgDevice, now: number): Map<string, RxSample> {

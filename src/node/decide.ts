@@ -34,8 +34,13 @@
  *     session that is sending us authenticated packets is not punched until
  *     HEARING_GRACE_MS after the last of them: its handshake is under way, and
  *     re-creating the peer would kill it.
+ *  7. A peer behind the same public address as this node (the same NAT,
+ *     which may not hairpin) is tried at the LAN candidates it reported to
+ *     the registry first, then at its public mapping; each punch retry moves
+ *     to the next.
  */
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
+import type { PathKind } from "../util/path.js";
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "../wg/types.js";
 
 /**
@@ -86,6 +91,10 @@ export interface DecideInput {
   readonly selfMoved?: boolean;
   /** When each peer's receive counter was last seen to grow (see rxGrowth). */
   readonly rxGrewAtMs?: ReadonlyMap<string, number>;
+  /** Local candidates each peer reported to the registry (its LAN addresses). */
+  readonly candidates?: ReadonlyMap<string, readonly Endpoint[]>;
+  /** Where the registry sees this interface (its NAT's public address). */
+  readonly selfEndpoint?: Endpoint | null;
   readonly options?: DecideOptions;
 }
 
@@ -163,6 +172,8 @@ export function decide(input: DecideInput): DecideResult {
     const key = peer.publicKey;
     const target = input.registry.get(key) ?? null;
     const current = peer.endpoint;
+    const targets = target ? targetsFor(target, input.candidates?.get(key) ?? [], input.selfEndpoint ?? null) : [];
+    const onTarget = targets.findIndex((t) => endpointsEqual(current, t));
     const note = (verdict: Verdict, reason: string) => decisions.push({ publicKey: key, verdict, from: current, to: target, reason });
 
     if (!target) {
@@ -180,25 +191,28 @@ export function decide(input: DecideInput): DecideResult {
       continue;
     }
 
-    if (endpointsEqual(current, target)) {
-      if (ours && canPunch(peer) && input.selfMoved) {
-        const { update } = write(peer, target, 1);
+    if (onTarget >= 0) {
+      const here = targets[onTarget] as Endpoint;
+      // The next candidate to try when this one gets no answer (LAN first, then the public mapping).
+      const next = targets[(onTarget + 1) % targets.length] as Endpoint;
+      if (ours && canPunch(peer) && input.selfMoved && endpointsEqual(here, target)) {
+        const { update } = write(peer, here, 1);
         updates.push(update);
-        note("repunch", `this node's own mapping moved; punching ${show(target)} again`);
+        note("repunch", `this node's own mapping moved; punching ${show(here)} again`);
       } else if (ours && !working && canPunch(peer) && record.attempts > 0 && record.attempts < maxAttempts) {
         if (now - record.atMs >= retryMs) {
-          const { update } = write(peer, target, record.attempts + 1);
+          const { update } = write(peer, next, record.attempts + 1);
           updates.push(update);
-          note("repunch", `no handshake ${age(now - record.atMs)} after punching ${show(target)}; punch ${record.attempts + 1} of ${maxAttempts}`);
+          note("repunch", `no handshake ${age(now - record.atMs)} after punching ${show(here)}; punch ${record.attempts + 1} of ${maxAttempts} at ${show(next)}`);
         } else {
           due(record.atMs + retryMs);
-          note("unchanged", `punched ${show(target)}; waiting for a handshake`);
+          note("unchanged", `punched ${show(here)}; waiting for a handshake`);
         }
       } else if (peer.persistentKeepaliveSec > 0) {
-        note("unchanged", `already at ${show(target)}`);
+        note("unchanged", `already at ${show(here)}`);
       } else {
         updates.push({ publicKey: key, persistentKeepaliveSec: keepaliveSec });
-        note("keepalive", `already at ${show(target)}; adding a ${keepaliveSec}s keepalive`);
+        note("keepalive", `already at ${show(here)}; adding a ${keepaliveSec}s keepalive`);
       }
       continue;
     }
@@ -206,16 +220,30 @@ export function decide(input: DecideInput): DecideResult {
       note("keep-working", `handshook ${age(ageMs)} ago at ${show(current)}; not switching to ${show(target)}`);
       continue;
     }
-    const { update, punched } = write(peer, target, 1);
+    const first = targets[0] as Endpoint;
+    const { update, punched } = write(peer, first, 1);
     updates.push(update);
+    const lan = endpointsEqual(first, target) ? "" : " (same public address as ours: its LAN address first)";
     const why = working
-      ? `registry moved it from ${show(current)} to ${show(target)}`
+      ? `registry moved it from ${show(current)} to ${show(first)}${lan}`
       : current
-        ? `no handshake for ${age(ageMs)} at ${show(current)}; trying ${show(target)}`
-        : `no endpoint yet; trying ${show(target)}`;
+        ? `no handshake for ${age(ageMs)} at ${show(current)}; trying ${show(first)}${lan}`
+        : `no endpoint yet; trying ${show(first)}${lan}`;
     note(punched ? "punch" : "set", why);
   }
   return { updates, decisions, applied, nextDueMs };
+}
+
+/**
+ * Where to look for a peer, in order. A peer behind the same public address
+ * as ours is behind the same NAT, which may not hairpin: its LAN candidates
+ * come first, then its public mapping.
+ */
+export function targetsFor(registryEndpoint: Endpoint, candidates: readonly Endpoint[], self: Endpoint | null): Endpoint[] {
+  if (!self || self.ip !== registryEndpoint.ip || candidates.length === 0) return [registryEndpoint];
+  const out: Endpoint[] = [];
+  for (const c of [...candidates, registryEndpoint]) if (!out.some((o) => endpointsEqual(o, c))) out.push(c);
+  return out;
 }
 
 export interface RxSample {
@@ -234,4 +262,16 @@ export function rxGrowth(prev: RxSample | undefined, peer: WgPeer, nowMs: number
   if (!prev) return { rxBytes: peer.rxBytes, grewAtMs: peer.rxBytes > 0 && peer.lastHandshakeMs === 0 ? nowMs : -Infinity };
   if (peer.rxBytes > prev.rxBytes || (peer.rxBytes < prev.rxBytes && peer.rxBytes > 0)) return { rxBytes: peer.rxBytes, grewAtMs: nowMs };
   return { rxBytes: peer.rxBytes, grewAtMs: prev.grewAtMs };
+}
+
+/**
+ * The path to a peer as this node sees it: down without a working session;
+ * lan when WireGuard sends to one of the peer's LAN candidates; otherwise
+ * direct (relayed paths come with the relay).
+ */
+export function pathOf(peer: WgPeer, candidates: readonly Endpoint[], nowMs: number, healthyMs = HEALTHY_HANDSHAKE_MS): PathKind {
+  const working = peer.lastHandshakeMs > 0 && nowMs - peer.lastHandshakeMs < healthyMs;
+  if (!working) return "down";
+  if (candidates.some((c) => endpointsEqual(c, peer.endpoint))) return "lan";
+  return "direct";
 }

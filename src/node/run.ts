@@ -1,3 +1,4 @@
+import type { NetworkInterfaceInfo } from "node:os";
 import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { WgError, type WireGuard } from "../wg/types.js";
@@ -27,6 +28,8 @@ export interface NodeDeps {
   readonly decideOptions?: DecideOptions;
   /** Defaults to a UDP prober; null for none. */
   readonly prober?: Prober | null;
+  /** The machine's network interfaces (for LAN candidates); os.networkInterfaces by default. */
+  readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
 /**
@@ -63,6 +66,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     decideOptions: { defaultKeepaliveSec: config.keepaliveSec, ...deps.decideOptions },
     prober: deps.prober === undefined ? createUdpProber(logger) : deps.prober,
     probeIntervalMs: config.probeIntervalMs,
+    ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
   });
   agent.start();
   logger.info({ registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs }, "node agent started");

@@ -6,7 +6,16 @@
  * retried with backoff; nothing here ever throws to the caller.
  */
 import * as grpc from "@grpc/grpc-js";
-import { seedProto, v1Proto, type SeedClient, type V1Client, type WatchEvent__Output, type GetEndpointReply } from "../rpc/proto.js";
+import {
+  seedProto,
+  v1Proto,
+  type GetEndpointReply,
+  type PeerInfo__Output,
+  type SeedClient,
+  type V1Client,
+  type WatchEvent__Output,
+} from "../rpc/proto.js";
+import { pathKindToWire, type PathState } from "../util/path.js";
 import { backoffDelay } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
 import { checkEndpoint } from "../wg/endpoint.js";
@@ -19,12 +28,24 @@ export interface RegistryView {
   readonly endpoints: ReadonlyMap<string, Endpoint | null>;
   /** The registry's own WireGuard public key ("" when it did not say or said garbage). */
   readonly registryPublicKey: string;
+  /** Local candidates (LAN addresses) each node reported for itself; empty from a seed registry. */
+  readonly candidates: ReadonlyMap<string, readonly Endpoint[]>;
+  /** Increases with every new connection to the registry (its state may have been lost). */
+  readonly generation: number;
   /** How it arrived; for logs. */
   readonly via: "watch" | "poll";
 }
 
+export interface NodeReportMessage {
+  readonly publicKey: string;
+  readonly candidates: readonly Endpoint[];
+  readonly paths: readonly PathState[];
+}
+
 export interface RegistrySource {
   start(onView: (view: RegistryView) => void): void;
+  /** Sends a report about this node; rejects with the registry's error (a grpc ServiceError). */
+  report(message: NodeReportMessage): Promise<void>;
   stop(): void;
 }
 
@@ -78,28 +99,51 @@ export function viewFromSeedReply(reply: GetEndpointReply, logger: Logger): Map<
   return endpoints;
 }
 
-/** Folds one Watch event into the map; returns false for an event it cannot read. */
-export function applyWatchEvent(endpoints: Map<string, Endpoint | null>, event: WatchEvent__Output, logger: Logger): boolean {
-  const take = (key: string, ep: { ip: string; port: number } | null) => {
+/** What the node keeps of the registry's Watch stream. */
+export interface WatchState {
+  readonly endpoints: Map<string, Endpoint | null>;
+  readonly candidates: Map<string, readonly Endpoint[]>;
+}
+
+/** Candidates as sent, keeping only valid endpoints (at most 16). */
+function candidatesOf(list: readonly { ip: string; port: number }[]): Endpoint[] {
+  const out: Endpoint[] = [];
+  for (const c of list.slice(0, 16)) {
+    const ep = endpointOf(c.ip, c.port);
+    if (ep) out.push(ep);
+  }
+  return out;
+}
+
+/** Folds one Watch event into the state; returns false for an event it cannot read. */
+export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, logger: Logger): boolean {
+  const take = (p: PeerInfo__Output) => {
+    const key = p.publicKey;
     if (!isKey(key)) {
       logger.warn({ key }, "registry sent a peer whose public key is not a WireGuard key; ignoring it");
       return;
     }
+    const ep = p.endpoint;
     const endpoint = ep ? endpointOf(ep.ip, ep.port) : null;
     if (ep && !endpoint) logger.warn({ peer: key, ip: ep.ip, port: ep.port }, "registry sent an invalid endpoint; ignoring it");
-    endpoints.set(key, endpoint);
+    state.endpoints.set(key, endpoint);
+    const candidates = candidatesOf(p.candidates ?? []);
+    if (candidates.length > 0) state.candidates.set(key, candidates);
+    else state.candidates.delete(key);
   };
   switch (event.event) {
     case "snapshot":
-      endpoints.clear();
-      for (const p of event.snapshot?.peers ?? []) take(p.publicKey, p.endpoint);
+      state.endpoints.clear();
+      state.candidates.clear();
+      for (const p of event.snapshot?.peers ?? []) take(p);
       return true;
     case "changed":
       if (!event.changed) return false;
-      take(event.changed.publicKey, event.changed.endpoint);
+      take(event.changed);
       return true;
     case "removedPublicKey":
-      endpoints.delete(event.removedPublicKey ?? "");
+      state.endpoints.delete(event.removedPublicKey ?? "");
+      state.candidates.delete(event.removedPublicKey ?? "");
       return true;
     default:
       return false;
@@ -128,6 +172,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   let mode: "watch" | "poll" = "watch";
   let failures = 0;
   let healthy: boolean | null = null;
+  let generation = 0;
 
   const metadata = () => {
     const md = new grpc.Metadata();
@@ -159,8 +204,13 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
 
   let onView: (view: RegistryView) => void = () => {};
 
+  let polled = false;
   const poll = () => {
     if (stopped || !seed) return;
+    if (!polled) {
+      polled = true;
+      generation += 1;
+    }
     seed.GetEndpoint({ token }, { deadline: Date.now() + callTimeoutMs }, (err, reply) => {
       if (stopped) return;
       if (err || !reply) {
@@ -168,31 +218,38 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         return;
       }
       markHealthy();
-      onView({ endpoints: viewFromSeedReply(reply, logger), registryPublicKey: isKey(reply.pubKey) ? reply.pubKey : "", via: "poll" });
+      onView({
+        endpoints: viewFromSeedReply(reply, logger),
+        registryPublicKey: isKey(reply.pubKey) ? reply.pubKey : "",
+        candidates: new Map(),
+        generation,
+        via: "poll",
+      });
       later(refreshMs, poll);
     });
   };
 
   const watch = () => {
     if (stopped || !v1) return;
-    const endpoints = new Map<string, Endpoint | null>();
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     let gotSnapshot = false;
     let registryPublicKey = "";
     const call = v1.Watch({ publicKey: "" }, metadata());
     stream = call;
     call.on("data", (event: WatchEvent__Output) => {
-      if (!applyWatchEvent(endpoints, event, logger)) {
+      if (!applyWatchEvent(state, event, logger)) {
         logger.warn({ event: event.event }, "registry sent a Watch event this node cannot read; ignoring it");
         return;
       }
       if (event.event === "snapshot") {
         gotSnapshot = true;
+        generation += 1;
         const key = event.snapshot?.registryPublicKey ?? "";
         registryPublicKey = isKey(key) ? key : "";
       }
       if (!gotSnapshot) return;
       markHealthy();
-      onView({ endpoints: new Map(endpoints), registryPublicKey, via: "watch" });
+      onView({ endpoints: new Map(state.endpoints), candidates: new Map(state.candidates), registryPublicKey, generation, via: "watch" });
     });
     call.on("error", (err: grpc.ServiceError) => {
       if (stopped || stream !== call) return;
@@ -219,6 +276,25 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       seed = new seedProto.Registry(address, creds, CHANNEL_OPTIONS);
       if (mode === "watch") watch();
       else poll();
+    },
+    report(message) {
+      return new Promise<void>((resolve, reject) => {
+        if (!v1 || stopped) {
+          reject(new Error("not connected"));
+          return;
+        }
+        const request = {
+          publicKey: message.publicKey,
+          candidates: message.candidates.map((c) => ({ ip: c.ip, port: c.port })),
+          paths: message.paths.map((p) => ({
+            peerPublicKey: p.peerPublicKey,
+            kind: pathKindToWire(p.kind),
+            sinceUnixMs: p.sinceMs,
+            endpoint: p.endpoint ? { ip: p.endpoint.ip, port: p.endpoint.port } : null,
+          })),
+        };
+        v1.Report(request, metadata(), { deadline: Date.now() + callTimeoutMs }, (err) => (err ? reject(err) : resolve()));
+      });
     },
     stop() {
       stopped = true;

@@ -7,14 +7,19 @@ import * as grpc from "@grpc/grpc-js";
 import { tokenFromMetadata, tokenMatches } from "../rpc/auth.js";
 import { seedProto, v1Proto, type SeedHandlers, type V1Handlers, type WatchEvent } from "../rpc/proto.js";
 import type { Logger } from "../util/log.js";
+import { callerIp } from "./identity.js";
+import { checkReport } from "./report.js";
+import type { WgDevice } from "../wg/types.js";
 import type { PeerTable } from "./table.js";
-import { peerInfo, seedReply } from "./view.js";
+import { peerInfo, seedReply, type PeerChanges, type PeerMap } from "./view.js";
 
 export interface RegistryServiceOptions {
   readonly table: PeerTable;
   /** Shared token; null accepts every caller. */
   readonly token: string | null;
   readonly logger: Logger;
+  /** Bounds on what Watch streams may hold; see {@link WatchLimits}. */
+  readonly watch?: WatchLimits;
 }
 
 function peerAddress(call: { getPeer(): string }): string {
@@ -39,13 +44,14 @@ function snapshotEvent(table: PeerTable): WatchEvent {
   return {
     snapshot: {
       registryPublicKey: device?.publicKey ?? "",
-      peers: [...table.peers.values()].map(peerInfo),
+      peers: [...table.peers.values()].map((p) => peerInfo(p, table.reportOf(p.publicKey))),
     },
   };
 }
 
 export function createHandlers(options: RegistryServiceOptions): { seed: SeedHandlers; v1: V1Handlers } {
   const { table, token, logger } = options;
+  const hub = new WatchHub(table, logger, options.watch);
 
   const seed: SeedHandlers = {
     GetEndpoint(call, callback) {
@@ -94,24 +100,27 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
       }
       const from = peerAddress(call);
       logger.debug({ from }, "watcher joined");
-      call.write(snapshotEvent(table));
-      const unsubscribe = table.subscribe((changes) => {
-        for (const p of changes.changed) call.write({ changed: peerInfo(p) } satisfies WatchEvent);
-        for (const key of changes.removed) call.write({ removedPublicKey: key } satisfies WatchEvent);
-      });
-      const leave = () => {
-        unsubscribe();
-        logger.debug({ from }, "watcher left");
-      };
-      call.on("cancelled", leave);
-      call.on("close", leave);
-      call.on("error", leave);
+      hub.join(call, from);
     },
 
-    Report(_call, callback) {
-      // Reports are accepted only from callers identified by the tunnel
-      // (issue: identity); until then no caller can report.
-      callback({ code: grpc.status.UNIMPLEMENTED, details: "Report needs tunnel identity, which this registry does not have yet" });
+    Report(call, callback) {
+      if (!tokenMatches(token, tokenFromMetadata(call.metadata))) {
+        logger.warn({ from: peerAddress(call), api: "v1" }, "refused a Report with a wrong token");
+        callback(denied);
+        return;
+      }
+      const ip = callerIp(peerAddress(call));
+      const caller = ip === null ? null : table.identity.keyOf(ip);
+      const verdict = checkReport(call.request, caller, table.identity, Date.now());
+      if (!verdict.ok) {
+        logger.warn({ from: peerAddress(call), err: verdict.details }, "refused a report");
+        callback({ code: verdict.code, details: verdict.details });
+        return;
+      }
+      table.report(verdict.publicKey, verdict.report);
+      hub.invalidateSnapshot(); // path states change snapshots without a change event
+      logger.debug({ from: peerAddress(call), candidates: verdict.report.candidates.length, paths: verdict.report.paths.length }, "report accepted");
+      callback(null, {});
     },
   };
   return { seed, v1 };
@@ -130,7 +139,7 @@ export function createRegistryServer(options: RegistryServiceOptions): grpc.Serv
   const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
   const { seed, v1 } = createHandlers(options);
   server.addService(seedProto.Registry.service, seed);
-  server.addService(v1Proto.Registry.service, v1);
+  server.addService(v1Service, v1);
   return server;
 }
 
@@ -159,4 +168,207 @@ export function bindServer(server: grpc.Server, address: string): Promise<number
     }).catch((err: Error) => tryBind(i + 1, err));
   };
   return tryBind(0, null);
+}
+
+// ---------------------------------------------------------------- Watch fan-out
+
+/**
+ * A WatchEvent serialized once and written as-is to any number of Watch
+ * streams: the Watch serializer of {@link v1Service} passes its bytes through.
+ */
+export class EncodedWatchEvent {
+  constructor(readonly bytes: Buffer) {}
+}
+
+const watchMethod = v1Proto.Registry.service.Watch;
+
+export function encodeWatchEvent(event: WatchEvent): EncodedWatchEvent {
+  return new EncodedWatchEvent(watchMethod.responseSerialize(event));
+}
+
+/** wormhole.v1.Registry as served: its Watch writes plain or pre-serialized events. */
+export const v1Service: grpc.ServiceDefinition = {
+  ...v1Proto.Registry.service,
+  Watch: {
+    ...watchMethod,
+    responseSerialize: (value: WatchEvent | EncodedWatchEvent): Buffer =>
+      value instanceof EncodedWatchEvent ? value.bytes : watchMethod.responseSerialize(value),
+  },
+};
+
+export interface WatchLimits {
+  /**
+   * A watcher whose stream holds more than this many bytes of change events
+   * not yet taken by HTTP/2 (or one snapshot's worth, when that is more) is
+   * ended with RESOURCE_EXHAUSTED: the node resubscribes and starts again
+   * from a fresh snapshot, which costs no more than the deltas it missed.
+   * Default 1 MiB.
+   */
+  readonly backlogBytes?: number;
+  /**
+   * Snapshot bytes being sent to joining watchers at once. A watcher joining
+   * beyond that waits for its snapshot (and hears no change before it); one
+   * snapshot is always allowed. Bounds memory when thousands of nodes
+   * (re)connect together. Default 64 MiB.
+   */
+  readonly snapshotBytesInFlight?: number;
+}
+
+type WatchCall = Parameters<V1Handlers["Watch"]>[0];
+
+interface Watcher {
+  readonly call: WatchCall;
+  readonly from: string;
+  state: "waiting" | "live" | "gone";
+  /** Bytes of its snapshot not yet taken by HTTP/2; 0 once sent. */
+  snapshotBytes: number;
+  /** Bytes of change events written to it and not yet taken by HTTP/2. */
+  backlogBytes: number;
+}
+
+function send(call: WatchCall, event: EncodedWatchEvent, written: () => void): void {
+  // v1Service's Watch serializer passes the bytes through.
+  call.write(event as unknown as WatchEvent, written);
+}
+
+/**
+ * Fans Watch events out. Each change event is serialized once and the same
+ * bytes go to every stream; the snapshot is serialized once per state of the
+ * table (not once per watcher: 10,000 peers take ~80 ms to encode). Memory is
+ * bounded per stream (backlog) and for joins (snapshots in flight).
+ */
+class WatchHub {
+  private readonly waiting = new Set<Watcher>();
+  private readonly live = new Set<Watcher>();
+  private snapshotsInFlight = 0;
+  private cached: { peers: PeerMap; device: WgDevice | null; event: EncodedWatchEvent } | null = null;
+  private lastSnapshotBytes = 0;
+  private unsubscribe: (() => void) | null = null;
+  private pumping = false;
+  private readonly backlogLimit: number;
+  private readonly inFlightLimit: number;
+
+  constructor(
+    private readonly table: PeerTable,
+    private readonly logger: Logger,
+    limits: WatchLimits = {},
+  ) {
+    this.backlogLimit = limits.backlogBytes ?? 1024 * 1024;
+    this.inFlightLimit = limits.snapshotBytesInFlight ?? 64 * 1024 * 1024;
+  }
+
+  join(call: WatchCall, from: string): void {
+    const w: Watcher = { call, from, state: "waiting", snapshotBytes: 0, backlogBytes: 0 };
+    const leave = () => this.leave(w);
+    call.on("cancelled", leave);
+    call.on("close", leave);
+    call.on("error", leave);
+    this.waiting.add(w);
+    this.unsubscribe ??= this.table.subscribe((changes) => this.publish(changes));
+    this.pump();
+  }
+
+  /** The next snapshot must be encoded afresh (something in it changed without a change event). */
+  invalidateSnapshot(): void {
+    this.cached = null;
+  }
+
+  private snapshot(): EncodedWatchEvent {
+    const peers = this.table.peers;
+    const device = this.table.current;
+    if (this.cached === null || this.cached.peers !== peers || this.cached.device !== device) {
+      const event = encodeWatchEvent(snapshotEvent(this.table));
+      this.cached = { peers, device, event };
+      this.lastSnapshotBytes = event.bytes.length;
+    }
+    return this.cached.event;
+  }
+
+  /** Sends snapshots to waiting watchers, in order, while the in-flight budget allows. */
+  private pump(): void {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (const w of this.waiting) {
+        const snapshot = this.snapshot();
+        const size = snapshot.bytes.length;
+        if (this.snapshotsInFlight > 0 && this.snapshotsInFlight + size > this.inFlightLimit) return;
+        this.waiting.delete(w);
+        w.state = "live";
+        w.snapshotBytes = size;
+        this.snapshotsInFlight += size;
+        this.live.add(w);
+        send(w.call, snapshot, () => this.snapshotSent(w));
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private snapshotSent(w: Watcher): void {
+    if (w.snapshotBytes === 0) return;
+    this.snapshotsInFlight -= w.snapshotBytes;
+    w.snapshotBytes = 0;
+    this.pump();
+  }
+
+  private publish(changes: PeerChanges): void {
+    this.cached = null;
+    if (this.live.size === 0) return;
+    const events: EncodedWatchEvent[] = [];
+    for (const p of changes.changed) events.push(encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey)) }));
+    for (const key of changes.removed) events.push(encodeWatchEvent({ removedPublicKey: key }));
+    let bytes = 0;
+    for (const e of events) bytes += e.bytes.length;
+    const limit = Math.max(this.backlogLimit, this.lastSnapshotBytes);
+    let dropped = 0;
+    // A copy: dropping one watcher may start others (pump), who must not get this event twice.
+    for (const w of [...this.live]) {
+      if (w.state !== "live") continue;
+      if (w.backlogBytes + bytes > limit) {
+        this.drop(w, limit);
+        dropped++;
+        continue;
+      }
+      for (const e of events) {
+        const n = e.bytes.length;
+        w.backlogBytes += n;
+        send(w.call, e, () => {
+          w.backlogBytes -= n;
+        });
+      }
+    }
+    if (dropped > 0) {
+      this.logger.warn(
+        { dropped, limitBytes: limit, watchers: this.live.size },
+        "dropped Watch streams too far behind (RESOURCE_EXHAUSTED); their nodes resubscribe for a fresh snapshot",
+      );
+    }
+  }
+
+  private drop(w: Watcher, limit: number): void {
+    this.leave(w);
+    w.call.emit("error", {
+      code: grpc.status.RESOURCE_EXHAUSTED,
+      details: `this watcher fell more than ${limit} bytes behind; subscribe again for a fresh snapshot`,
+      metadata: new grpc.Metadata(),
+    });
+  }
+
+  private leave(w: Watcher): void {
+    if (w.state === "gone") return;
+    w.state = "gone";
+    this.waiting.delete(w);
+    this.live.delete(w);
+    if (w.snapshotBytes > 0) {
+      this.snapshotsInFlight -= w.snapshotBytes;
+      w.snapshotBytes = 0;
+    }
+    this.logger.debug({ from: w.from }, "watcher left");
+    if (this.live.size === 0 && this.waiting.size === 0 && this.unsubscribe) {
+      this.unsubscribe();
+      this.unsubscribe = null;
+    }
+    this.pump();
+  }
 }

@@ -6,6 +6,9 @@
  */
 import type { Logger } from "../util/log.js";
 import type { WgDevice, WireGuard } from "../wg/types.js";
+import { endpointsEqual } from "../wg/endpoint.js";
+import { IdentityIndex } from "./identity.js";
+import type { NodeReport } from "./report.js";
 import { diffPeers, nextPeerMap, type PeerChanges, type PeerMap } from "./view.js";
 
 export interface PeerTableOptions {
@@ -32,6 +35,8 @@ export class PeerTable {
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private lastReadMs = 0;
+  private readonly reports = new Map<string, NodeReport>();
+  private index: { of: PeerMap; index: IdentityIndex } | null = null;
 
   constructor(private readonly options: PeerTableOptions) {}
 
@@ -48,6 +53,33 @@ export class PeerTable {
   }
   get lastReadDurationMs(): number {
     return this.lastReadMs;
+  }
+
+  /** Tunnel identity for the current peers (rebuilt when they change). */
+  get identity(): IdentityIndex {
+    if (this.index?.of !== this.map) this.index = { of: this.map, index: new IdentityIndex(this.map) };
+    return this.index.index;
+  }
+
+  /** What the node with this key last reported about itself. */
+  reportOf(publicKey: string): NodeReport | undefined {
+    return this.reports.get(publicKey);
+  }
+
+  /**
+   * Keeps a node's (already checked) report. Watchers hear of it when its
+   * candidates changed; path states are served in snapshots only.
+   */
+  report(publicKey: string, report: NodeReport): void {
+    const peer = this.map.get(publicKey);
+    if (!peer) return;
+    const before = this.reports.get(publicKey);
+    this.reports.set(publicKey, report);
+    const same =
+      before !== undefined &&
+      before.candidates.length === report.candidates.length &&
+      before.candidates.every((c, i) => endpointsEqual(c, report.candidates[i]));
+    if (!same) this.emit({ changed: [peer], removed: [] });
   }
 
   subscribe(listener: ChangeListener): () => void {
@@ -82,6 +114,7 @@ export class PeerTable {
       const changes = diffPeers(this.map, next);
       this.device = device;
       this.map = next;
+      for (const key of changes.removed) this.reports.delete(key);
       if (this.error) this.options.logger.info({ iface: this.options.iface }, "WireGuard interface readable again");
       this.error = null;
       if (changes.changed.length > 0 || changes.removed.length > 0) this.emit(changes);

@@ -4,6 +4,8 @@
  * between two states (what Watch pushes).
  */
 import type { GetEndpointReply, PeerInfo } from "../rpc/proto.js";
+import { pathKindToWire } from "../util/path.js";
+import type { NodeReport } from "./report.js";
 import { endpointsEqual } from "../wg/endpoint.js";
 import type { Endpoint, WgDevice, WgPeer } from "../wg/types.js";
 
@@ -41,7 +43,7 @@ export function seedReply(device: WgDevice): GetEndpointReply {
   };
 }
 
-export function peerInfo(p: RegistryPeer): PeerInfo {
+export function peerInfo(p: RegistryPeer, report?: NodeReport): PeerInfo {
   return {
     publicKey: p.publicKey,
     endpoint: p.endpoint ? { ip: p.endpoint.ip, port: p.endpoint.port } : null,
@@ -50,6 +52,13 @@ export function peerInfo(p: RegistryPeer): PeerInfo {
     rxBytes: p.rxBytes,
     txBytes: p.txBytes,
     endpointRevision: p.endpointRevision,
+    candidates: (report?.candidates ?? []).map((c) => ({ ip: c.ip, port: c.port })),
+    paths: (report?.paths ?? []).map((ps) => ({
+      peerPublicKey: ps.peerPublicKey,
+      kind: pathKindToWire(ps.kind),
+      sinceUnixMs: ps.sinceMs,
+      endpoint: ps.endpoint ? { ip: ps.endpoint.ip, port: ps.endpoint.port } : null,
+    })),
   };
 }
 

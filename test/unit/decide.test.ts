@@ -6,7 +6,9 @@ import {
   HEALTHY_HANDSHAKE_MS,
   HEARING_GRACE_MS,
   MAX_PUNCH_ATTEMPTS,
+  pathOf,
   rxGrowth,
+  targetsFor,
   PUNCH_RETRY_MS,
   type AppliedRecord,
   type DecideOptions,
@@ -346,5 +348,54 @@ describe("decide", () => {
       clock.advance(250);
     }
     assert.equal(punches, MAX_PUNCH_ATTEMPTS);
+  });
+});
+
+describe("decide: peers behind our own NAT", () => {
+  const LAN: Endpoint = { ip: "192.168.1.11", port: 51820 };
+  const SELF: Endpoint = { ip: A.ip, port: 40009 }; // same public address as A
+  const base = { registry: new Map<string, Endpoint | null>([[key(1), A]]), candidates: new Map([[key(1), [LAN]]]), nowMs: NOW };
+
+  it("targetsFor: LAN candidates first only when the public address is ours", () => {
+    assert.deepEqual(targetsFor(A, [LAN], SELF), [LAN, A]);
+    assert.deepEqual(targetsFor(A, [LAN], { ip: "203.0.113.9", port: 1 }), [A]);
+    assert.deepEqual(targetsFor(A, [], SELF), [A]);
+    assert.deepEqual(targetsFor(A, [LAN, LAN, A], SELF), [LAN, A]);
+    assert.deepEqual(targetsFor(A, [LAN], null), [A]);
+  });
+
+  it("punches the LAN candidate first, then moves to the public mapping when it gets no answer", () => {
+    const first = decide({ ...base, device: device(peer({})), applied: new Map(), selfEndpoint: SELF });
+    assert.deepEqual(first.updates, [punch(LAN)]);
+    const applied = new Map(first.applied);
+    const later = decide({
+      ...base,
+      nowMs: NOW + PUNCH_RETRY_MS,
+      device: device(peer({ endpoint: LAN, persistentKeepaliveSec: 25 })),
+      applied,
+      selfEndpoint: SELF,
+    });
+    assert.equal(later.decisions[0]?.verdict, "repunch");
+    assert.deepEqual(later.updates, [punch(A, 25)]);
+  });
+
+  it("a working LAN path stays, even when the public mapping moves", () => {
+    const r = decide({
+      ...base,
+      registry: new Map([[key(1), { ip: A.ip, port: 1 }]]),
+      device: device(peer({ endpoint: LAN, lastHandshakeMs: NOW - 1_000, persistentKeepaliveSec: 25 })),
+      applied: new Map([[key(1), { endpoint: LAN, atMs: NOW - 60_000, attempts: 1 }]]),
+      selfEndpoint: SELF,
+      selfMoved: true,
+    });
+    assert.equal(r.decisions[0]?.verdict, "unchanged");
+    assert.deepEqual(r.updates, []);
+  });
+
+  it("pathOf: down without a session, lan at a candidate, direct otherwise", () => {
+    assert.equal(pathOf(peer({ endpoint: LAN }), [LAN], NOW), "down");
+    assert.equal(pathOf(peer({ endpoint: LAN, lastHandshakeMs: NOW - 1 }), [LAN], NOW), "lan");
+    assert.equal(pathOf(peer({ endpoint: A, lastHandshakeMs: NOW - 1 }), [LAN], NOW), "direct");
+    assert.equal(pathOf(peer({ endpoint: A, lastHandshakeMs: NOW - HEALTHY_HANDSHAKE_MS }), [], NOW), "down");
   });
 });

@@ -1,0 +1,96 @@
+/**
+ * What a node may report about itself, checked field by field. Pure.
+ *
+ * A report is accepted only from a caller identified by the tunnel, and only
+ * about the caller's own key: an unidentified token holder can report
+ * nothing, and no node can speak for another.
+ */
+import * as grpc from "@grpc/grpc-js";
+import ipaddr from "ipaddr.js";
+import type { ReportRequest__Output } from "../gen/wormhole/v1/ReportRequest.js";
+import { pathKindFromWire, type PathState } from "../util/path.js";
+import { checkEndpoint } from "../wg/endpoint.js";
+import { isKey } from "../wg/keys.js";
+import type { Endpoint } from "../wg/types.js";
+import type { IdentityIndex } from "./identity.js";
+
+export const MAX_CANDIDATES = 16;
+export const MAX_PATHS = 4096;
+
+export interface NodeReport {
+  readonly candidates: readonly Endpoint[];
+  readonly paths: readonly PathState[];
+  readonly atMs: number;
+}
+
+export type ReportVerdict =
+  | { readonly ok: true; readonly publicKey: string; readonly report: NodeReport }
+  | { readonly ok: false; readonly code: grpc.status; readonly details: string };
+
+function short(key: string): string {
+  return `${key.slice(0, 8)}…`;
+}
+
+/** Address ranges that are never a way to reach a node from its LAN. */
+const NEVER = ["unspecified", "loopback", "multicast", "linkLocal", "broadcast"];
+
+/** Why `ep` cannot be a candidate, or null when it can. */
+export function candidateProblem(ep: Endpoint, index: IdentityIndex): string | null {
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    addr = ipaddr.process(ep.ip);
+  } catch {
+    return `candidate address is not an IP: \`${ep.ip}'`;
+  }
+  const range = addr.range();
+  if (NEVER.includes(range)) return `candidate \`${ep.ip}' is a ${range} address`;
+  if (index.inTunnel(addr.toString())) return `candidate \`${ep.ip}' is inside the tunnel's own addresses`;
+  return null;
+}
+
+export function checkReport(request: ReportRequest__Output, caller: string | null, index: IdentityIndex, nowMs: number): ReportVerdict {
+  const refuse = (code: grpc.status, details: string): ReportVerdict => ({ ok: false, code, details });
+  if (caller === null) {
+    return refuse(
+      grpc.status.PERMISSION_DENIED,
+      "reports are accepted only from nodes identified by the tunnel: reach the registry at its tunnel address",
+    );
+  }
+  const claimed = request.publicKey || caller;
+  if (claimed !== caller) {
+    return refuse(grpc.status.PERMISSION_DENIED, `this connection comes from ${short(caller)}; it cannot report for ${short(claimed)}`);
+  }
+  if (request.candidates.length > MAX_CANDIDATES) {
+    return refuse(grpc.status.INVALID_ARGUMENT, `${request.candidates.length} candidates; at most ${MAX_CANDIDATES}`);
+  }
+  if (request.paths.length > MAX_PATHS) return refuse(grpc.status.INVALID_ARGUMENT, `${request.paths.length} paths; at most ${MAX_PATHS}`);
+  const candidates: Endpoint[] = [];
+  for (const c of request.candidates) {
+    let ep: Endpoint;
+    try {
+      ep = checkEndpoint({ ip: c.ip, port: c.port });
+    } catch (err) {
+      return refuse(grpc.status.INVALID_ARGUMENT, (err as Error).message);
+    }
+    const problem = candidateProblem(ep, index);
+    if (problem) return refuse(grpc.status.INVALID_ARGUMENT, problem);
+    candidates.push(ep);
+  }
+  const paths: PathState[] = [];
+  for (const p of request.paths) {
+    if (!isKey(p.peerPublicKey)) return refuse(grpc.status.INVALID_ARGUMENT, `path peer key is not a WireGuard key: \`${p.peerPublicKey.slice(0, 60)}'`);
+    const kind = pathKindFromWire(String(p.kind));
+    if (!kind) return refuse(grpc.status.INVALID_ARGUMENT, `path kind \`${String(p.kind)}' is not one of direct, lan, relayed, down`);
+    let endpoint: Endpoint | null = null;
+    if (p.endpoint) {
+      try {
+        endpoint = checkEndpoint({ ip: p.endpoint.ip, port: p.endpoint.port });
+      } catch (err) {
+        return refuse(grpc.status.INVALID_ARGUMENT, `path endpoint: ${(err as Error).message}`);
+      }
+    }
+    const sinceMs = Number.isSafeInteger(p.sinceUnixMs) && p.sinceUnixMs > 0 ? Math.min(p.sinceUnixMs, nowMs) : nowMs;
+    paths.push({ peerPublicKey: p.peerPublicKey, kind, sinceMs, endpoint });
+  }
+  return { ok: true, publicKey: caller, report: { candidates, paths, atMs: nowMs } };
+}

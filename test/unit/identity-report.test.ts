@@ -1,0 +1,108 @@
+import assert from "node:assert/strict";
+import type { NetworkInterfaceInfo } from "node:os";
+import { describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import fc from "fast-check";
+import { localCandidates } from "../../src/node/candidates.js";
+import { callerIp, IdentityIndex } from "../../src/registry/identity.js";
+import { checkReport } from "../../src/registry/report.js";
+import { nextPeerMap } from "../../src/registry/view.js";
+import type { WgDevice, WgPeer } from "../../src/wg/types.js";
+import { key } from "../support/keys.js";
+
+function peer(n: number, allowedIps: string[]): WgPeer {
+  return { publicKey: key(n), endpoint: null, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, allowedIps, persistentKeepaliveSec: 0, hasPresharedKey: false };
+}
+const index = new IdentityIndex(
+  nextPeerMap(new Map(), [peer(1, ["10.200.0.2/32", "192.168.50.0/24"]), peer(2, ["10.200.0.3/32", "fd00::3/128"]), peer(3, ["0.0.0.0/0"])]),
+);
+
+describe("callerIp", () => {
+  const cases: Array<[string, string | null]> = [
+    ["ipv4:10.200.0.2:41234", "10.200.0.2"],
+    ["ipv6:[fd00::3]:41234", "fd00::3"],
+    ["ipv6:[::ffff:10.200.0.2]:1", "10.200.0.2"],
+    ["10.200.0.2:1", "10.200.0.2"],
+    ["::ffff:10.200.0.11:60328", "10.200.0.11"],
+    ["fd00::3:443", "fd00::3"],
+    ["unix:/tmp/x", null],
+    ["ipv4:nonsense:1", null],
+    ["", null],
+  ];
+  for (const [text, ip] of cases) it(`${JSON.stringify(text)} -> ${ip}`, () => assert.equal(callerIp(text), ip));
+  it("never throws", () => fc.assert(fc.property(fc.string(), (s) => void callerIp(s))));
+});
+
+describe("IdentityIndex", () => {
+  it("names a caller only by a single-host allowed IP", () => {
+    assert.equal(index.keyOf("10.200.0.2"), key(1));
+    assert.equal(index.keyOf("fd00::3"), key(2));
+    assert.equal(index.keyOf("192.168.50.7"), null, "a routed LAN behind a peer is not that peer");
+    assert.equal(index.keyOf("198.51.100.9"), null, "0.0.0.0/0 never names anyone");
+  });
+  it("knows the tunnel's ranges, wide ones included", () => {
+    assert.equal(index.inTunnel("192.168.50.7"), true);
+    assert.equal(new IdentityIndex(nextPeerMap(new Map(), [peer(1, ["10.200.0.2/32"])])).inTunnel("10.200.0.9"), false);
+  });
+});
+
+describe("checkReport", () => {
+  const ok = (req: object, caller: string | null = key(1)) =>
+    checkReport({ publicKey: "", candidates: [], paths: [], ...req } as never, caller, new IdentityIndex(nextPeerMap(new Map(), [peer(1, ["10.200.0.2/32"])])), 1_000);
+  it("accepts a node's own candidates and paths", () => {
+    const v = ok({ publicKey: key(1), candidates: [{ ip: "192.168.1.10", port: 51820 }], paths: [{ peerPublicKey: key(2), kind: "PATH_KIND_LAN", sinceUnixMs: 500, endpoint: { ip: "192.168.1.11", port: 51820 }, rttMs: 0 }] });
+    assert.ok(v.ok);
+    assert.deepEqual(v.report.candidates, [{ ip: "192.168.1.10", port: 51820 }]);
+    assert.deepEqual(v.report.paths, [{ peerPublicKey: key(2), kind: "lan", sinceMs: 500, endpoint: { ip: "192.168.1.11", port: 51820 } }]);
+  });
+  const refusals: Array<[string, object, string | null, grpc.status, RegExp]> = [
+    ["an unidentified caller", {}, null, grpc.status.PERMISSION_DENIED, /tunnel address/],
+    ["a report for another key", { publicKey: key(2) }, key(1), grpc.status.PERMISSION_DENIED, /cannot report for/],
+    ["a loopback candidate", { candidates: [{ ip: "127.0.0.1", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /`127.0.0.1' is a loopback/],
+    ["an unspecified candidate", { candidates: [{ ip: "0.0.0.0", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /unspecified/],
+    ["a multicast candidate", { candidates: [{ ip: "ff02::1", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /multicast/],
+    ["a candidate inside the tunnel", { candidates: [{ ip: "10.200.0.2", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /inside the tunnel/],
+    ["a port out of range", { candidates: [{ ip: "192.168.1.1", port: 70000 }] }, key(1), grpc.status.INVALID_ARGUMENT, /port is not in 1-65535: `70000'/],
+    ["a bad address", { candidates: [{ ip: "192.168.1", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /`192.168.1'/],
+    ["too many candidates", { candidates: Array.from({ length: 17 }, (_, i) => ({ ip: `192.168.1.${i + 1}`, port: 1 })) }, key(1), grpc.status.INVALID_ARGUMENT, /at most 16/],
+    ["a path to a bad key", { paths: [{ peerPublicKey: "nope", kind: "PATH_KIND_LAN", sinceUnixMs: 0, endpoint: null, rttMs: 0 }] }, key(1), grpc.status.INVALID_ARGUMENT, /not a WireGuard key: `nope'/],
+    ["a path of unknown kind", { paths: [{ peerPublicKey: key(2), kind: "PATH_KIND_UNSPECIFIED", sinceUnixMs: 0, endpoint: null, rttMs: 0 }] }, key(1), grpc.status.INVALID_ARGUMENT, /path kind/],
+  ];
+  for (const [name, req, caller, code, says] of refusals) {
+    it(`refuses ${name}`, () => {
+      const v = ok(req, caller);
+      assert.equal(v.ok, false);
+      if (!v.ok) {
+        assert.equal(v.code, code);
+        assert.match(v.details, says);
+      }
+    });
+  }
+});
+
+describe("localCandidates", () => {
+  const device: WgDevice = { name: "wg0", type: "userspace", publicKey: key(1), listenPort: 51820, peers: [peer(2, ["10.200.0.0/24"])] };
+  const info = (address: string, internal = false): NetworkInterfaceInfo =>
+    address.includes(":")
+      ? { address, netmask: "", family: "IPv6", mac: "", internal, cidr: null, scopeid: 0 }
+      : { address, netmask: "", family: "IPv4", mac: "", internal, cidr: null };
+  it("offers LAN addresses with the listen port; never loopback, link-local, WireGuard interfaces or tunnel ranges", () => {
+    const got = localCandidates(
+      {
+        lo: [info("127.0.0.1", true), info("::1", true)],
+        eth0: [info("192.168.1.10"), info("fe80::1"), info("2001:db8::10"), info("169.254.1.1")],
+        wg0: [info("10.200.0.5")],
+        docker0: [info("10.200.0.77")],
+      },
+      new Set(["wg0"]),
+      device,
+    );
+    assert.deepEqual(got, [
+      { ip: "192.168.1.10", port: 51820 },
+      { ip: "2001:db8::10", port: 51820 },
+    ]);
+  });
+  it("nothing without a listen port", () => {
+    assert.deepEqual(localCandidates({ eth0: [info("192.168.1.10")] }, new Set(), { ...device, listenPort: 0 }), []);
+  });
+});
