@@ -13,6 +13,8 @@ import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import type { PathState } from "../util/path.js";
 import { localCandidates } from "./candidates.js";
+import { planRelay, restoreUpdates, type RelayEntry } from "./relay.js";
+import { loadRelayState, saveRelayState } from "./relay-state.js";
 import { decide, pathOf, rxGrowth, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
 import { tunnelAddress, type Prober } from "./prober.js";
 import type { RegistrySource, RegistryView } from "./source.js";
@@ -36,6 +38,10 @@ export interface AgentOptions {
   readonly prober?: Prober | null;
   /** Default 1000; 0 turns the registry probe off. */
   readonly probeIntervalMs?: number;
+  /** Where relay state is kept across restarts; null: not kept. */
+  readonly relayStateDir?: string | null;
+  /** Relay timings (tests shorten them); see src/node/relay.ts. */
+  readonly relayTimings?: { readonly relayAfterMs?: number; readonly quietMs?: number; readonly roundMs?: number };
   /** The machine's interfaces (os.networkInterfaces by default); tests pass their own. */
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
@@ -54,6 +60,8 @@ export class NodeAgent {
   private readonly devices = new Map<string, WgDevice>();
   /** Per interface: each peer's receive counter and when it last grew. */
   private readonly rx = new Map<string, Map<string, RxSample>>();
+  /** Per interface: peers relayed through the registry. */
+  private readonly relayed = new Map<string, ReadonlyMap<string, RelayEntry>>();
   /** Per interface: the path to each peer, and since when. */
   private readonly paths = new Map<string, Map<string, PathState>>();
   /** Per interface: what was last reported (to report only changes). */
@@ -79,13 +87,16 @@ export class NodeAgent {
     if (this.options.prober && probeMs > 0) this.probeTimer = setInterval(() => this.probeRegistry(), probeMs);
   }
 
-  stop(): void {
+  /** Stops, and undoes what only a running agent may keep: relayed addresses go back to their peers. */
+  async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     if (this.probeTimer) clearInterval(this.probeTimer);
     if (this.dueTimer) clearTimeout(this.dueTimer.handle);
     this.options.source.stop();
     this.options.prober?.close();
+    await this.running?.catch(() => {});
+    await this.unrelayAll();
   }
 
   /** Resolves when the reconcile pass this call started or joined is done. Never rejects. */
@@ -122,7 +133,9 @@ export class NodeAgent {
     }
     for (const iface of ifaces) {
       try {
-        const device = await wg.getDevice(iface);
+        let device = await wg.getDevice(iface);
+        // Undoing a crashed run's relay changes allowed IPs: decide on the state after it.
+        if (await this.repairRelay(iface, device)) device = await wg.getDevice(iface);
         this.devices.set(iface, device);
         let applied = this.applied.get(iface);
         if (!applied) this.applied.set(iface, (applied = new Map()));
@@ -132,10 +145,13 @@ export class NodeAgent {
         this.selfSeen.set(iface, self);
         if (selfMoved) logger.info({ iface, from: formatEndpoint(before), to: formatEndpoint(self) }, "the registry sees this node at a new address");
 
+        const relayed = this.relayed.get(iface) ?? new Map<string, RelayEntry>();
         const now = this.options.clock.now();
         const rx = this.rxSamples(iface, device, now);
+        // Relayed peers belong to the relay planner below, not to decide().
+        const direct: WgDevice = relayed.size === 0 ? device : { ...device, peers: device.peers.filter((p) => !relayed.has(p.publicKey)) };
         const result = decide({
-          device,
+          device: direct,
           registry: view.endpoints,
           candidates: view.candidates,
           selfEndpoint: self,
@@ -145,8 +161,28 @@ export class NodeAgent {
           rxGrewAtMs: new Map([...rx].map(([k, v]) => [k, v.grewAtMs])),
           ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
         });
-        if (result.updates.length > 0) await wg.updatePeers(iface, result.updates);
         for (const [key, record] of result.applied) applied.set(key, record);
+        const relay = planRelay({
+          device,
+          registryPublicKey: view.registryPublicKey,
+          relayAvailable: view.relay,
+          state: relayed,
+          applied,
+          registry: view.endpoints,
+          nowMs: now,
+          ...(this.options.decideOptions?.defaultKeepaliveSec !== undefined ? { keepaliveSec: this.options.decideOptions.defaultKeepaliveSec } : {}),
+          ...(this.options.decideOptions?.healthyHandshakeMs !== undefined ? { healthyHandshakeMs: this.options.decideOptions.healthyHandshakeMs } : {}),
+          ...(this.options.decideOptions?.maxPunchAttempts !== undefined ? { maxPunchAttempts: this.options.decideOptions.maxPunchAttempts } : {}),
+          ...this.options.relayTimings,
+        });
+        const updates = [...result.updates, ...relay.updates];
+        if (updates.length > 0) await wg.updatePeers(iface, updates);
+        if (relay.decisions.length > 0) {
+          for (const d of relay.decisions) logger.info({ iface, peer: short(d.publicKey), action: d.action }, d.reason);
+          await this.saveRelayed(iface, relay.state);
+        }
+        this.relayed.set(iface, relay.state);
+        if (relay.nextDueMs !== null) this.wakeAt(relay.nextDueMs);
         for (const d of result.decisions) {
           const fields = { iface, peer: short(d.publicKey), endpoint: d.to ? formatEndpoint(d.to) : null, via: view.via };
           if (d.verdict === "unchanged" || d.verdict === "unknown" || d.verdict === "keep-working" || d.verdict === "hearing") {
@@ -180,7 +216,8 @@ export class NodeAgent {
     const paths = new Map<string, PathState>();
     for (const p of device.peers) {
       if (p.publicKey === view.registryPublicKey) continue;
-      const kind = pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
+      const relayedNow = this.relayed.get(iface)?.has(p.publicKey) ?? false;
+      const kind = relayedNow ? "relayed" : pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
       const old = before.get(p.publicKey);
       paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs: old?.kind === kind ? old.sinceMs : now, endpoint: p.endpoint });
       if (old && old.kind !== kind) this.options.logger.info({ iface, peer: short(p.publicKey), from: old.kind, to: kind }, "path changed");
@@ -203,6 +240,53 @@ export class NodeAgent {
           "the registry does not take reports from this node, so peers behind our NAT cannot learn our LAN address (reach the registry at its tunnel address)",
         );
       });
+  }
+
+  /**
+   * On first sight of an interface, undoes a relay that a previous run left
+   * behind (it did not stop cleanly): the peers get their addresses back.
+   * Returns whether it changed anything.
+   */
+  private async repairRelay(iface: string, device: WgDevice): Promise<boolean> {
+    if (this.relayed.has(iface)) return false;
+    const dir = this.options.relayStateDir;
+    let repaired = false;
+    if (dir) {
+      const left = await loadRelayState(dir, iface);
+      const present = new Map([...left].filter(([key]) => device.peers.some((p) => p.publicKey === key)));
+      if (present.size > 0) {
+        await this.options.wg.updatePeers(iface, restoreUpdates(present));
+        this.options.logger.warn({ iface, peers: [...present.keys()].map(short) }, "gave relayed peers their addresses back after an unclean stop");
+        repaired = true;
+      }
+      await saveRelayState(dir, iface, new Map());
+    }
+    this.relayed.set(iface, new Map());
+    return repaired;
+  }
+
+  private async saveRelayed(iface: string, state: ReadonlyMap<string, RelayEntry>): Promise<void> {
+    if (!this.options.relayStateDir) return;
+    try {
+      await saveRelayState(this.options.relayStateDir, iface, state);
+    } catch (err) {
+      this.options.logger.error({ iface, err: (err as Error).message }, "cannot save relay state; a crash now would leave relayed addresses on the registry peer");
+    }
+  }
+
+  /** Gives every relayed peer its addresses back (on stop). Never throws. */
+  private async unrelayAll(): Promise<void> {
+    for (const [iface, state] of this.relayed) {
+      if (state.size === 0) continue;
+      try {
+        await this.options.wg.updatePeers(iface, restoreUpdates(state));
+        this.relayed.set(iface, new Map());
+        await this.saveRelayed(iface, new Map());
+        this.options.logger.info({ iface, peers: state.size }, "gave relayed peers their addresses back");
+      } catch (err) {
+        this.options.logger.error({ iface, err: (err as Error).message }, "could not give relayed peers their addresses back; the next start will");
+      }
+    }
   }
 
   /** The paths this agent last saw, per interface (for status). */

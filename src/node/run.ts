@@ -17,6 +17,8 @@ export interface NodeConfig {
   readonly keepaliveSec: number;
   /** Datagram to the registry's tunnel address this often; 0 for never. */
   readonly probeIntervalMs: number;
+  /** Where relay state is kept so a crash can be repaired; null: not kept. */
+  readonly stateDir?: string | null;
 }
 
 export interface NodeDeps {
@@ -28,6 +30,8 @@ export interface NodeDeps {
   readonly decideOptions?: DecideOptions;
   /** Defaults to a UDP prober; null for none. */
   readonly prober?: Prober | null;
+  /** Relay timings (tests shorten them). */
+  readonly relayTimings?: { readonly relayAfterMs?: number; readonly quietMs?: number; readonly roundMs?: number };
   /** The machine's network interfaces (for LAN candidates); os.networkInterfaces by default. */
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
@@ -67,6 +71,8 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     prober: deps.prober === undefined ? createUdpProber(logger) : deps.prober,
     probeIntervalMs: config.probeIntervalMs,
     ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
+    ...(deps.relayTimings ? { relayTimings: deps.relayTimings } : {}),
+    relayStateDir: config.stateDir ?? null,
   });
   agent.start();
   logger.info({ registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs }, "node agent started");

@@ -32,6 +32,8 @@ export interface RegistryView {
   readonly candidates: ReadonlyMap<string, readonly Endpoint[]>;
   /** Increases with every new connection to the registry (its state may have been lost). */
   readonly generation: number;
+  /** The registry forwards between its peers (relay). */
+  readonly relay: boolean;
   /** How it arrived; for logs. */
   readonly via: "watch" | "poll";
 }
@@ -223,6 +225,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         registryPublicKey: isKey(reply.pubKey) ? reply.pubKey : "",
         candidates: new Map(),
         generation,
+        relay: false,
         via: "poll",
       });
       later(refreshMs, poll);
@@ -234,6 +237,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
     const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     let gotSnapshot = false;
     let registryPublicKey = "";
+    let relay = false;
     const call = v1.Watch({ publicKey: "" }, metadata());
     stream = call;
     call.on("data", (event: WatchEvent__Output) => {
@@ -246,10 +250,11 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         generation += 1;
         const key = event.snapshot?.registryPublicKey ?? "";
         registryPublicKey = isKey(key) ? key : "";
+        relay = event.snapshot?.relay === true;
       }
       if (!gotSnapshot) return;
       markHealthy();
-      onView({ endpoints: new Map(state.endpoints), candidates: new Map(state.candidates), registryPublicKey, generation, via: "watch" });
+      onView({ endpoints: new Map(state.endpoints), candidates: new Map(state.candidates), registryPublicKey, generation, relay, via: "watch" });
     });
     call.on("error", (err: grpc.ServiceError) => {
       if (stopped || stream !== call) return;

@@ -63,6 +63,7 @@ export class FakeWireGuard implements WireGuard {
           ...u,
           ...(u.endpoint ? { endpoint: { ...u.endpoint } } : {}),
           ...(u.recreate ? { recreate: { allowedIps: [...u.recreate.allowedIps] } } : {}),
+          ...(u.allowedIps ? { allowedIps: [...u.allowedIps] } : {}),
         })),
         failed,
       });
@@ -79,8 +80,16 @@ export class FakeWireGuard implements WireGuard {
         const base: WgPeer = u.recreate
           ? { ...peer, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, endpoint: null, persistentKeepaliveSec: 0, allowedIps: [...u.recreate.allowedIps] }
           : peer;
+        if (u.allowedIps !== undefined) {
+          // WireGuard moves a prefix another peer had to this one.
+          const moved = new Set(u.allowedIps);
+          for (const [j, other] of d.peers.entries()) {
+            if (j !== i) d.peers[j] = { ...other, allowedIps: other.allowedIps.filter((c) => !moved.has(c)) };
+          }
+        }
         d.peers[i] = {
           ...base,
+          ...(u.allowedIps !== undefined ? { allowedIps: [...u.allowedIps] } : {}),
           ...(u.endpoint !== undefined ? { endpoint: checkEndpoint(u.endpoint) } : {}),
           ...(u.persistentKeepaliveSec !== undefined ? { persistentKeepaliveSec: u.persistentKeepaliveSec } : {}),
         };

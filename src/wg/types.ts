@@ -58,6 +58,12 @@ export interface PeerUpdate {
    * no preshared key (which could not be restored: it is never read).
    */
   readonly recreate?: { readonly allowedIps: readonly string[] };
+  /**
+   * Replace the peer's allowed IPs with exactly these. Only the relay uses it:
+   * it moves a peer's addresses to the registry peer and back (WireGuard
+   * moves a prefix that another peer of the interface had).
+   */
+  readonly allowedIps?: readonly string[];
 }
 
 /** Everything wormhole ever asks of WireGuard. */

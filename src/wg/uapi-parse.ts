@@ -176,12 +176,15 @@ export function formatUapiSet(updates: readonly PeerUpdate[]): string | null {
     const hex = keyToHex(u.publicKey, `${what}: peer public key`);
     const endpoint = u.endpoint === undefined ? undefined : formatEndpoint(u.endpoint, `${what}: endpoint`);
     const keepalive = u.persistentKeepaliveSec === undefined ? undefined : checkKeepalive(u.persistentKeepaliveSec, what);
-    const allowed = u.recreate === undefined ? undefined : checkAllowedIps(u.recreate.allowedIps, what);
+    const recreated = u.recreate === undefined ? undefined : checkAllowedIps(u.recreate.allowedIps, what);
+    const replaced = u.allowedIps === undefined ? undefined : checkAllowedIps(u.allowedIps, what);
+    const allowed = replaced ?? recreated;
     if (endpoint === undefined && keepalive === undefined && allowed === undefined) continue;
     body += `public_key=${hex}\nupdate_only=true\n`;
-    if (allowed !== undefined) body += `remove=true\npublic_key=${hex}\n`;
+    if (recreated !== undefined) body += `remove=true\npublic_key=${hex}\n`;
     if (endpoint !== undefined) body += `endpoint=${endpoint}\n`;
     if (keepalive !== undefined) body += `persistent_keepalive_interval=${keepalive}\n`;
+    if (replaced !== undefined) body += "replace_allowed_ips=true\n";
     if (allowed !== undefined) for (const cidr of allowed) body += `allowed_ip=${cidr}\n`;
   }
   return body === "" ? null : `set=1\n${body}\n`;
@@ -270,6 +273,7 @@ export function checkUpdates(updates: readonly PeerUpdate[]): void {
     if (u.endpoint !== undefined) formatEndpoint(u.endpoint, `${what}: endpoint`);
     if (u.persistentKeepaliveSec !== undefined) checkKeepalive(u.persistentKeepaliveSec, what);
     if (u.recreate !== undefined) checkAllowedIps(u.recreate.allowedIps, what);
+    if (u.allowedIps !== undefined) checkAllowedIps(u.allowedIps, what);
   }
 }
 

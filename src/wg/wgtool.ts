@@ -40,7 +40,9 @@ export async function wgtoolGetDevice(name: string, options: WgToolOptions): Pro
  */
 export async function wgtoolUpdatePeers(name: string, updates: readonly PeerUpdate[], options: WgToolOptions): Promise<void> {
   checkUpdates(updates);
-  const wanted = updates.filter((u) => u.endpoint !== undefined || u.persistentKeepaliveSec !== undefined || u.recreate !== undefined);
+  const wanted = updates.filter(
+    (u) => u.endpoint !== undefined || u.persistentKeepaliveSec !== undefined || u.recreate !== undefined || u.allowedIps !== undefined,
+  );
   if (wanted.length === 0) return;
 
   const listed = await runWg(name, ["wg", "show", name, "peers"], options);
@@ -61,7 +63,8 @@ export async function wgtoolUpdatePeers(name: string, updates: readonly PeerUpda
       argv.push("peer", u.publicKey);
       if (u.endpoint !== undefined) argv.push("endpoint", formatEndpoint(u.endpoint));
       if (u.persistentKeepaliveSec !== undefined) argv.push("persistent-keepalive", String(checkKeepalive(u.persistentKeepaliveSec)));
-      if (u.recreate !== undefined) argv.push("allowed-ips", checkAllowedIps(u.recreate.allowedIps).join(","));
+      const allowed = u.allowedIps ?? u.recreate?.allowedIps;
+      if (allowed !== undefined) argv.push("allowed-ips", checkAllowedIps(allowed).join(","));
     }
     await runWg(name, argv, options);
   }

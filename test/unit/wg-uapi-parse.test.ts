@@ -344,6 +344,15 @@ describe("uapi: set request and reply", () => {
     assert.throws(() => formatUapiSet([{ publicKey: k1, recreate: { allowedIps: ["10.0.0.2/32\nremove=true"] } }]), TypeError);
   });
 
+  it("allowedIps: replace_allowed_ips=true and exactly the given prefixes (empty: none)", () => {
+    assert.equal(
+      formatUapiSet([{ publicKey: k1, allowedIps: ["10.0.0.1/32", "10.0.0.3/32"] }, { publicKey: k2, allowedIps: [] }]),
+      `set=1\npublic_key=${P1}\nupdate_only=true\nreplace_allowed_ips=true\nallowed_ip=10.0.0.1/32\nallowed_ip=10.0.0.3/32\n` +
+        `public_key=${P2}\nupdate_only=true\nreplace_allowed_ips=true\n\n`,
+    );
+    assert.throws(() => formatUapiSet([{ publicKey: k1, allowedIps: ["nope"] }]), /update 1: allowed IP is not an IP prefix/);
+  });
+
   it("leaves out updates that change nothing; null when none is left", () => {
     assert.equal(formatUapiSet([]), null);
     assert.equal(formatUapiSet([{ publicKey: k1 }]), null);

@@ -187,6 +187,12 @@ describe("wgtool: backend with a fake runner", () => {
     );
   });
 
+  it("updatePeers replaces allowed IPs with `allowed-ips'", async () => {
+    const runner = fakeRunner((argv) => (argv[3] === "peers" ? { stdout: `${K1}\n` } : {}));
+    await wgtoolUpdatePeers("wg0", [{ publicKey: K1, allowedIps: ["10.0.0.2/32", "10.0.0.3/32"] }], { runner, timeoutMs: 5000 });
+    assert.deepEqual(runner.calls.at(-1)?.argv, ["wg", "set", "wg0", "peer", K1, "allowed-ips", "10.0.0.2/32,10.0.0.3/32"]);
+  });
+
   it("updatePeers runs nothing when no listed peer is left or nothing changes", async () => {
     const runner = fakeRunner(() => ({ stdout: `${K1}\n` }));
     await wgtoolUpdatePeers("wg0", [{ publicKey: K3, endpoint: { ip: "10.1.1.1", port: 1 } }], { runner, timeoutMs: 5000 });

@@ -5,9 +5,11 @@ import type { PeerInfo as _wormhole_v1_PeerInfo, PeerInfo__Output as _wormhole_v
 export interface GetPeersResponse {
   'registryPublicKey'?: (string);
   'peers'?: (_wormhole_v1_PeerInfo)[];
+  'relay'?: (boolean);
 }
 
 export interface GetPeersResponse__Output {
   'registryPublicKey': (string);
   'peers': (_wormhole_v1_PeerInfo__Output)[];
+  'relay': (boolean);
 }
