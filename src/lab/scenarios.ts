@@ -71,7 +71,7 @@ async function endpointOf(lab: Lab, from: string, to: string): Promise<Endpoint 
   return peers.find((p) => p.publicKey === lab.publicKey(to))?.endpoint ?? null;
 }
 
-function msOf(results: readonly PairResult[]): number {
+export function msOf(results: readonly PairResult[]): number {
   return Math.max(...results.map((r) => r.pingMs ?? Infinity));
 }
 
@@ -82,7 +82,7 @@ export const REBIND_PORTS: readonly [number, number] = [20000, 29999];
  * alice → bob pings again with alice pointing at bob's new port.
  * Returns ms from the rebinding to recovery.
  */
-async function rebindAndRecover(lab: Lab, recoverTimeoutMs: number): Promise<{ before: Endpoint; after: Endpoint; recoveryMs: number }> {
+export async function rebindAndRecover(lab: Lab, recoverTimeoutMs: number): Promise<{ before: Endpoint; after: Endpoint; recoveryMs: number }> {
   const before = await endpointOf(lab, ALICE, BOB);
   if (!before) throw new Error("alice has no endpoint for bob before the rebinding");
   const bobSite = lab.node(BOB).site;

@@ -1,0 +1,69 @@
+/**
+ * Convergence in the NAT lab (benchmarks 1 and 2 of BENCHMARKS.md): real
+ * wireguard-go behind two NATs, the real `wormhole` registry and nodes.
+ *
+ *   node --import tsx bench/lab.ts [--runs 10] [--nat home,home]
+ *
+ * Per run, in a fresh lab:
+ *  - cold start: the registry runs and both nodes' WireGuard have handshaken
+ *    with it; t0 is just before the two node agents are started; the figure is
+ *    when a ping over the tunnel, sent every 20 ms, first gets an answer, the
+ *    later of alice→bob and bob→alice. It includes starting the node processes.
+ *  - rebinding: bob's router loses all its mappings and masquerades to other
+ *    ports from then on; the figure is when alice→bob answers again (pinging
+ *    every 20 ms from the rebinding on), with alice pointing at bob's new port.
+ * Needs root and the lab's packages; builds nothing (run `npm run build`).
+ * Traffic stays inside the namespaces the lab makes.
+ */
+import { parseArgs } from "node:util";
+import { ALICE, BOB, isNatBehaviour, pairSites, wormholeAgents, withLab, type Lab, type NatBehaviour } from "../src/lab/index.js";
+import { REBIND_PORTS } from "../src/lab/scenarios.js";
+import { inNs } from "../src/lab/wg.js";
+
+const { values } = parseArgs({ options: { runs: { type: "string", default: "10" }, nat: { type: "string", default: "home,home" } } });
+const runs = Number(values.runs);
+const nat = (values.nat ?? "").split(",") as [NatBehaviour, NatBehaviour];
+if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs \`${values.runs}' is not a positive whole number`);
+if (nat.length !== 2 || !nat.every(isNatBehaviour)) throw new Error(`--nat \`${values.nat}' is not two NAT behaviours`);
+
+/** Resolves with ms from now until `from` first hears back from `to` over the tunnel (pinging every 20 ms), or rejects. */
+async function firstAnswer(lab: Lab, from: string, to: string, t0: number, deadlineSec = 30): Promise<number> {
+  const ip = lab.node(to).tunnelIp;
+  const r = await lab.run(inNs(lab.node(from).ns, ["ping", "-n", "-q", "-c", "1", "-i", "0.02", "-w", String(deadlineSec), ip]), {
+    allowFailure: true,
+    timeoutMs: (deadlineSec + 5) * 1000,
+  });
+  if (r.code !== 0) throw new Error(`${from} -> ${to}: no answer within ${deadlineSec}s`);
+  return Date.now() - t0;
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] as number;
+}
+
+const cold: number[] = [];
+const rebind: number[] = [];
+for (let i = 0; i < runs; i++) {
+  await withLab({ sites: pairSites(nat[0], nat[1]) }, async (lab) => {
+    const agents = wormholeAgents();
+    await agents.startRegistry(lab);
+    const t0 = Date.now();
+    await Promise.all([agents.startNode(lab, ALICE), agents.startNode(lab, BOB)]);
+    const [ab, ba] = await Promise.all([firstAnswer(lab, ALICE, BOB, t0), firstAnswer(lab, BOB, ALICE, t0)]);
+    cold.push(Math.max(ab, ba));
+    // Let the pair settle (both sides' punch retries over) before disturbing it.
+    await new Promise((r) => setTimeout(r, 3_000));
+    const bobSite = lab.node(BOB).site;
+    await lab.rebind(bobSite, REBIND_PORTS);
+    const t1 = Date.now();
+    rebind.push(await firstAnswer(lab, ALICE, BOB, t1, 60));
+    const ep = (await lab.readPeers(ALICE)).find((p) => p.publicKey === lab.publicKey(BOB))?.endpoint;
+    if (!ep || ep.port < REBIND_PORTS[0] || ep.port > REBIND_PORTS[1]) throw new Error(`after rebinding alice points at ${JSON.stringify(ep)}, not bob's new port`);
+    await agents.stopAll(lab);
+    process.stdout.write(`run ${i + 1}/${runs}: cold start ${cold.at(-1)} ms, rebinding ${rebind.at(-1)} ms\n`);
+  });
+}
+const line = (name: string, xs: number[], target: number) =>
+  `${name.padEnd(24)} p50 ${String(pct(xs, 50)).padStart(6)} ms  p90 ${String(pct(xs, 90)).padStart(6)} ms  min ${Math.min(...xs)} max ${Math.max(...xs)}  target p50 <= ${target} ms: ${pct(xs, 50) <= target ? "met" : "MISSED"}`;
+process.stdout.write(`\nlab ${nat.join("/")}, ${runs} runs\n${line("cold start -> direct", cold, 500)}\n${line("rebinding -> direct", rebind, 3000)}\n`);
