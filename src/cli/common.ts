@@ -1,6 +1,20 @@
-/** What the subcommands share: token sources, log flags, errors, signals. */
-import { readFileSync, statSync } from "node:fs";
+/** What the subcommands share: config layers, token sources, log flags, errors, signals. */
+import { statSync } from "node:fs";
 import { Option, type Command } from "commander";
+import {
+  CONFIG_ENV,
+  ConfigError,
+  configPathFromEnv,
+  describeOrigin,
+  loadConfigFile,
+  readTokenFile,
+  resolveTokenChoice,
+  secretFileWarnings,
+  type ConfigFile,
+  type Layer,
+  type Role,
+  type TokenChoice,
+} from "../config/index.js";
 import { parseDuration } from "../util/duration.js";
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from "../util/log.js";
 
@@ -34,18 +48,8 @@ export function resolveToken(flags: TokenFlags, env: NodeJS.ProcessEnv = process
     return { token: flags.token, from: "--token" };
   }
   if (flags.tokenFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(flags.tokenFile, "utf8");
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : String((err as Error).message);
-      throw new UsageError(`cannot read --token-file \`${flags.tokenFile}': ${why}`);
-    }
-    const token = text.replace(/\r?\n$/, "");
-    if (token === "") throw new UsageError(`--token-file \`${flags.tokenFile}' is empty`);
-    if (token.includes("\n")) throw new UsageError(`--token-file \`${flags.tokenFile}' has more than one line`);
-    return { token, from: "--token-file" };
+    const path = flags.tokenFile;
+    return { token: asUsage(() => readTokenFile(path, { name: "--token-file", config: null })), from: "--token-file" };
   }
   const fromEnv = env.WORMHOLE_TOKEN;
   if (fromEnv !== undefined && fromEnv !== "") return { token: fromEnv, from: "WORMHOLE_TOKEN" };
@@ -114,4 +118,89 @@ export function stopOnSignal(logger: Logger, stop: () => Promise<void> | void): 
   };
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
+}
+
+/** Runs `fn`, turning a ConfigError (bad file, variable or combination) into a UsageError (exit status 2). */
+export function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ConfigError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** A flag parser from a config value check: the same rules, the flag's name in the message. */
+export function configOption<T>(flag: string, check: (name: string, text: string) => T) {
+  return (value: string): T => asUsage(() => check(flag, value));
+}
+
+export function addConfigOption(cmd: Command, role: Role): Command {
+  return cmd.option("-c, --config <path>", `read settings from this TOML file (its [${role}] and [names] tables); also ${CONFIG_ENV}`);
+}
+
+/**
+ * The values the user typed on the command line (not commander's defaults),
+ * renamed to settings keys: `attributes` maps a settings key to the
+ * commander attribute(s) that give it, first one given wins.
+ */
+export function cliValues(cmd: Command, attributes: Readonly<Record<string, string | readonly string[]>>): Record<string, unknown> {
+  const opts = cmd.opts<Record<string, unknown>>();
+  const values: Record<string, unknown> = {};
+  for (const [key, attrs] of Object.entries(attributes)) {
+    for (const attr of typeof attrs === "string" ? [attrs] : attrs) {
+      if (cmd.getOptionValueSource(attr) === "cli" && opts[attr] !== undefined) {
+        values[key] = opts[attr];
+        break;
+      }
+    }
+  }
+  return values;
+}
+
+/** The config file from --config or WORMHOLE_CONFIG, read and checked; null when neither is given. */
+export function configFileFor(configFlag: string | undefined, env: NodeJS.ProcessEnv): ConfigFile | null {
+  const path = configFlag ?? configPathFromEnv(env);
+  return path === null ? null : asUsage(() => loadConfigFile(path));
+}
+
+/** The layers, highest first: flags, environment, then the file's table for `role` (when it has one). */
+export function layersFor<V>(cli: V, env: V, file: ConfigFile | null, table: V | null): Layer<V>[] {
+  const layers: Layer<V>[] = [
+    { source: { kind: "flags" }, values: cli },
+    { source: { kind: "env" }, values: env },
+  ];
+  if (file && table) layers.push({ source: { kind: "file", path: file.path }, values: table });
+  return layers;
+}
+
+/** Reads the token a merged setting points at; UsageError when its file cannot be read. */
+export function tokenFor(choice: TokenChoice): string | null {
+  return asUsage(() => resolveTokenChoice(choice));
+}
+
+/** What to warn about once the logger exists: secrets others can read, a token on the command line, a file without our table. */
+export function startupWarnings(role: Role, choice: TokenChoice, file: ConfigFile | null): string[] {
+  const warnings = secretFileWarnings(choice, file);
+  if (choice.kind === "value" && choice.origin.name === "--token") {
+    warnings.push(`--token is visible to every user in the process list; prefer --token-file, WORMHOLE_TOKEN or token_file in the config file`);
+  }
+  if (file && file[role] === null) warnings.push(`config ${file.path} has no [${role}] table; using flags, environment and defaults only`);
+  return warnings;
+}
+
+/** Where the token came from, for the log (never the token). */
+export function tokenOrigin(choice: TokenChoice): string {
+  return choice.kind === "none" ? "none" : describeOrigin(choice.origin);
+}
+
+/** Help text listing the environment variables and the config file, after the flags. */
+export function configHelp(role: Role, envVars: readonly string[]): string {
+  return [
+    "",
+    `Every flag can also be set as an environment variable (${envVars.join(", ")})`,
+    `or in the [${role}] table of the config file (--config or ${CONFIG_ENV}; keys are the long flags in snake_case,`,
+    `e.g. token_file, log_level). Precedence: flag > environment > config file > default.`,
+    "",
+  ].join("\n");
 }

@@ -1,34 +1,54 @@
 import { Command, Option } from "commander";
+import { envNames, ifaceValue, mergeNode, nodeFromEnv, type NodeValues } from "../config/index.js";
 import { runNode } from "../node/run.js";
 import { systemClock } from "../util/clock.js";
 import { createWireGuard } from "../wg/index.js";
 import {
+  addConfigOption,
   addLogOptions,
+  asUsage,
+  cliValues,
+  configFileFor,
+  configHelp,
+  configOption,
   durationOption,
   integerOption,
+  layersFor,
   loggerFor,
-  resolveToken,
+  startupWarnings,
   stopOnSignal,
-  tokenFileWarnings,
+  tokenFor,
+  tokenOrigin,
   UsageError,
-  type LogFlags,
 } from "./common.js";
 
-interface NodeFlags extends LogFlags {
-  address?: string;
-  iface?: string;
-  token?: string;
-  tokenFile?: string;
-  refresh: number;
-  keepalive: number;
-  probeInterval: number;
+interface NodeFlags {
+  config?: string;
 }
+
+/** Settings key → the commander attribute that gives it. */
+const ATTRIBUTES = {
+  address: "address",
+  iface: "iface",
+  token: "token",
+  tokenFile: "tokenFile",
+  refreshMs: "refresh",
+  keepaliveSec: "keepalive",
+  probeIntervalMs: "probeInterval",
+  stateDir: "stateDir",
+  logLevel: "logLevel",
+  logFormat: "logFormat",
+} as const;
 
 export function nodeCommand(): Command {
   const cmd = new Command("node")
     .description("start a node service: point the local WireGuard peers at the endpoints the registry sees")
     .option("-a, --address <address>", "remote rpc address of registry (host:port, required)")
-    .option("-i, --iface <name>", "the wireguard interface used for this node [optional: every WireGuard interface when omitted]")
+    .option(
+      "-i, --iface <name>",
+      "the wireguard interface used for this node [optional: every WireGuard interface when omitted]",
+      configOption("--iface", ifaceValue),
+    )
     .option("-t, --token <token>", "token for a simple verification (visible in the process list; prefer --token-file or WORMHOLE_TOKEN)")
     .option("--token-file <path>", "read the token from this file")
     .addOption(
@@ -44,16 +64,40 @@ export function nodeCommand(): Command {
         .argParser(durationOption("--probe-interval", { allowZero: true }))
         .default(1_000, "1s"),
     )
-    .option("--keepalive <seconds>", "persistent keepalive given to peers it points at, unless they have one", integerOption("--keepalive", 1, 65535), 25);
+    .option("--keepalive <seconds>", "persistent keepalive given to peers it points at, unless they have one", integerOption("--keepalive", 1, 65535), 25)
+    .addOption(
+      new Option("--state-dir <path>", "where the node writes down relayed peers, so a crash is undone at the next start").default(
+        "/var/lib/wormhole",
+      ),
+    );
+  addConfigOption(cmd, "node");
   addLogOptions(cmd);
-  cmd.action(async (flags: NodeFlags) => {
-    if (!flags.address) throw new UsageError("--address is required: the registry's host:port (for example 203.0.113.1:1638)");
-    const { token } = resolveToken(flags);
-    const logger = loggerFor(flags);
-    for (const w of tokenFileWarnings(flags.tokenFile)) logger.warn(w);
-    if (flags.token !== undefined) logger.warn("--token is visible to every user in the process list; prefer --token-file or WORMHOLE_TOKEN");
+  cmd.addHelpText("after", configHelp("node", envNames("node")));
+  cmd.action(async (flags: NodeFlags, command: Command) => {
+    const file = configFileFor(flags.config, process.env);
+    const layers = layersFor<NodeValues>(cliValues(command, ATTRIBUTES) as NodeValues, asUsage(() => nodeFromEnv(process.env)), file, file?.node ?? null);
+    const settings = asUsage(() => mergeNode(layers));
+    if (!settings.address) {
+      throw new UsageError(
+        "--address is required: the registry's host:port (for example 203.0.113.1:1638); or WORMHOLE_ADDRESS, or address in the config file's [node] table",
+      );
+    }
+    const token = tokenFor(settings.token);
+    const logger = loggerFor(settings);
+    for (const w of startupWarnings("node", settings.token, file)) logger.warn(w);
+    // Peer names are read and checked here; the node's log does not show them yet.
+    if (file) logger.info({ config: file.path, names: file.names.size }, "config file read");
+    logger.debug({ tokenFrom: tokenOrigin(settings.token) }, "token source");
     const agent = await runNode(
-      { address: flags.address, token: token ?? "", iface: flags.iface ?? null, refreshMs: flags.refresh, keepaliveSec: flags.keepalive, probeIntervalMs: flags.probeInterval },
+      {
+        address: settings.address,
+        token: token ?? "",
+        iface: settings.iface,
+        refreshMs: settings.refreshMs,
+        keepaliveSec: settings.keepaliveSec,
+        probeIntervalMs: settings.probeIntervalMs,
+        stateDir: settings.stateDir,
+      },
       { wg: createWireGuard(), logger, clock: systemClock },
     );
     stopOnSignal(logger, () => agent.stop());

@@ -1,41 +1,102 @@
 import { Command, Option } from "commander";
+import { envNames, formatListen, ifaceValue, listenValue, mergeRegistry, registryFromEnv, type RegistryValues } from "../config/index.js";
 import { runRegistry } from "../registry/run.js";
 import { createWireGuard } from "../wg/index.js";
-import { addLogOptions, durationOption, loggerFor, resolveToken, stopOnSignal, tokenFileWarnings, UsageError, type LogFlags } from "./common.js";
+import {
+  addConfigOption,
+  addLogOptions,
+  asUsage,
+  cliValues,
+  configFileFor,
+  configHelp,
+  configOption,
+  durationOption,
+  layersFor,
+  loggerFor,
+  startupWarnings,
+  stopOnSignal,
+  tokenFor,
+  tokenOrigin,
+  UsageError,
+} from "./common.js";
 
-interface RegistryFlags extends LogFlags {
-  address: string;
-  iface?: string;
-  ifcae?: string;
-  token?: string;
-  tokenFile?: string;
-  pollInterval: number;
+interface RegistryFlags {
+  config?: string;
 }
+
+/** Settings key → the commander attributes that give it. */
+const ATTRIBUTES = {
+  address: "address",
+  iface: ["iface", "ifcae"],
+  token: "token",
+  tokenFile: "tokenFile",
+  pollIntervalMs: "pollInterval",
+  http: "http",
+  relay: "relay",
+  logLevel: "logLevel",
+  logFormat: "logFormat",
+} as const;
 
 export function registryCommand(): Command {
   const cmd = new Command("registry")
     .description("start a registry service: serve the endpoints its WireGuard interface sees")
     .option("-a, --address <address>", "rpc service listening address", ":1638")
-    .option("-i, --iface <name>", "the wireguard interface used for registry (required)")
+    .option("-i, --iface <name>", "the wireguard interface used for registry (required)", configOption("--iface", ifaceValue))
     // The seed spelled the long flag this way; keep old command lines working.
-    .addOption(new Option("--ifcae <name>").hideHelp())
+    .addOption(new Option("--ifcae <name>").hideHelp().argParser(configOption("--ifcae", ifaceValue)))
     .option("-t, --token <token>", "token for a simple verification (visible in the process list; prefer --token-file or WORMHOLE_TOKEN)")
     .option("--token-file <path>", "read the token from this file")
     .addOption(
       new Option("--poll-interval <duration>", "how often to re-read the interface for changes")
         .argParser(durationOption("--poll-interval"))
         .default(250, "250ms"),
+    )
+    .addOption(
+      new Option("--http <address>", "serve /metrics, /healthz and a status page on this address, such as 127.0.0.1:9638 (no authentication: keep it local)")
+        .argParser(configOption("--http", listenValue))
+        .default(null, "off"),
     );
+  cmd
+    .option("--relay", "forward between peers that cannot punch each other (needs IP forwarding on this host)")
+    .option("--no-relay", "do not relay, whatever the config file or WORMHOLE_RELAY say");
+  addConfigOption(cmd, "registry");
   addLogOptions(cmd);
-  cmd.action(async (flags: RegistryFlags) => {
-    const iface = flags.iface ?? flags.ifcae;
-    if (!iface) throw new UsageError("--iface is required: the WireGuard interface the nodes peer with (for example wg0)");
-    const { token } = resolveToken(flags);
-    const logger = loggerFor(flags);
-    for (const w of tokenFileWarnings(flags.tokenFile)) logger.warn(w);
-    if (flags.token !== undefined) logger.warn("--token is visible to every user in the process list; prefer --token-file or WORMHOLE_TOKEN");
+  cmd.addHelpText("after", configHelp("registry", envNames("registry")));
+  cmd.action(async (flags: RegistryFlags, command: Command) => {
+    const file = configFileFor(flags.config, process.env);
+    const layers = layersFor<RegistryValues>(
+      cliValues(command, ATTRIBUTES) as RegistryValues,
+      asUsage(() => registryFromEnv(process.env)),
+      file,
+      file?.registry ?? null,
+    );
+    const settings = asUsage(() => mergeRegistry(layers));
+    if (!settings.iface) {
+      throw new UsageError(
+        "--iface is required: the WireGuard interface the nodes peer with (for example wg0); or WORMHOLE_IFACE, or iface in the config file's [registry] table",
+      );
+    }
+    const token = tokenFor(settings.token);
+    const logger = loggerFor(settings);
+    for (const w of startupWarnings("registry", settings.token, file)) logger.warn(w);
+    if (file) logger.info({ config: file.path, names: file.names.size }, "config file read");
+    logger.debug({ tokenFrom: tokenOrigin(settings.token) }, "token source");
+    if (settings.http && settings.http.host !== "127.0.0.1" && settings.http.host !== "::1" && settings.http.host !== "localhost") {
+      logger.warn(
+        { http: formatListen(settings.http) },
+        "the HTTP status page and metrics have no authentication and the page shows every peer's endpoint; serve them on a loopback address or behind a proxy that checks who asks",
+      );
+    }
     const registry = await runRegistry(
-      { address: flags.address, iface, token, pollIntervalMs: flags.pollInterval },
+      {
+        address: settings.address,
+        iface: settings.iface,
+        token,
+        pollIntervalMs: settings.pollIntervalMs,
+        http: settings.http,
+        relay: settings.relay,
+        names: file?.names,
+      },
       { wg: createWireGuard(), logger },
     );
     stopOnSignal(logger, () => registry.stop());

@@ -1,6 +1,12 @@
 import type { Server } from "@grpc/grpc-js";
+import { NO_NAMES, type PeerNames } from "../config/names.js";
+import { formatListen, type ListenAddress } from "../config/values.js";
 import type { Logger } from "../util/log.js";
 import type { WireGuard } from "../wg/types.js";
+import { addReflection, HealthService, type ServingStatus } from "./grpc-standard.js";
+import { startRegistryHttp, unhealthyReason, type RegistryHttp } from "./http.js";
+import { createRegistryMetrics, type RegistryMetrics } from "./metrics.js";
+import { forwardingProblem } from "./forwarding.js";
 import { bindServer, createRegistryServer } from "./server.js";
 import { PeerTable } from "./table.js";
 
@@ -11,31 +17,80 @@ export interface RegistryConfig {
   /** Shared token; null accepts every caller. */
   readonly token: string | null;
   readonly pollIntervalMs: number;
+  /** Where to serve /metrics, /healthz and the status page; null or absent: nowhere. */
+  readonly http?: ListenAddress | null;
+  /** Peer names for the status page. Default none. */
+  readonly names?: PeerNames;
+  /** Forward between peers so pairs that cannot punch can relay (needs IP forwarding). */
+  readonly relay?: boolean;
 }
 
 export interface RegistryDeps {
   readonly wg: WireGuard;
   readonly logger: Logger;
+  /** Checks IP forwarding for --relay; the real sysctl check by default. */
+  readonly forwardingProblem?: () => Promise<string | null>;
 }
 
 export interface RunningRegistry {
   readonly port: number;
   readonly table: PeerTable;
   readonly server: Server;
+  readonly metrics: RegistryMetrics;
+  readonly health: HealthService;
+  /** The HTTP port, or null when HTTP is off. */
+  readonly httpPort: number | null;
   stop(): Promise<void>;
 }
+
+/** The services grpc.health.v1.Health reports on: the server as a whole ("") and each API. */
+export const HEALTH_SERVICES = ["", "wormhole.v1.Registry", "wgSvc.proto.Registry"] as const;
 
 /** Reads the interface once (fails fast when it cannot), then serves. */
 export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): Promise<RunningRegistry> {
   const { logger } = deps;
+  if (config.relay) {
+    const problem = await (deps.forwardingProblem ?? forwardingProblem)();
+    if (problem) throw new Error(problem);
+  }
   const table = new PeerTable({ wg: deps.wg, iface: config.iface, pollIntervalMs: config.pollIntervalMs, logger });
   await table.start();
-  const server = createRegistryServer({ table, token: config.token, logger });
+  const metrics = createRegistryMetrics({ table });
+  const server = createRegistryServer({
+    table,
+    token: config.token,
+    logger,
+    relay: config.relay ?? false,
+    onAuthFailure: metrics.onAuthFailure,
+    onWatch: metrics.onWatch,
+  });
+
+  // Health follows the interface: SERVING while the last poll could read it.
+  const servingStatus = (): ServingStatus => (unhealthyReason(table, config.iface) === null ? "SERVING" : "NOT_SERVING");
+  const health = new HealthService(Object.fromEntries(HEALTH_SERVICES.map((s) => [s, servingStatus()])));
+  health.addToServer(server);
+  addReflection(server);
+  const healthTimer = setInterval(() => {
+    const status = servingStatus();
+    for (const s of HEALTH_SERVICES) health.set(s, status);
+  }, config.pollIntervalMs);
+  healthTimer.unref();
+
+  let http: RegistryHttp | null = null;
+  const cleanUp = () => {
+    clearInterval(healthTimer);
+    metrics.close();
+    table.stop();
+  };
   let port: number;
   try {
     port = await bindServer(server, config.address);
+    if (config.http) {
+      http = await startRegistryHttp(config.http, { table, iface: config.iface, metrics, names: config.names ?? NO_NAMES, logger });
+    }
   } catch (err) {
-    table.stop();
+    cleanUp();
+    server.forceShutdown();
     throw err;
   }
   const device = table.current;
@@ -43,6 +98,9 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     { address: config.address, port, iface: config.iface, peers: device?.peers.length ?? 0, publicKey: device?.publicKey },
     "registry serving",
   );
+  if (config.http && http) {
+    logger.info({ http: formatListen({ host: config.http.host, port: http.port }) }, "serving /metrics, /healthz and the status page");
+  }
   if (config.token === null) {
     logger.warn("no token set: anyone who reaches this address can read every peer's endpoint");
   }
@@ -50,14 +108,21 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     port,
     table,
     server,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        table.stop();
+    metrics,
+    health,
+    httpPort: http?.port ?? null,
+    stop: async () => {
+      // Tell health watchers first, then stop taking calls.
+      health.setAll("NOT_SERVING");
+      cleanUp();
+      await http?.close();
+      await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 2_000);
         server.tryShutdown(() => {
           clearTimeout(force);
           resolve();
         });
-      }),
+      });
+    },
   };
 }

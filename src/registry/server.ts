@@ -20,6 +20,12 @@ export interface RegistryServiceOptions {
   readonly logger: Logger;
   /** Bounds on what Watch streams may hold; see {@link WatchLimits}. */
   readonly watch?: WatchLimits;
+  /** The registry forwards between its peers (`--relay`); told to nodes in every snapshot. */
+  readonly relay?: boolean;
+  /** Called for each call refused for its token (metrics). */
+  readonly onAuthFailure?: () => void;
+  /** Called with each accepted Watch stream, which emits "close" or "cancelled" when it ends (metrics). */
+  readonly onWatch?: (stream: NodeJS.EventEmitter) => void;
 }
 
 function peerAddress(call: { getPeer(): string }): string {
@@ -39,10 +45,11 @@ function unavailable(table: PeerTable): Partial<grpc.StatusObject> {
   };
 }
 
-function snapshotEvent(table: PeerTable): WatchEvent {
+function snapshotEvent(table: PeerTable, relay: boolean): WatchEvent {
   const device = table.current;
   return {
     snapshot: {
+      relay,
       registryPublicKey: device?.publicKey ?? "",
       peers: [...table.peers.values()].map((p) => peerInfo(p, table.reportOf(p.publicKey))),
     },
@@ -51,12 +58,14 @@ function snapshotEvent(table: PeerTable): WatchEvent {
 
 export function createHandlers(options: RegistryServiceOptions): { seed: SeedHandlers; v1: V1Handlers } {
   const { table, token, logger } = options;
-  const hub = new WatchHub(table, logger, options.watch);
+  const relay = options.relay ?? false;
+  const hub = new WatchHub(table, logger, options.watch, relay);
 
   const seed: SeedHandlers = {
     GetEndpoint(call, callback) {
       if (!tokenMatches(token, call.request.token)) {
         logger.warn({ from: peerAddress(call), api: "wgSvc" }, "refused a call with a wrong token");
+        options.onAuthFailure?.();
         callback(denied);
         return;
       }
@@ -78,6 +87,7 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
     GetPeers(call, callback) {
       if (!tokenMatches(token, tokenFromMetadata(call.metadata))) {
         logger.warn({ from: peerAddress(call), api: "v1" }, "refused a call with a wrong token");
+        options.onAuthFailure?.();
         callback(denied);
         return;
       }
@@ -85,12 +95,13 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         callback(unavailable(table));
         return;
       }
-      callback(null, snapshotEvent(table).snapshot);
+      callback(null, snapshotEvent(table, relay).snapshot);
     },
 
     Watch(call) {
       if (!tokenMatches(token, tokenFromMetadata(call.metadata))) {
         logger.warn({ from: peerAddress(call), api: "v1" }, "refused a Watch with a wrong token");
+        options.onAuthFailure?.();
         call.emit("error", { ...denied, metadata: new grpc.Metadata() });
         return;
       }
@@ -101,11 +112,13 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
       const from = peerAddress(call);
       logger.debug({ from }, "watcher joined");
       hub.join(call, from);
+      options.onWatch?.(call);
     },
 
     Report(call, callback) {
       if (!tokenMatches(token, tokenFromMetadata(call.metadata))) {
         logger.warn({ from: peerAddress(call), api: "v1" }, "refused a Report with a wrong token");
+        options.onAuthFailure?.();
         callback(denied);
         return;
       }
@@ -252,6 +265,7 @@ class WatchHub {
     private readonly table: PeerTable,
     private readonly logger: Logger,
     limits: WatchLimits = {},
+    private readonly relay = false,
   ) {
     this.backlogLimit = limits.backlogBytes ?? 1024 * 1024;
     this.inFlightLimit = limits.snapshotBytesInFlight ?? 64 * 1024 * 1024;
@@ -277,7 +291,7 @@ class WatchHub {
     const peers = this.table.peers;
     const device = this.table.current;
     if (this.cached === null || this.cached.peers !== peers || this.cached.device !== device) {
-      const event = encodeWatchEvent(snapshotEvent(this.table));
+      const event = encodeWatchEvent(snapshotEvent(this.table, this.relay));
       this.cached = { peers, device, event };
       this.lastSnapshotBytes = event.bytes.length;
     }

@@ -1,0 +1,29 @@
+/**
+ * Configuration: the TOML config file, WORMHOLE_* environment variables and
+ * flags, merged flag > environment > file > default; and peer names.
+ * This file is the module's public surface.
+ */
+export { ConfigError, formatListen, ifaceValue, listenValue, type ListenAddress } from "./values.js";
+export {
+  describeOrigin,
+  envNames,
+  KEYS,
+  mergeNode,
+  mergeRegistry,
+  NODE_DEFAULTS,
+  REGISTRY_DEFAULTS,
+  settingName,
+  type Layer,
+  type LayerSource,
+  type NodeSettings,
+  type NodeValues,
+  type Origin,
+  type RegistrySettings,
+  type RegistryValues,
+  type Role,
+  type TokenChoice,
+} from "./settings.js";
+export { CONFIG_ENV, configPathFromEnv, nodeFromEnv, registryFromEnv } from "./env.js";
+export { parseConfig, type ConfigFile } from "./file.js";
+export { loadConfigFile, readTokenFile, resolveTokenChoice, secretFileWarnings } from "./load.js";
+export { checkNames, NO_NAMES, parseNames, peerLabel, shortKey, type PeerNames } from "./names.js";

@@ -1,0 +1,271 @@
+/**
+ * The settings of `wormhole registry` and `wormhole node`, where each can
+ * come from (flag, environment variable, config file key), their defaults,
+ * and how the layers merge: flag > environment > file > default.
+ */
+import type { LogFormat, LogLevel } from "../util/log.js";
+import {
+  addressValue,
+  booleanValue,
+  ConfigError,
+  durationValue,
+  ifaceValue,
+  integerValue,
+  listenValue,
+  logFormatValue,
+  logLevelValue,
+  pathValue,
+  tokenValue,
+  type ListenAddress,
+} from "./values.js";
+
+export type Role = "registry" | "node";
+
+/** What one layer (flags, environment, file) says about the registry; unset keys are absent. */
+export interface RegistryValues {
+  readonly address?: string;
+  readonly iface?: string;
+  readonly token?: string;
+  readonly tokenFile?: string;
+  readonly pollIntervalMs?: number;
+  /** null: "off". */
+  readonly http?: ListenAddress | null;
+  readonly relay?: boolean;
+  readonly logLevel?: LogLevel;
+  readonly logFormat?: LogFormat;
+}
+
+/** What one layer says about a node; unset keys are absent. */
+export interface NodeValues {
+  readonly address?: string;
+  readonly iface?: string;
+  readonly token?: string;
+  readonly tokenFile?: string;
+  readonly refreshMs?: number;
+  readonly keepaliveSec?: number;
+  readonly probeIntervalMs?: number;
+  readonly stateDir?: string;
+  readonly logLevel?: LogLevel;
+  readonly logFormat?: LogFormat;
+}
+
+/** How one setting is spelt in each source, and how its text (or TOML integer) is checked. */
+export interface KeySpec {
+  /** Key in the role's table of the config file. */
+  readonly file: string;
+  readonly env: string;
+  readonly flag: string;
+  /** "integer": the file may give a TOML integer; "boolean": the file gives true or false. */
+  readonly kind: "string" | "integer" | "boolean";
+  /** Never quoted in messages. */
+  readonly secret?: boolean;
+  /** A good value as written in TOML, for messages. */
+  readonly example: string;
+  readonly parse: (name: string, value: string | number | boolean) => unknown;
+}
+
+const str = (check: (name: string, text: string) => unknown) => (name: string, value: string | number | boolean) => check(name, String(value));
+
+const COMMON = {
+  address: { example: '"host:port"', file: "address", env: "WORMHOLE_ADDRESS", flag: "--address", kind: "string", parse: str(addressValue) },
+  iface: { example: '"wg0"', file: "iface", env: "WORMHOLE_IFACE", flag: "--iface", kind: "string", parse: str(ifaceValue) },
+  token: { example: '"…"', file: "token", env: "WORMHOLE_TOKEN", flag: "--token", kind: "string", secret: true, parse: str(tokenValue) },
+  tokenFile: { example: '"/etc/wormhole/token"', file: "token_file", env: "WORMHOLE_TOKEN_FILE", flag: "--token-file", kind: "string", parse: str(pathValue) },
+  logLevel: { example: '"info"', file: "log_level", env: "WORMHOLE_LOG_LEVEL", flag: "--log-level", kind: "string", parse: str(logLevelValue) },
+  logFormat: { example: '"text"', file: "log_format", env: "WORMHOLE_LOG_FORMAT", flag: "--log-format", kind: "string", parse: str(logFormatValue) },
+} as const satisfies Record<string, KeySpec>;
+
+export const REGISTRY_KEYS = {
+  ...COMMON,
+  pollIntervalMs: {
+    example: '"250ms"',
+    file: "poll_interval",
+    env: "WORMHOLE_POLL_INTERVAL",
+    flag: "--poll-interval",
+    kind: "string",
+    parse: str((n, t) => durationValue(n, t)),
+  },
+  http: { example: '"127.0.0.1:9638"', file: "http", env: "WORMHOLE_HTTP", flag: "--http", kind: "string", parse: str(listenValue) },
+  relay: {
+    example: "true",
+    file: "relay",
+    env: "WORMHOLE_RELAY",
+    flag: "--relay",
+    kind: "boolean",
+    parse: (n, v) => booleanValue(n, typeof v === "number" ? String(v) : v),
+  },
+} as const satisfies Record<keyof RegistryValues, KeySpec>;
+
+export const NODE_KEYS = {
+  ...COMMON,
+  refreshMs: { example: '"15s"', file: "refresh", env: "WORMHOLE_REFRESH", flag: "--refresh", kind: "string", parse: str((n, t) => durationValue(n, t)) },
+  keepaliveSec: {
+    example: "25",
+    file: "keepalive",
+    env: "WORMHOLE_KEEPALIVE",
+    flag: "--keepalive",
+    kind: "integer",
+    parse: (n, v) => integerValue(n, typeof v === "boolean" ? String(v) : v, 1, 65535),
+  },
+  probeIntervalMs: {
+    example: '"1s"',
+    file: "probe_interval",
+    env: "WORMHOLE_PROBE_INTERVAL",
+    flag: "--probe-interval",
+    kind: "string",
+    parse: str((n, t) => durationValue(n, t, { allowZero: true })),
+  },
+  stateDir: { example: '"/var/lib/wormhole"', file: "state_dir", env: "WORMHOLE_STATE_DIR", flag: "--state-dir", kind: "string", parse: str(pathValue) },
+} as const satisfies Record<keyof NodeValues, KeySpec>;
+
+export const KEYS: { readonly registry: Readonly<Record<string, KeySpec>>; readonly node: Readonly<Record<string, KeySpec>> } = {
+  registry: REGISTRY_KEYS,
+  node: NODE_KEYS,
+};
+
+/** Every environment variable either role reads, besides WORMHOLE_CONFIG. */
+export function envNames(role: Role): string[] {
+  return Object.values(KEYS[role]).map((k) => k.env);
+}
+
+export const REGISTRY_DEFAULTS = {
+  address: ":1638",
+  pollIntervalMs: 250,
+  http: null,
+  relay: false,
+  logLevel: "info",
+  logFormat: "text",
+} as const;
+
+export const NODE_DEFAULTS = {
+  refreshMs: 15_000,
+  keepaliveSec: 25,
+  probeIntervalMs: 1_000,
+  stateDir: "/var/lib/wormhole",
+  logLevel: "info",
+  logFormat: "text",
+} as const;
+
+export type LayerSource = { readonly kind: "flags" } | { readonly kind: "env" } | { readonly kind: "file"; readonly path: string };
+
+export interface Layer<V> {
+  readonly source: LayerSource;
+  readonly values: V;
+}
+
+/** How the user spelt a setting in a layer: `--token-file`, `WORMHOLE_TOKEN_FILE`, `node.token_file`. */
+export function settingName(role: Role, key: string, source: LayerSource): string {
+  const spec = KEYS[role][key];
+  if (spec === undefined) return key;
+  switch (source.kind) {
+    case "flags":
+      return spec.flag;
+    case "env":
+      return spec.env;
+    case "file":
+      return `${role}.${spec.file}`;
+  }
+}
+
+/** Where a setting was given, for messages and logs. */
+export interface Origin {
+  /** As the user spelt it: `--token-file`, `WORMHOLE_TOKEN_FILE`, `node.token_file`. */
+  readonly name: string;
+  /** The config file, when it came from one. */
+  readonly config: string | null;
+}
+
+/** "node.token_file in config /etc/wormhole/node.toml", "--token-file", ... */
+export function describeOrigin(origin: Origin): string {
+  return origin.config === null ? origin.name : `${origin.name} in config ${origin.config}`;
+}
+
+/** Where the token comes from: at most one source, the highest layer that gives one. */
+export type TokenChoice =
+  | { readonly kind: "none" }
+  | { readonly kind: "value"; readonly token: string; readonly origin: Origin }
+  | { readonly kind: "file"; readonly path: string; readonly origin: Origin };
+
+export function chooseToken(role: Role, layers: readonly Layer<{ readonly token?: string; readonly tokenFile?: string }>[]): TokenChoice {
+  for (const { source, values } of layers) {
+    const { token, tokenFile } = values;
+    const origin = (key: string): Origin => ({
+      name: settingName(role, key, source),
+      config: source.kind === "file" ? source.path : null,
+    });
+    if (token !== undefined && tokenFile !== undefined) {
+      const prefix = source.kind === "file" ? `config ${source.path}: ` : "";
+      throw new ConfigError(`${prefix}give the token with only one of ${origin("token").name} and ${origin("tokenFile").name}`);
+    }
+    if (token !== undefined) return { kind: "value", token, origin: origin("token") };
+    if (tokenFile !== undefined) return { kind: "file", path: tokenFile, origin: origin("tokenFile") };
+  }
+  return { kind: "none" };
+}
+
+function pick<V, K extends keyof V>(layers: readonly Layer<V>[], key: K): V[K] | undefined {
+  for (const layer of layers) {
+    const v = layer.values[key];
+    if (v !== undefined) return v;
+  }
+  return undefined;
+}
+
+export interface RegistrySettings {
+  readonly address: string;
+  /** null: not given anywhere (required: the caller says so). */
+  readonly iface: string | null;
+  readonly token: TokenChoice;
+  readonly pollIntervalMs: number;
+  readonly http: ListenAddress | null;
+  /** Forward between peers that cannot punch (`--relay`). */
+  readonly relay: boolean;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+}
+
+export interface NodeSettings {
+  /** null: not given anywhere (required: the caller says so). */
+  readonly address: string | null;
+  /** null: every WireGuard interface. */
+  readonly iface: string | null;
+  readonly token: TokenChoice;
+  readonly refreshMs: number;
+  readonly keepaliveSec: number;
+  readonly probeIntervalMs: number;
+  /** Where the relay is written down, so a crash can be undone at the next start. */
+  readonly stateDir: string;
+  readonly logLevel: LogLevel;
+  readonly logFormat: LogFormat;
+}
+
+/** Merges layers given highest first (flags, environment, file); defaults fill the rest. */
+export function mergeRegistry(layers: readonly Layer<RegistryValues>[]): RegistrySettings {
+  const d = REGISTRY_DEFAULTS;
+  return {
+    address: pick(layers, "address") ?? d.address,
+    iface: pick(layers, "iface") ?? null,
+    token: chooseToken("registry", layers),
+    pollIntervalMs: pick(layers, "pollIntervalMs") ?? d.pollIntervalMs,
+    http: pick(layers, "http") ?? d.http,
+    relay: pick(layers, "relay") ?? d.relay,
+    logLevel: pick(layers, "logLevel") ?? d.logLevel,
+    logFormat: pick(layers, "logFormat") ?? d.logFormat,
+  };
+}
+
+/** Merges layers given highest first (flags, environment, file); defaults fill the rest. */
+export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
+  const d = NODE_DEFAULTS;
+  return {
+    address: pick(layers, "address") ?? null,
+    iface: pick(layers, "iface") ?? null,
+    token: chooseToken("node", layers),
+    refreshMs: pick(layers, "refreshMs") ?? d.refreshMs,
+    keepaliveSec: pick(layers, "keepaliveSec") ?? d.keepaliveSec,
+    probeIntervalMs: pick(layers, "probeIntervalMs") ?? d.probeIntervalMs,
+    stateDir: pick(layers, "stateDir") ?? d.stateDir,
+    logLevel: pick(layers, "logLevel") ?? d.logLevel,
+    logFormat: pick(layers, "logFormat") ?? d.logFormat,
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * Checks of single setting values, shared by the config file and the
+ * environment (flags have their own parsers in src/cli). Each takes the
+ * value's name as the user wrote it (`node.refresh`, `WORMHOLE_REFRESH`) and
+ * throws a {@link ConfigError} whose message names it and quotes the value,
+ * never a secret's.
+ */
+import { parseDuration } from "../util/duration.js";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "../util/log.js";
+import { quote } from "../wg/quote.js";
+
+/** A bad config file, environment variable or combination of them. */
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/**
+ * A duration such as "15s", "1m30s", "500ms" (Go style, as the flags take);
+ * "0" or "0s" only when `allowZero`.
+ */
+export function durationValue(name: string, text: string, options: { allowZero?: boolean } = {}): number {
+  if (options.allowZero && text.trim() === "0") return 0;
+  let ms: number;
+  try {
+    ms = parseDuration(text, name);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  if (ms <= 0 && !options.allowZero) throw new ConfigError(`${name} ${quote(text)} must be more than zero`);
+  return ms;
+}
+
+/** A whole number from `min` to `max`, given as a number (file) or digits (environment). */
+export function integerValue(name: string, value: string | number, min: number, max: number): number {
+  const n = typeof value === "number" ? value : /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < min || n > max) {
+    throw new ConfigError(`${name} ${quote(String(value))} is not a whole number from ${min} to ${max}`);
+  }
+  return n;
+}
+
+/** Linux interface names, as src/wg checks them: 1-15 bytes, no '/', whitespace, ':' or '%'; not "." or "..". */
+const IFNAME = /^[^\s/:%]{1,15}$/;
+
+export function ifaceValue(name: string, text: string): string {
+  if (!IFNAME.test(text) || text === "." || text === "..") {
+    throw new ConfigError(`${name} ${quote(text)} is not a valid interface name (1-15 characters, no '/', ':', '%' or spaces)`);
+  }
+  return text;
+}
+
+/** A gRPC address: not empty, no whitespace. Its form is checked by whoever dials or binds it. */
+export function addressValue(name: string, text: string): string {
+  if (text === "" || /\s/.test(text)) throw new ConfigError(`${name} ${quote(text)} is not an address such as host:port`);
+  return text;
+}
+
+/** A listen address for HTTP: `host:port`, `[v6]:port` or `:port` (every address); "off" for none. */
+export interface ListenAddress {
+  /** null: every address. */
+  readonly host: string | null;
+  readonly port: number;
+}
+
+const LISTEN = /^(?:\[([0-9A-Fa-f:.]+)\]|([^\s:[\]]*)):(\d{1,5})$/;
+
+/** Parses a listen address; null for "off". Throws ConfigError naming `name`. */
+export function listenValue(name: string, text: string): ListenAddress | null {
+  if (text === "off") return null;
+  const m = LISTEN.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) {
+    throw new ConfigError(`${name} ${quote(text)} is not a listen address such as 127.0.0.1:9638, [::1]:9638, :9638 or off`);
+  }
+  const host = m[1] ?? m[2] ?? "";
+  return { host: host === "" ? null : host, port };
+}
+
+/** The text form of a listen address, as listenValue reads it. */
+export function formatListen(addr: ListenAddress): string {
+  if (addr.host === null) return `:${addr.port}`;
+  return addr.host.includes(":") ? `[${addr.host}]:${addr.port}` : `${addr.host}:${addr.port}`;
+}
+
+export function logLevelValue(name: string, text: string): LogLevel {
+  if (!(LOG_LEVELS as readonly string[]).includes(text)) {
+    throw new ConfigError(`${name} ${quote(text)} is not a log level (${LOG_LEVELS.join(", ")})`);
+  }
+  return text as LogLevel;
+}
+
+export function logFormatValue(name: string, text: string): LogFormat {
+  if (text !== "text" && text !== "json") throw new ConfigError(`${name} ${quote(text)} is not a log format (text, json)`);
+  return text;
+}
+
+const TRUE = ["true", "yes", "on", "1"];
+const FALSE = ["false", "no", "off", "0"];
+
+/** A boolean: TOML true/false in the file; true/false, yes/no, on/off, 1/0 in the environment. */
+export function booleanValue(name: string, value: string | boolean): boolean {
+  if (typeof value === "boolean") return value;
+  const v = value.trim().toLowerCase();
+  if (TRUE.includes(v)) return true;
+  if (FALSE.includes(v)) return false;
+  throw new ConfigError(`${name} ${quote(value)} is not true or false (also yes/no, on/off, 1/0)`);
+}
+
+/** A path to a file; relative paths are left to the caller to resolve. */
+export function pathValue(name: string, text: string): string {
+  if (text === "" || text.includes("\0")) throw new ConfigError(`${name} ${quote(text)} is not a file path`);
+  return text;
+}
+
+/** The token itself: never quoted in a message. */
+export function tokenValue(name: string, text: string): string {
+  if (text === "") throw new ConfigError(`${name} is empty`);
+  if (/[\r\n]/.test(text)) throw new ConfigError(`${name} has more than one line (not shown)`);
+  return text;
+}

@@ -1,0 +1,138 @@
+/**
+ * The registry's Prometheus metrics. Each registry has its own prom-client
+ * Registry (not the global one), so tests can run several in one process.
+ * Gauges are read from the PeerTable when scraped; counters are fed by the
+ * table's change stream and by the gRPC handlers' hooks (auth failures,
+ * Watch streams).
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { PeerTable } from "./table.js";
+
+export interface RegistryMetricsOptions {
+  readonly table: PeerTable;
+  /** Also export prom-client's process_* and nodejs_* metrics. Default true. */
+  readonly processMetrics?: boolean;
+}
+
+export interface RegistryMetrics {
+  /** The prom-client registry to serve (`metrics()`, `contentType`). */
+  readonly registry: Registry;
+  /** For RegistryServiceOptions.onAuthFailure: a call refused for its token. */
+  readonly onAuthFailure: () => void;
+  /** For RegistryServiceOptions.onWatch: a Watch stream opened; counted until it ends. */
+  readonly onWatch: (stream: NodeJS.EventEmitter) => void;
+  /** Open Watch streams now. */
+  watchers(): number;
+  /** Stops listening to the table. */
+  close(): void;
+}
+
+/** Metric names, for the README and the tests. */
+export const METRIC_NAMES = {
+  peers: "wormhole_registry_peers",
+  watchers: "wormhole_registry_watchers",
+  endpointChanges: "wormhole_registry_endpoint_changes_total",
+  authFailures: "wormhole_registry_auth_failures_total",
+  relayedPairs: "wormhole_registry_relayed_pairs",
+  interfaceReadable: "wormhole_registry_interface_readable",
+  pollDuration: "wormhole_registry_poll_duration_seconds",
+} as const;
+
+/**
+ * Creates the metrics for one registry. Call it after the table's first read
+ * (the peers it has then are the baseline for endpoint changes).
+ */
+export function createRegistryMetrics(options: RegistryMetricsOptions): RegistryMetrics {
+  const { table } = options;
+  const registry = new Registry();
+  const registers = [registry];
+
+  new Gauge({
+    name: METRIC_NAMES.peers,
+    help: "Peers of the registry's WireGuard interface at the last successful read.",
+    registers,
+    collect() {
+      this.set(table.peers.size);
+    },
+  });
+  let openWatches = 0;
+  const watchers = () => openWatches;
+  const onWatch = (stream: NodeJS.EventEmitter) => {
+    openWatches++;
+    let open = true;
+    const ended = () => {
+      if (!open) return;
+      open = false;
+      openWatches--;
+    };
+    stream.once("close", ended);
+    stream.once("cancelled", ended);
+    stream.once("error", ended);
+  };
+  new Gauge({
+    name: METRIC_NAMES.watchers,
+    help: "Open wormhole.v1.Registry/Watch streams (nodes receiving pushed changes).",
+    registers,
+    collect() {
+      this.set(watchers());
+    },
+  });
+  const endpointChanges = new Counter({
+    name: METRIC_NAMES.endpointChanges,
+    help: "Times a known peer's endpoint changed as the registry's WireGuard saw it (a first endpoint, or a moved NAT mapping).",
+    registers,
+  });
+  const authFailures = new Counter({
+    name: METRIC_NAMES.authFailures,
+    help: "gRPC calls refused for a wrong or missing token.",
+    registers,
+  });
+  new Gauge({
+    name: METRIC_NAMES.relayedPairs,
+    help: "Pairs of peers whose traffic goes through the registry. Not counted yet: always 0.",
+    registers,
+    collect() {
+      this.set(0);
+    },
+  });
+  new Gauge({
+    name: METRIC_NAMES.interfaceReadable,
+    help: "1 when the last read of the WireGuard interface succeeded, else 0.",
+    registers,
+    collect() {
+      this.set(table.current !== null && table.lastError === null ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: METRIC_NAMES.pollDuration,
+    help: "Duration of the last successful read of the WireGuard interface, in seconds.",
+    registers,
+    collect() {
+      this.set(table.lastReadDurationMs / 1000);
+    },
+  });
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+
+  // endpointRevision steps each time the table sees a peer's endpoint change;
+  // a new peer starts at 1 and is not a change.
+  const revisions = new Map<string, number>();
+  for (const [key, peer] of table.peers) revisions.set(key, peer.endpointRevision);
+  const unsubscribe = table.subscribe((changes) => {
+    for (const peer of changes.changed) {
+      const before = revisions.get(peer.publicKey);
+      if (before !== undefined && peer.endpointRevision > before) endpointChanges.inc(peer.endpointRevision - before);
+      revisions.set(peer.publicKey, peer.endpointRevision);
+    }
+    for (const key of changes.removed) revisions.delete(key);
+  });
+
+  return {
+    registry,
+    onAuthFailure: () => authFailures.inc(),
+    onWatch,
+    watchers,
+    close: () => {
+      unsubscribe();
+    },
+  };
+}

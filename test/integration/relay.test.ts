@@ -1,0 +1,125 @@
+/**
+ * Relay fallback with fake WireGuards that never complete a handshake: the
+ * nodes move each other's addresses to the registry peer, give them back on
+ * stop, and a node that did not stop cleanly repairs that at its next start.
+ */
+import assert from "node:assert/strict";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import type { NodeAgent } from "../../src/node/agent.js";
+import { relayStatePath, saveRelayState } from "../../src/node/relay-state.js";
+import { runNode } from "../../src/node/run.js";
+import { runRegistry } from "../../src/registry/run.js";
+import { systemClock } from "../../src/util/clock.js";
+import { FakeWireGuard } from "../../src/wg/fake.js";
+import { key } from "../support/keys.js";
+import { captureLogger } from "../support/logs.js";
+import { waitFor } from "../support/wait.js";
+
+const ALICE = key(1);
+const BOB = key(2);
+const REGISTRY = key(9);
+const dir = mkdtempSync(join(tmpdir(), "wormhole-relay-it-"));
+const cleanups: Array<() => unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function aliceWg(): FakeWireGuard {
+  return new FakeWireGuard([
+    {
+      name: "wg0",
+      publicKey: ALICE,
+      listenPort: 51820,
+      peers: [
+        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["10.200.0.1/32"], persistentKeepaliveSec: 25 },
+        { publicKey: BOB, allowedIps: ["10.200.0.3/32", "192.168.2.0/24"] },
+      ],
+    },
+  ]);
+}
+
+async function start(wg: FakeWireGuard, port: number, stateDir: string): Promise<NodeAgent> {
+  const agent = await runNode(
+    { address: `127.0.0.1:${port}`, token: "t", iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0, stateDir },
+    {
+      wg,
+      logger: captureLogger().logger,
+      clock: systemClock,
+      prober: null,
+      interfaces: () => ({}),
+      decideOptions: { punchRetryMs: 50 },
+      relayTimings: { relayAfterMs: 100, quietMs: 60_000, roundMs: 1_000 },
+    },
+  );
+  return agent;
+}
+
+describe("relay through the registry", () => {
+  it("a pair that cannot punch is relayed, and the addresses go back on stop", async () => {
+    const regWg = new FakeWireGuard([
+      {
+        name: "wg0",
+        publicKey: REGISTRY,
+        peers: [
+          { publicKey: ALICE, endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] },
+          { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] },
+        ],
+      },
+    ]);
+    const reg = await runRegistry(
+      { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay: true },
+      { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
+    );
+    cleanups.push(() => reg.stop());
+    const wg = aliceWg();
+    const agent = await start(wg, reg.port, dir);
+    cleanups.push(() => agent.stop());
+
+    await waitFor("Bob's addresses on the registry peer", () => wg.peer("wg0", REGISTRY)?.allowedIps.includes("10.200.0.3/32"));
+    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32", "10.200.0.3/32", "192.168.2.0/24"]);
+    assert.deepEqual(wg.peer("wg0", BOB)?.allowedIps, []);
+    assert.equal(wg.peer("wg0", BOB)?.persistentKeepaliveSec, 0, "the direct peer is quiet while relayed");
+    await waitFor("the relay written down for crash repair", () => existsSync(relayStatePath(dir, "wg0")));
+
+    await agent.stop();
+    assert.deepEqual(wg.peer("wg0", BOB)?.allowedIps, ["10.200.0.3/32", "192.168.2.0/24"]);
+    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
+    assert.equal(existsSync(relayStatePath(dir, "wg0")), false);
+  });
+
+  it("a registry without --relay: nothing is relayed", async () => {
+    const regWg = new FakeWireGuard([{ name: "wg0", publicKey: REGISTRY, peers: [{ publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] }] }]);
+    const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20 }, { wg: regWg, logger: captureLogger().logger });
+    cleanups.push(() => reg.stop());
+    const wg = aliceWg();
+    const agent = await start(wg, reg.port, dir);
+    cleanups.push(() => agent.stop());
+    await waitFor("three punches", () => wg.calls.filter((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)).length >= 3);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
+    assert.ok(wg.calls.every((c) => c.updates.every((u) => u.allowedIps === undefined)));
+  });
+
+  it("after an unclean stop, the next start gives the addresses back before anything else", async () => {
+    const crashDir = mkdtempSync(join(dir, "crash-"));
+    const wg = aliceWg();
+    // What a node that died while relaying leaves behind.
+    await wg.updatePeers("wg0", [
+      { publicKey: REGISTRY, allowedIps: ["10.200.0.1/32", "10.200.0.3/32", "192.168.2.0/24"] },
+      { publicKey: BOB, persistentKeepaliveSec: 0, recreate: { allowedIps: [] } },
+    ]);
+    await saveRelayState(crashDir, "wg0", new Map([[BOB, { allowedIps: ["10.200.0.3/32", "192.168.2.0/24"], sinceMs: 1, phase: "quiet", atMs: 1, nextPunchMs: 2 }]]));
+    const regWg = new FakeWireGuard([{ name: "wg0", publicKey: REGISTRY, peers: [{ publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] }] }]);
+    const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20 }, { wg: regWg, logger: captureLogger().logger });
+    cleanups.push(() => reg.stop());
+    const agent = await start(wg, reg.port, crashDir);
+    cleanups.push(() => agent.stop());
+    await waitFor("Bob's addresses back", () => wg.peer("wg0", BOB)?.allowedIps.length === 2);
+    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
+    assert.equal(existsSync(relayStatePath(crashDir, "wg0")), false);
+  });
+});
