@@ -8,7 +8,7 @@
  *   to prove the topology independently of the product.
  */
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import type { Lab } from "./lab.js";
 import type { LabProcess } from "./process.js";
 import { tailFile } from "./process.js";
@@ -49,6 +49,8 @@ export interface WormholeAgentsOptions {
    * way: token only, no reports). Default "tunnel".
    */
   readonly apiVia?: "tunnel" | "public";
+  /** Run the registry with --relay (the lab turns on forwarding in its namespace). Default true. */
+  readonly relay?: boolean;
 }
 
 /**
@@ -65,6 +67,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
   const command = options.command ?? defaultWormholeCommand();
   const refresh = options.refresh ?? "1s";
   const apiVia = options.apiVia ?? "tunnel";
+  const relay = options.relay ?? true;
   let registry: LabProcess | null = null;
   const nodes = new Map<string, LabProcess>();
   let starts = 0;
@@ -84,7 +87,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       const reg = lab.plan.registry;
       // Every address in its namespace: the public one and the tunnel one.
       const listen = `:${reg.grpcPort}`;
-      const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile], {
+      const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? ["--relay"] : [])], {
         logName: `reg.wormhole.${++starts}`,
       });
       registry = proc;
@@ -111,7 +114,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       const n = lab.node(name);
       const reg = lab.plan.registry;
       const api = `${apiVia === "tunnel" ? reg.tunnelIp : reg.ip}:${reg.grpcPort}`;
-      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh], {
+      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--state-dir", join(lab.tmpDir, `state-${name}`)], {
         logName: `${name}.wormhole.${++starts}`,
       });
       nodes.set(name, proc);

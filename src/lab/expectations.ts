@@ -1,11 +1,13 @@
 /**
- * What today's product should achieve for each pair of NAT behaviours.
+ * What today's product should achieve for each pair of NAT behaviours, with
+ * the registry relaying (the lab runs it with --relay).
  *
- * Today a node learns the endpoints the registry's WireGuard observed, and
- * the LAN candidates of peers behind the same public address; no port
- * prediction, no relay. Each pair that is not
- * `direct` carries the reason (a known gap); when the capability lands, the
- * matrix test fails on that pair and the table is updated.
+ * A node learns the endpoints the registry's WireGuard observed and the LAN
+ * candidates of peers behind the same public address, and relays through the
+ * registry what it cannot punch. There is no port prediction, so a symmetric
+ * NAT against anything but a public host is relayed. Each pair that is not
+ * always direct carries the reason; when a capability lands, the matrix test
+ * fails on that pair and the table is updated.
  * Pure; table-tested in test/lab/units.test.ts.
  */
 import type { NatBehaviour } from "./nat.js";
@@ -28,11 +30,11 @@ export interface PairEnds {
 
 export const GAPS = {
   symmetric:
-    "symmetric NAT (APDM): the registry-observed port is only valid toward the registry; needs port prediction or a relay",
+    "symmetric NAT (APDM): the registry-observed port is only valid toward the registry; relayed (no port prediction)",
   bareBoth:
-    "bare masquerade on both sides: each peer's first packet lands on the other's router, its conntrack entry takes the mapping and masquerade moves to another port (NATLAB.md); needs a relay",
+    "bare masquerade on both sides: each peer's first packet lands on the other's router, its conntrack entry takes the mapping and masquerade moves to another port (NATLAB.md); relayed, punched again in step every 40 s once the stale entries expired",
   bareRace:
-    "race: direct when the bare side's first packet leaves before the peer's arrives at the bare router; otherwise the bare-masquerade clash (NATLAB.md) keeps it down",
+    "race: direct when the bare side's first packet leaves before the peer's arrives at the bare router; otherwise the bare-masquerade clash (NATLAB.md): relayed",
 } as const;
 
 /** Expected path from `a` to `b` (symmetric in a and b). */
@@ -42,9 +44,9 @@ export function expectedPath(a: PairEnds, b: PairEnds): Expectation {
   const has = (n: NatBehaviour): boolean => a.nat === n || b.nat === n;
   // A public host accepts unsolicited packets and roams to wherever it hears from: that rescues every NAT.
   if (has("public")) return { path: "direct" };
-  if (has("symmetric")) return { path: "down", gap: GAPS.symmetric };
-  if (a.nat === "bare" && b.nat === "bare") return { path: "down", gap: GAPS.bareBoth };
-  if (has("bare")) return { path: "down", alsoAccepted: ["direct"], gap: GAPS.bareRace };
+  if (has("symmetric")) return { path: "relayed", gap: GAPS.symmetric };
+  if (a.nat === "bare" && b.nat === "bare") return { path: "relayed", alsoAccepted: ["direct"], gap: GAPS.bareBoth };
+  if (has("bare")) return { path: "relayed", alsoAccepted: ["direct"], gap: GAPS.bareRace };
   return { path: "direct" };
 }
 

@@ -84,8 +84,9 @@ export interface MeasureOptions {
 /**
  * Reads every pair off the lab in one bounded wait: each round reads every
  * involved node's peers once, pings the pairs that show a handshake, and keeps
- * the rest waiting. At the deadline, each undecided pair gets one last ping
- * (which finds a relayed path) before it is called down.
+ * the rest waiting; a peer whose allowed IPs were moved away (the product
+ * relays it) is pinged too. At the deadline, each undecided pair gets one
+ * last ping before it is called down.
  */
 export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<PairResult[]> {
   const deadline = options.startMs + options.timeoutMs;
@@ -115,6 +116,9 @@ export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<P
       const peer = peerOf(peers, p.from, p.to);
       if (peer && peer.lastHandshakeMs > 0) {
         p.handshakeMs ??= now - options.startMs;
+        ready.push([key, p]);
+      } else if (peer && peer.allowedIps.length === 0) {
+        // The product relays this peer: its addresses moved to the registry peer. Worth a ping now.
         ready.push([key, p]);
       }
     }
