@@ -36,6 +36,7 @@ const ATTRIBUTES = {
   keepaliveSec: "keepalive",
   probeIntervalMs: "probeInterval",
   stateDir: "stateDir",
+  allowRelay: "allowRelay",
   logLevel: "logLevel",
   logFormat: "logFormat",
 } as const;
@@ -65,6 +66,11 @@ export function nodeCommand(): Command {
         .default(1_000, "1s"),
     )
     .option("--keepalive <seconds>", "persistent keepalive given to peers it points at, unless they have one", integerOption("--keepalive", 1, 65535), 25)
+    .option(
+      "--allow-relay",
+      "when a peer cannot be reached directly, route it through the registry (if it relays); the registry then sees that traffic decrypted",
+    )
+    .option("--no-allow-relay", "never relay, whatever the config file or WORMHOLE_ALLOW_RELAY say")
     .addOption(
       new Option("--state-dir <path>", "where the node writes down relayed peers, so a crash is undone at the next start").default(
         "/var/lib/wormhole",
@@ -97,6 +103,7 @@ export function nodeCommand(): Command {
         keepaliveSec: settings.keepaliveSec,
         probeIntervalMs: settings.probeIntervalMs,
         stateDir: settings.stateDir,
+        allowRelay: settings.allowRelay,
       },
       { wg: createWireGuard(), logger, clock: systemClock },
     );

@@ -45,6 +45,7 @@ export interface NodeValues {
   readonly keepaliveSec?: number;
   readonly probeIntervalMs?: number;
   readonly stateDir?: string;
+  readonly allowRelay?: boolean;
   readonly logLevel?: LogLevel;
   readonly logFormat?: LogFormat;
 }
@@ -116,6 +117,14 @@ export const NODE_KEYS = {
     parse: str((n, t) => durationValue(n, t, { allowZero: true })),
   },
   stateDir: { example: '"/var/lib/wormhole"', file: "state_dir", env: "WORMHOLE_STATE_DIR", flag: "--state-dir", kind: "string", parse: str(pathValue) },
+  allowRelay: {
+    example: "true",
+    file: "allow_relay",
+    env: "WORMHOLE_ALLOW_RELAY",
+    flag: "--allow-relay",
+    kind: "boolean",
+    parse: (n, v) => booleanValue(n, typeof v === "number" ? String(v) : v),
+  },
 } as const satisfies Record<keyof NodeValues, KeySpec>;
 
 export const KEYS: { readonly registry: Readonly<Record<string, KeySpec>>; readonly node: Readonly<Record<string, KeySpec>> } = {
@@ -142,6 +151,7 @@ export const NODE_DEFAULTS = {
   keepaliveSec: 25,
   probeIntervalMs: 1_000,
   stateDir: "/var/lib/wormhole",
+  allowRelay: false,
   logLevel: "info",
   logFormat: "text",
 } as const;
@@ -235,6 +245,8 @@ export interface NodeSettings {
   readonly probeIntervalMs: number;
   /** Where the relay is written down, so a crash can be undone at the next start. */
   readonly stateDir: string;
+  /** Route a peer through the registry when nothing else works (the registry must relay too). */
+  readonly allowRelay: boolean;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -265,6 +277,7 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
     keepaliveSec: pick(layers, "keepaliveSec") ?? d.keepaliveSec,
     probeIntervalMs: pick(layers, "probeIntervalMs") ?? d.probeIntervalMs,
     stateDir: pick(layers, "stateDir") ?? d.stateDir,
+    allowRelay: pick(layers, "allowRelay") ?? d.allowRelay,
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
   };

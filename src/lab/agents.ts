@@ -49,7 +49,7 @@ export interface WormholeAgentsOptions {
    * way: token only, no reports). Default "tunnel".
    */
   readonly apiVia?: "tunnel" | "public";
-  /** Run the registry with --relay (the lab turns on forwarding in its namespace). Default true. */
+  /** Run the registry with --relay (the lab turns on forwarding in its namespace) and the nodes with --allow-relay. Default true. */
   readonly relay?: boolean;
 }
 
@@ -114,7 +114,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       const n = lab.node(name);
       const reg = lab.plan.registry;
       const api = `${apiVia === "tunnel" ? reg.tunnelIp : reg.ip}:${reg.grpcPort}`;
-      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--state-dir", join(lab.tmpDir, `state-${name}`)], {
+      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--state-dir", join(lab.tmpDir, `state-${name}`), ...(relay ? ["--allow-relay"] : [])], {
         logName: `${name}.wormhole.${++starts}`,
       });
       nodes.set(name, proc);

@@ -40,6 +40,11 @@ export interface AgentOptions {
   readonly probeIntervalMs?: number;
   /** Where relay state is kept across restarts; null: not kept. */
   readonly relayStateDir?: string | null;
+  /**
+   * The user allows relaying through the registry. Off by default: a relayed
+   * peer's traffic is decrypted and re-encrypted by the registry's WireGuard.
+   */
+  readonly allowRelay?: boolean;
   /** Relay timings (tests shorten them); see src/node/relay.ts. */
   readonly relayTimings?: { readonly relayAfterMs?: number; readonly quietMs?: number; readonly roundMs?: number };
   /** The machine's interfaces (os.networkInterfaces by default); tests pass their own. */
@@ -165,7 +170,7 @@ export class NodeAgent {
         const relay = planRelay({
           device,
           registryPublicKey: view.registryPublicKey,
-          relayAvailable: view.relay,
+          relayAvailable: view.relay && (this.options.allowRelay ?? false),
           state: relayed,
           applied,
           registry: view.endpoints,

@@ -19,6 +19,8 @@ export interface NodeConfig {
   readonly probeIntervalMs: number;
   /** Where relay state is kept so a crash can be repaired; null: not kept. */
   readonly stateDir?: string | null;
+  /** The user allows relaying through the registry (it must relay too). Default false. */
+  readonly allowRelay?: boolean;
 }
 
 export interface NodeDeps {
@@ -73,6 +75,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
     ...(deps.relayTimings ? { relayTimings: deps.relayTimings } : {}),
     relayStateDir: config.stateDir ?? null,
+    allowRelay: config.allowRelay ?? false,
   });
   agent.start();
   logger.info({ registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs }, "node agent started");

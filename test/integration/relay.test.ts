@@ -42,9 +42,9 @@ function aliceWg(): FakeWireGuard {
   ]);
 }
 
-async function start(wg: FakeWireGuard, port: number, stateDir: string): Promise<NodeAgent> {
+async function start(wg: FakeWireGuard, port: number, stateDir: string, allowRelay = true): Promise<NodeAgent> {
   const agent = await runNode(
-    { address: `127.0.0.1:${port}`, token: "t", iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0, stateDir },
+    { address: `127.0.0.1:${port}`, token: "t", iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0, stateDir, allowRelay },
     {
       wg,
       logger: captureLogger().logger,
@@ -89,6 +89,22 @@ describe("relay through the registry", () => {
     assert.deepEqual(wg.peer("wg0", BOB)?.allowedIps, ["10.200.0.3/32", "192.168.2.0/24"]);
     assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
     assert.equal(existsSync(relayStatePath(dir, "wg0")), false);
+  });
+
+  it("a node the user did not allow to relay never relays, though the registry offers it", async () => {
+    const regWg = new FakeWireGuard([{ name: "wg0", publicKey: REGISTRY, peers: [{ publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] }] }]);
+    const reg = await runRegistry(
+      { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay: true },
+      { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
+    );
+    cleanups.push(() => reg.stop());
+    const wg = aliceWg();
+    const agent = await start(wg, reg.port, dir, false);
+    cleanups.push(() => agent.stop());
+    await waitFor("three punches", () => wg.calls.filter((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)).length >= 3);
+    await new Promise((r) => setTimeout(r, 400));
+    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
+    assert.ok(wg.calls.every((c) => c.updates.every((u) => u.allowedIps === undefined)));
   });
 
   it("a registry without --relay: nothing is relayed", async () => {

@@ -250,6 +250,7 @@ describe("merging: flag > environment > file > default", () => {
       keepaliveSec: 25,
       probeIntervalMs: 1_000,
       stateDir: "/var/lib/wormhole",
+      allowRelay: false,
       logLevel: "info",
       logFormat: "text",
     });
