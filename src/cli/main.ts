@@ -7,6 +7,7 @@ import { UsageError } from "./common.js";
 import { nodeCommand } from "./node.js";
 import { labCommand } from "./lab.js";
 import { registryCommand } from "./registry.js";
+import { statusCommand } from "./status.js";
 
 export const VERSION = "0.1.0";
 
@@ -16,7 +17,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError("(add -h for help)")
     .exitOverride();
-  for (const sub of [registryCommand(), nodeCommand(), labCommand()]) {
+  for (const sub of [registryCommand(), nodeCommand(), statusCommand(), labCommand()]) {
     sub.exitOverride().showHelpAfterError("(add -h for help)");
     program.addCommand(sub);
   }

@@ -37,6 +37,7 @@ const ATTRIBUTES = {
   probeIntervalMs: "probeInterval",
   stateDir: "stateDir",
   allowRelay: "allowRelay",
+  controlSocket: "controlSocket",
   logLevel: "logLevel",
   logFormat: "logFormat",
 } as const;
@@ -71,6 +72,7 @@ export function nodeCommand(): Command {
       "when a peer cannot be reached directly, route it through the registry (if it relays); the registry then sees that traffic decrypted",
     )
     .option("--no-allow-relay", "never relay, whatever the config file or WORMHOLE_ALLOW_RELAY say")
+    .addOption(new Option("--control-socket <path>", "where `wormhole status` asks this agent (root only)").default("/run/wormhole/node.sock"))
     .addOption(
       new Option("--state-dir <path>", "where the node writes down relayed peers, so a crash is undone at the next start").default(
         "/var/lib/wormhole",
@@ -104,6 +106,7 @@ export function nodeCommand(): Command {
         probeIntervalMs: settings.probeIntervalMs,
         stateDir: settings.stateDir,
         allowRelay: settings.allowRelay,
+        controlSocket: settings.controlSocket,
       },
       { wg: createWireGuard(), logger, clock: systemClock },
     );

@@ -46,6 +46,7 @@ export interface NodeValues {
   readonly probeIntervalMs?: number;
   readonly stateDir?: string;
   readonly allowRelay?: boolean;
+  readonly controlSocket?: string;
   readonly logLevel?: LogLevel;
   readonly logFormat?: LogFormat;
 }
@@ -117,6 +118,14 @@ export const NODE_KEYS = {
     parse: str((n, t) => durationValue(n, t, { allowZero: true })),
   },
   stateDir: { example: '"/var/lib/wormhole"', file: "state_dir", env: "WORMHOLE_STATE_DIR", flag: "--state-dir", kind: "string", parse: str(pathValue) },
+  controlSocket: {
+    example: '"/run/wormhole/node.sock"',
+    file: "control_socket",
+    env: "WORMHOLE_CONTROL_SOCKET",
+    flag: "--control-socket",
+    kind: "string",
+    parse: str(pathValue),
+  },
   allowRelay: {
     example: "true",
     file: "allow_relay",
@@ -152,6 +161,7 @@ export const NODE_DEFAULTS = {
   probeIntervalMs: 1_000,
   stateDir: "/var/lib/wormhole",
   allowRelay: false,
+  controlSocket: "/run/wormhole/node.sock",
   logLevel: "info",
   logFormat: "text",
 } as const;
@@ -247,6 +257,8 @@ export interface NodeSettings {
   readonly stateDir: string;
   /** Route a peer through the registry when nothing else works (the registry must relay too). */
   readonly allowRelay: boolean;
+  /** Where `wormhole status` finds the running agent. */
+  readonly controlSocket: string;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -278,6 +290,7 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
     probeIntervalMs: pick(layers, "probeIntervalMs") ?? d.probeIntervalMs,
     stateDir: pick(layers, "stateDir") ?? d.stateDir,
     allowRelay: pick(layers, "allowRelay") ?? d.allowRelay,
+    controlSocket: pick(layers, "controlSocket") ?? d.controlSocket,
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
   };

@@ -35,6 +35,11 @@ export async function startAgents(lab: Lab, driver: AgentDriver, nodes: readonly
 
 // ---- the real wormhole ---------------------------------------------------------
 
+/** Where a lab node's agent answers `wormhole status` (per node: they share the file system). */
+export function controlSocketOf(lab: Lab, name: string): string {
+  return join(lab.tmpDir, `ctl-${name}.sock`);
+}
+
 export interface WormholeAgentsOptions {
   /** argv prefix of the wormhole CLI. Default {@link defaultWormholeCommand}(). */
   readonly command?: readonly string[];
@@ -114,7 +119,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       const n = lab.node(name);
       const reg = lab.plan.registry;
       const api = `${apiVia === "tunnel" ? reg.tunnelIp : reg.ip}:${reg.grpcPort}`;
-      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--state-dir", join(lab.tmpDir, `state-${name}`), ...(relay ? ["--allow-relay"] : [])], {
+      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--state-dir", join(lab.tmpDir, `state-${name}`), "--control-socket", controlSocketOf(lab, name), ...(relay ? ["--allow-relay"] : [])], {
         logName: `${name}.wormhole.${++starts}`,
       });
       nodes.set(name, proc);

@@ -12,7 +12,9 @@ import type { Endpoint, WgDevice, WireGuard } from "../wg/types.js";
 import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import type { PathState } from "../util/path.js";
+import { NO_NAMES } from "../config/names.js";
 import { localCandidates } from "./candidates.js";
+import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
 import { planRelay, restoreUpdates, type RelayEntry } from "./relay.js";
 import { loadRelayState, saveRelayState } from "./relay-state.js";
 import { decide, pathOf, rxGrowth, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
@@ -92,6 +94,13 @@ export class NodeAgent {
     if (this.options.prober && probeMs > 0) this.probeTimer = setInterval(() => this.probeRegistry(), probeMs);
   }
 
+  private readonly stopHooks: Array<() => Promise<void> | void> = [];
+
+  /** Runs `hook` when the agent stops (after the relay is undone). */
+  onStop(hook: () => Promise<void> | void): void {
+    this.stopHooks.push(hook);
+  }
+
   /** Stops, and undoes what only a running agent may keep: relayed addresses go back to their peers. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -102,6 +111,13 @@ export class NodeAgent {
     this.options.prober?.close();
     await this.running?.catch(() => {});
     await this.unrelayAll();
+    for (const hook of this.stopHooks.splice(0)) {
+      try {
+        await hook();
+      } catch (err) {
+        this.options.logger.warn({ err: (err as Error).message }, "error while stopping");
+      }
+    }
   }
 
   /** Resolves when the reconcile pass this call started or joined is done. Never rejects. */
@@ -297,6 +313,17 @@ export class NodeAgent {
   /** The paths this agent last saw, per interface (for status). */
   pathStates(iface: string): readonly PathState[] {
     return [...(this.paths.get(iface)?.values() ?? [])];
+  }
+
+  /** For `wormhole status`: every interface it manages, read now, with the paths it keeps. */
+  async status(): Promise<NodeStatus> {
+    const now = this.options.clock.now();
+    const interfaces: InterfaceStatus[] = [];
+    for (const iface of this.devices.keys()) {
+      const device = await this.options.wg.getDevice(iface);
+      interfaces.push(interfaceStatus(device, this.pathStates(iface), this.view?.registryPublicKey ?? "", NO_NAMES, now));
+    }
+    return { source: "agent", atMs: now, interfaces };
   }
 
   private rxSamples(iface: string, device: WgDevice, now: number): Map<string, RxSample> {

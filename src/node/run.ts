@@ -3,6 +3,7 @@ import type { Clock } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { WgError, type WireGuard } from "../wg/types.js";
 import { NodeAgent } from "./agent.js";
+import { startControl, stopControl } from "./control.js";
 import type { DecideOptions } from "./decide.js";
 import { createUdpProber, type Prober } from "./prober.js";
 import { createGrpcSource, type RegistrySource } from "./source.js";
@@ -21,6 +22,8 @@ export interface NodeConfig {
   readonly stateDir?: string | null;
   /** The user allows relaying through the registry (it must relay too). Default false. */
   readonly allowRelay?: boolean;
+  /** Unix socket where `wormhole status` finds the agent; null: none. */
+  readonly controlSocket?: string | null;
 }
 
 export interface NodeDeps {
@@ -78,6 +81,15 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     allowRelay: config.allowRelay ?? false,
   });
   agent.start();
+  if (config.controlSocket) {
+    const path = config.controlSocket;
+    try {
+      const server = await startControl(path, () => agent.status(), logger);
+      agent.onStop(() => stopControl(server, path));
+    } catch (err) {
+      logger.warn({ path, err: (err as Error).message }, "cannot open the control socket; `wormhole status` will read WireGuard directly");
+    }
+  }
   logger.info({ registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs }, "node agent started");
   return agent;
 }

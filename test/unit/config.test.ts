@@ -251,6 +251,7 @@ describe("merging: flag > environment > file > default", () => {
       probeIntervalMs: 1_000,
       stateDir: "/var/lib/wormhole",
       allowRelay: false,
+      controlSocket: "/run/wormhole/node.sock",
       logLevel: "info",
       logFormat: "text",
     });

@@ -1,0 +1,46 @@
+import { Command, Option } from "commander";
+import { NO_NAMES } from "../config/names.js";
+import { askAgent, DEFAULT_CONTROL_SOCKET } from "../node/control.js";
+import { interfaceStatus, renderStatus, statusJson, type NodeStatus } from "../node/status.js";
+import { createWireGuard } from "../wg/index.js";
+import { addConfigOption, configFileFor } from "./common.js";
+
+interface StatusFlags {
+  json?: boolean;
+  iface?: string;
+  controlSocket: string;
+  config?: string;
+}
+
+export function statusCommand(): Command {
+  const cmd = new Command("status")
+    .description("show each peer's endpoint, path and last handshake, from the running node agent (or from WireGuard when none runs)")
+    .option("--json", "print JSON: each peer keyed by its public key, the path a lowercase word")
+    .option("-i, --iface <name>", "only this WireGuard interface")
+    .addOption(
+      new Option("--control-socket <path>", "where the node agent listens")
+        .env("WORMHOLE_CONTROL_SOCKET")
+        .default(DEFAULT_CONTROL_SOCKET),
+    );
+  addConfigOption(cmd, "node");
+  cmd.action(async (flags: StatusFlags) => {
+    const names = configFileFor(flags.config, process.env)?.names ?? NO_NAMES;
+    let status: NodeStatus | null = await askAgent(flags.controlSocket);
+    if (status === null) {
+      const wg = createWireGuard();
+      const ifaces = flags.iface ? [flags.iface] : await wg.listDevices();
+      const now = Date.now();
+      const interfaces = [];
+      for (const iface of ifaces) interfaces.push(interfaceStatus(await wg.getDevice(iface), null, "", names, now));
+      status = { source: "wireguard", atMs: now, interfaces };
+    }
+    const shown: NodeStatus = {
+      ...status,
+      interfaces: status.interfaces
+        .filter((i) => !flags.iface || i.iface === flags.iface)
+        .map((i) => ({ ...i, peers: i.peers.map((p) => ({ ...p, name: names.get(p.publicKey) ?? p.name })) })),
+    };
+    process.stdout.write(flags.json ? `${JSON.stringify(statusJson(shown), null, 2)}\n` : renderStatus(shown, names));
+  });
+  return cmd;
+}
