@@ -190,6 +190,7 @@ export class NodeAgent {
           state: relayed,
           applied,
           registry: view.endpoints,
+          rxGrewAtMs: new Map([...rx].map(([k, v]) => [k, v.grewAtMs])),
           nowMs: now,
           ...(this.options.decideOptions?.defaultKeepaliveSec !== undefined ? { keepaliveSec: this.options.decideOptions.defaultKeepaliveSec } : {}),
           ...(this.options.decideOptions?.healthyHandshakeMs !== undefined ? { healthyHandshakeMs: this.options.decideOptions.healthyHandshakeMs } : {}),

@@ -22,7 +22,7 @@
  */
 import { endpointsEqual } from "../wg/endpoint.js";
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "../wg/types.js";
-import { DEFAULT_KEEPALIVE_SEC, HEALTHY_HANDSHAKE_MS, MAX_PUNCH_ATTEMPTS, type AppliedRecord } from "./decide.js";
+import { DEFAULT_KEEPALIVE_SEC, HEALTHY_HANDSHAKE_MS, HEARING_GRACE_MS, MAX_PUNCH_ATTEMPTS, type AppliedRecord } from "./decide.js";
 
 /** After the last punch attempt, this long without a handshake means: relay. */
 export const RELAY_AFTER_MS = 5_000;
@@ -54,6 +54,8 @@ export interface RelayInput {
   readonly applied: ReadonlyMap<string, AppliedRecord>;
   /** Where the registry sees each peer (where a direct punch goes). */
   readonly registry: ReadonlyMap<string, Endpoint | null>;
+  /** When each peer's receive counter last grew: a peer reaching us is not relayed. */
+  readonly rxGrewAtMs?: ReadonlyMap<string, number>;
   readonly nowMs: number;
   readonly keepaliveSec?: number;
   readonly healthyHandshakeMs?: number;
@@ -146,8 +148,12 @@ export function planRelay(input: RelayInput): RelayResult {
     const record = input.applied.get(key);
     if (!input.relayAvailable || !registryPeer || peer.hasPresharedKey || !record || working(peer, now, healthyMs)) continue;
     if (record.attempts < maxAttempts || !endpointsEqual(peer.endpoint, record.endpoint)) continue;
-    if (now - record.atMs < relayAfterMs) {
-      due(record.atMs + relayAfterMs);
+    // The peer is reaching us directly: its handshake is under way, and relaying
+    // alone (the peer would not) would break the pair.
+    const grewAt = input.rxGrewAtMs?.get(key);
+    const waitUntil = Math.max(record.atMs + relayAfterMs, grewAt === undefined ? 0 : grewAt + HEARING_GRACE_MS);
+    if (now < waitUntil) {
+      due(waitUntil);
       continue;
     }
     const nextPunchMs = nextRound(now + quietMs, roundMs);

@@ -70,6 +70,7 @@ describe("planRelay", () => {
     ["it has a preshared key", { device: device({ hasPresharedKey: true }) }],
     ["the registry's key is unknown", { registryPublicKey: "" }],
     ["WireGuard roamed it elsewhere", { device: device({ endpoint: { ip: "198.51.100.1", port: 1 } }) }],
+    ["the peer is reaching us (a handshake under way)", { rxGrewAtMs: new Map([[B, NOW - 1_000]]) }],
   ];
   for (const [why, over] of nothing) {
     it(`does not relay when ${why}`, () => {
