@@ -43,8 +43,14 @@ export function controlSocketOf(lab: Lab, name: string): string {
 export interface WormholeAgentsOptions {
   /** argv prefix of the wormhole CLI. Default {@link defaultWormholeCommand}(). */
   readonly command?: readonly string[];
-  /** `wormhole node -r`: how often a node asks the registry. Default "1s". */
+  /**
+   * `wormhole node -r`: how often a node re-checks on its own. Default "60s":
+   * longer than any wait in the lab, so what the lab sees arrived by push
+   * (Watch) and the agent's own timers, never by a refresh tick.
+   */
   readonly refresh?: string;
+  /** More arguments for `wormhole registry` (e.g. ["--http", "127.0.0.1:9638"]). */
+  readonly registryArgs?: readonly string[];
   /** Bound for the registry to listen. Default 15 000. */
   readonly readyTimeoutMs?: number;
   /**
@@ -70,7 +76,7 @@ export function defaultWormholeCommand(): string[] {
 
 export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver {
   const command = options.command ?? defaultWormholeCommand();
-  const refresh = options.refresh ?? "1s";
+  const refresh = options.refresh ?? "60s";
   const apiVia = options.apiVia ?? "tunnel";
   const relay = options.relay ?? true;
   let registry: LabProcess | null = null;
@@ -92,7 +98,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       const reg = lab.plan.registry;
       // Every address in its namespace: the public one and the tunnel one.
       const listen = `:${reg.grpcPort}`;
-      const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? ["--relay"] : [])], {
+      const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? ["--relay"] : []), ...(options.registryArgs ?? [])], {
         logName: `reg.wormhole.${++starts}`,
       });
       registry = proc;
