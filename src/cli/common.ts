@@ -189,6 +189,19 @@ export function startupWarnings(role: Role, choice: TokenChoice, file: ConfigFil
   return warnings;
 }
 
+/**
+ * What both subcommands do once their settings are merged: read the token,
+ * make the logger, and log the warnings and where things came from.
+ */
+export function startUp(role: Role, settings: LogFlags & { readonly token: TokenChoice }, file: ConfigFile | null): { token: string | null; logger: Logger } {
+  const token = tokenFor(settings.token);
+  const logger = loggerFor(settings);
+  for (const w of startupWarnings(role, settings.token, file)) logger.warn(w);
+  if (file) logger.info({ config: file.path, names: file.names.size }, "config file read");
+  logger.debug({ tokenFrom: tokenOrigin(settings.token) }, "token source");
+  return { token, logger };
+}
+
 /** Where the token came from, for the log (never the token). */
 export function tokenOrigin(choice: TokenChoice): string {
   return choice.kind === "none" ? "none" : describeOrigin(choice.origin);

@@ -14,11 +14,8 @@ import {
   durationOption,
   integerOption,
   layersFor,
-  loggerFor,
-  startupWarnings,
+  startUp,
   stopOnSignal,
-  tokenFor,
-  tokenOrigin,
   UsageError,
 } from "./common.js";
 
@@ -90,12 +87,7 @@ export function nodeCommand(): Command {
         "--address is required: the registry's host:port (for example 203.0.113.1:1638); or WORMHOLE_ADDRESS, or address in the config file's [node] table",
       );
     }
-    const token = tokenFor(settings.token);
-    const logger = loggerFor(settings);
-    for (const w of startupWarnings("node", settings.token, file)) logger.warn(w);
-    // Peer names are read and checked here; the node's log does not show them yet.
-    if (file) logger.info({ config: file.path, names: file.names.size }, "config file read");
-    logger.debug({ tokenFrom: tokenOrigin(settings.token) }, "token source");
+    const { token, logger } = startUp("node", settings, file);
     const agent = await runNode(
       {
         address: settings.address,

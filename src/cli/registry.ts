@@ -12,11 +12,8 @@ import {
   configOption,
   durationOption,
   layersFor,
-  loggerFor,
-  startupWarnings,
+  startUp,
   stopOnSignal,
-  tokenFor,
-  tokenOrigin,
   UsageError,
 } from "./common.js";
 
@@ -76,11 +73,7 @@ export function registryCommand(): Command {
         "--iface is required: the WireGuard interface the nodes peer with (for example wg0); or WORMHOLE_IFACE, or iface in the config file's [registry] table",
       );
     }
-    const token = tokenFor(settings.token);
-    const logger = loggerFor(settings);
-    for (const w of startupWarnings("registry", settings.token, file)) logger.warn(w);
-    if (file) logger.info({ config: file.path, names: file.names.size }, "config file read");
-    logger.debug({ tokenFrom: tokenOrigin(settings.token) }, "token source");
+    const { token, logger } = startUp("registry", settings, file);
     if (settings.http && settings.http.host !== "127.0.0.1" && settings.http.host !== "::1" && settings.http.host !== "localhost") {
       logger.warn(
         { http: formatListen(settings.http) },
