@@ -14,6 +14,7 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import type { PathState } from "../util/path.js";
 import { NO_NAMES } from "../config/names.js";
 import { localCandidates } from "./candidates.js";
+import { tunnelCheck } from "./validate.js";
 import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
 import { planRelay, restoreUpdates, type RelayEntry } from "./relay.js";
 import { loadRelayState, saveRelayState } from "./relay-state.js";
@@ -42,6 +43,14 @@ export interface AgentOptions {
   readonly probeIntervalMs?: number;
   /** Where relay state is kept across restarts; null: not kept. */
   readonly relayStateDir?: string | null;
+  /**
+   * The host part of the registry's address as the node dials it. Relaying
+   * goes only through the local peer that is provably the registry: the one
+   * whose tunnel address (a /32 or /128 allowed IP) or endpoint IP is this
+   * host. A registry's own word about its key is not enough: a hostile one
+   * could name another peer and have traffic moved to it.
+   */
+  readonly registryHost?: string | null;
   /**
    * The user allows relaying through the registry. Off by default: a relayed
    * peer's traffic is decrypted and re-encrypted by the registry's WireGuard.
@@ -171,10 +180,21 @@ export class NodeAgent {
         const rx = this.rxSamples(iface, device, now);
         // Relayed peers belong to the relay planner below, not to decide().
         const direct: WgDevice = relayed.size === 0 ? device : { ...device, peers: device.peers.filter((p) => !relayed.has(p.publicKey)) };
+        // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
+        // Only this device's peers matter: decide() looks at nothing else.
+        const inTunnel = tunnelCheck(device);
+        const endpoints = new Map<string, Endpoint | null>();
+        const candidates = new Map<string, readonly Endpoint[]>();
+        for (const p of device.peers) {
+          const ep = view.endpoints.get(p.publicKey);
+          if (ep !== undefined && (ep === null || !inTunnel(ep))) endpoints.set(p.publicKey, ep);
+          const cs = view.candidates.get(p.publicKey)?.filter((c) => !inTunnel(c));
+          if (cs && cs.length > 0) candidates.set(p.publicKey, cs);
+        }
         const result = decide({
           device: direct,
-          registry: view.endpoints,
-          candidates: view.candidates,
+          registry: endpoints,
+          candidates,
           selfEndpoint: self,
           applied,
           nowMs: now,
@@ -185,11 +205,11 @@ export class NodeAgent {
         for (const [key, record] of result.applied) applied.set(key, record);
         const relay = planRelay({
           device,
-          registryPublicKey: view.registryPublicKey,
+          registryPublicKey: this.confirmedRegistry(device, view.registryPublicKey),
           relayAvailable: view.relay && (this.options.allowRelay ?? false),
           state: relayed,
           applied,
-          registry: view.endpoints,
+          registry: endpoints,
           rxGrewAtMs: new Map([...rx].map(([k, v]) => [k, v.grewAtMs])),
           nowMs: now,
           ...(this.options.decideOptions?.defaultKeepaliveSec !== undefined ? { keepaliveSec: this.options.decideOptions.defaultKeepaliveSec } : {}),
@@ -325,6 +345,25 @@ export class NodeAgent {
       interfaces.push(interfaceStatus(device, this.pathStates(iface), this.view?.registryPublicKey ?? "", NO_NAMES, now));
     }
     return { source: "agent", atMs: now, interfaces };
+  }
+
+  /**
+   * The registry's key when the local peer with that key is provably the
+   * registry (its tunnel address or endpoint IP is the host we dial), else "".
+   */
+  private confirmedRegistry(device: WgDevice, claimed: string): string {
+    const host = this.options.registryHost;
+    const peer = claimed ? device.peers.find((p) => p.publicKey === claimed) : undefined;
+    if (!peer || !host) return "";
+    const ok = peer.allowedIps.includes(`${host}/32`) || peer.allowedIps.includes(`${host}/128`) || peer.endpoint?.ip === host;
+    if (!ok && !this.reported.has(`registry:${device.name}`)) {
+      this.reported.set(`registry:${device.name}`, "unconfirmed");
+      this.options.logger.warn(
+        { iface: device.name, registry: host },
+        "the peer the registry names as itself is neither at the registry's address nor its tunnel address; not relaying through it",
+      );
+    }
+    return ok ? claimed : "";
   }
 
   private rxSamples(iface: string, device: WgDevice, now: number): Map<string, RxSample> {

@@ -6,21 +6,13 @@
  * retried with backoff; nothing here ever throws to the caller.
  */
 import * as grpc from "@grpc/grpc-js";
-import {
-  seedProto,
-  v1Proto,
-  type GetEndpointReply,
-  type PeerInfo__Output,
-  type SeedClient,
-  type V1Client,
-  type WatchEvent__Output,
-} from "../rpc/proto.js";
+import type { GetEndpointReply, PeerInfo__Output, SeedClient, V1Client, WatchEvent__Output } from "../rpc/proto.js";
 import { pathKindToWire, type PathState } from "../util/path.js";
 import { backoffDelay } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
-import { checkEndpoint } from "../wg/endpoint.js";
 import { isKey } from "../wg/keys.js";
 import type { Endpoint } from "../wg/types.js";
+import { MAX_PEER_CANDIDATES, MAX_VIEW_PEERS, registryClients, registryEndpoint } from "./validate.js";
 
 /** The registry's view as the node uses it. */
 export interface RegistryView {
@@ -62,6 +54,12 @@ export interface GrpcSourceOptions {
   readonly callTimeoutMs?: number;
   /** First retry delay after a failure. Default 500 ms. */
   readonly minBackoffMs?: number;
+  /**
+   * A Watch that brings no snapshot this long after it started is given up
+   * and retried. Default 2 minutes: a registry that thousands of nodes
+   * rejoin at once sends snapshots in turn.
+   */
+  readonly snapshotTimeoutMs?: number;
 }
 
 /** Client channel options: HTTP/2 pings find a dead registry under an idle Watch. */
@@ -73,31 +71,48 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_reconnect_backoff_ms": 5_000,
 };
 
-/** The registry's endpoint for a peer, or null when it gave none or gave garbage. */
-function endpointOf(ip: string, port: number): Endpoint | null {
-  if (!ip && !port) return null;
-  try {
-    return checkEndpoint({ ip, port });
-  } catch {
-    return null;
+/** Where problems with the registry's messages are told (a Logger, or a stream's rate-limited one). */
+export interface WarnSink {
+  warn(fields: object, message: string): void;
+}
+
+/**
+ * What was wrong with one message from the registry: logged once per message, with
+ * the first example, however many peers it had (a hostile registry cannot flood the log).
+ */
+class Garbage {
+  private badKeys = 0;
+  private badEndpoints = 0;
+  private firstKey: unknown;
+  private firstEndpoint: Record<string, unknown> | null = null;
+  key(key: unknown): void {
+    if (this.badKeys++ === 0) this.firstKey = typeof key === "string" ? key.slice(0, 60) : typeof key;
+  }
+  endpoint(peer: string, ip: unknown, port: unknown, why: string): void {
+    if (this.badEndpoints++ === 0) this.firstEndpoint = { peer, ip: typeof ip === "string" ? ip.slice(0, 60) : ip, port, why };
+  }
+  log(logger: WarnSink): void {
+    if (this.badKeys > 0) logger.warn({ count: this.badKeys, first: this.firstKey }, "registry sent peers whose public key is not a WireGuard key; ignoring them");
+    if (this.badEndpoints > 0) logger.warn({ count: this.badEndpoints, first: this.firstEndpoint }, "registry sent endpoints this node will not use; ignoring them");
   }
 }
 
-/** Reads a seed GetEndpointReply, dropping entries that are not valid keys. */
-export function viewFromSeedReply(reply: GetEndpointReply, logger: Logger): Map<string, Endpoint | null> {
+/** Reads a seed GetEndpointReply, dropping entries that are not valid keys and endpoints that are not usable. */
+export function viewFromSeedReply(reply: GetEndpointReply, logger: WarnSink): Map<string, Endpoint | null> {
   const endpoints = new Map<string, Endpoint | null>();
-  for (const p of reply.Peers ?? []) {
-    const key = p.pubKey ?? "";
-    if (!isKey(key)) {
-      logger.warn({ key }, "registry sent a peer whose public key is not a WireGuard key; ignoring it");
+  const garbage = new Garbage();
+  const peers = Array.isArray(reply?.Peers) ? reply.Peers : [];
+  for (const p of peers.slice(0, MAX_VIEW_PEERS)) {
+    const key = p?.pubKey;
+    if (typeof key !== "string" || !isKey(key)) {
+      garbage.key(key);
       continue;
     }
-    const ep = endpointOf(p.endpointIP ?? "", Number(p.endpointPort ?? 0));
-    if (!ep && (p.endpointIP || p.endpointPort)) {
-      logger.warn({ peer: key, ip: p.endpointIP, port: p.endpointPort }, "registry sent an invalid endpoint; ignoring it");
-    }
-    endpoints.set(key, ep);
+    const r = registryEndpoint(p.endpointIP, p.endpointPort);
+    if ("problem" in r) garbage.endpoint(key, p.endpointIP, p.endpointPort, r.problem);
+    endpoints.set(key, "endpoint" in r ? r.endpoint : null);
   }
+  garbage.log(logger);
   return endpoints;
 }
 
@@ -107,41 +122,49 @@ export interface WatchState {
   readonly candidates: Map<string, readonly Endpoint[]>;
 }
 
-/** Candidates as sent, keeping only valid endpoints (at most 16). */
-function candidatesOf(list: readonly { ip: string; port: number }[]): Endpoint[] {
+/** Candidates as sent, keeping only usable endpoints (at most 16). */
+function candidatesOf(list: readonly { ip: string; port: number }[], key: string, garbage: Garbage): Endpoint[] {
   const out: Endpoint[] = [];
-  for (const c of list.slice(0, 16)) {
-    const ep = endpointOf(c.ip, c.port);
-    if (ep) out.push(ep);
+  for (const c of list.slice(0, MAX_PEER_CANDIDATES)) {
+    const r = registryEndpoint(c?.ip, c?.port);
+    if ("problem" in r) garbage.endpoint(key, c?.ip, c?.port, `candidate: ${r.problem}`);
+    else if (r.endpoint) out.push(r.endpoint);
   }
   return out;
 }
 
-/** Folds one Watch event into the state; returns false for an event it cannot read. */
-export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, logger: Logger): boolean {
+/**
+ * Folds one Watch event into the state; returns false for an event it cannot read.
+ * The state never holds more than MAX_VIEW_PEERS peers, whatever the registry sends.
+ */
+export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, logger: WarnSink): boolean {
+  const garbage = new Garbage();
   const take = (p: PeerInfo__Output) => {
-    const key = p.publicKey;
-    if (!isKey(key)) {
-      logger.warn({ key }, "registry sent a peer whose public key is not a WireGuard key; ignoring it");
+    const key = p?.publicKey;
+    if (typeof key !== "string" || !isKey(key)) {
+      garbage.key(key);
       return;
     }
+    if (state.endpoints.size >= MAX_VIEW_PEERS && !state.endpoints.has(key)) return;
     const ep = p.endpoint;
-    const endpoint = ep ? endpointOf(ep.ip, ep.port) : null;
-    if (ep && !endpoint) logger.warn({ peer: key, ip: ep.ip, port: ep.port }, "registry sent an invalid endpoint; ignoring it");
-    state.endpoints.set(key, endpoint);
-    const candidates = candidatesOf(p.candidates ?? []);
+    const r = ep ? registryEndpoint(ep.ip, ep.port) : { endpoint: null };
+    if ("problem" in r) garbage.endpoint(key, ep?.ip, ep?.port, r.problem);
+    state.endpoints.set(key, "endpoint" in r ? r.endpoint : null);
+    const candidates = candidatesOf(Array.isArray(p.candidates) ? p.candidates : [], key, garbage);
     if (candidates.length > 0) state.candidates.set(key, candidates);
     else state.candidates.delete(key);
   };
-  switch (event.event) {
+  switch (event?.event) {
     case "snapshot":
       state.endpoints.clear();
       state.candidates.clear();
-      for (const p of event.snapshot?.peers ?? []) take(p);
+      for (const p of Array.isArray(event.snapshot?.peers) ? event.snapshot.peers : []) take(p);
+      garbage.log(logger);
       return true;
     case "changed":
       if (!event.changed) return false;
       take(event.changed);
+      garbage.log(logger);
       return true;
     case "removedPublicKey":
       state.endpoints.delete(event.removedPublicKey ?? "");
@@ -165,11 +188,13 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   const { address, token, refreshMs, logger } = options;
   const callTimeoutMs = options.callTimeoutMs ?? 10_000;
   const minBackoffMs = options.minBackoffMs ?? 500;
+  const snapshotTimeoutMs = options.snapshotTimeoutMs ?? 120_000;
   const creds = grpc.credentials.createInsecure();
   let v1: V1Client | null = null;
   let seed: SeedClient | null = null;
   let stream: grpc.ClientReadableStream<WatchEvent__Output> | null = null;
   let timer: NodeJS.Timeout | null = null;
+  let snapshotTimer: NodeJS.Timeout | null = null;
   let stopped = false;
   let mode: "watch" | "poll" = "watch";
   let failures = 0;
@@ -238,15 +263,36 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
     let gotSnapshot = false;
     let registryPublicKey = "";
     let relay = false;
+    // A registry streaming garbage gets ten warnings per connection; the rest go to debug.
+    let warnings = 0;
+    const streamLog: WarnSink = { warn: (fields, message) => (warnings++ < 10 ? logger.warn(fields, message) : logger.debug(fields, message)) };
+    // Views are handed on once per burst of events, not once per event (each copies the whole state).
+    let viewQueued = false;
+    const handOn = () => {
+      viewQueued = false;
+      if (stopped) return;
+      onView({ endpoints: new Map(state.endpoints), candidates: new Map(state.candidates), registryPublicKey, generation, relay, via: "watch" });
+    };
     const call = v1.Watch({ publicKey: "" }, metadata());
     stream = call;
+    // A registry that accepts the Watch and then says nothing would hold the node forever.
+    if (snapshotTimer) clearTimeout(snapshotTimer);
+    snapshotTimer = setTimeout(() => {
+      snapshotTimer = null;
+      if (stopped || stream !== call || gotSnapshot) return;
+      stream = null;
+      call.cancel();
+      markFailed(new Error(`no snapshot within ${snapshotTimeoutMs} ms of subscribing`), watch);
+    }, snapshotTimeoutMs);
     call.on("data", (event: WatchEvent__Output) => {
-      if (!applyWatchEvent(state, event, logger)) {
-        logger.warn({ event: event.event }, "registry sent a Watch event this node cannot read; ignoring it");
+      if (!applyWatchEvent(state, event, streamLog)) {
+        streamLog.warn({ event: event?.event }, "registry sent a Watch event this node cannot read; ignoring it");
         return;
       }
       if (event.event === "snapshot") {
         gotSnapshot = true;
+        if (snapshotTimer) clearTimeout(snapshotTimer);
+        snapshotTimer = null;
         generation += 1;
         const key = event.snapshot?.registryPublicKey ?? "";
         registryPublicKey = isKey(key) ? key : "";
@@ -254,7 +300,10 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       }
       if (!gotSnapshot) return;
       markHealthy();
-      onView({ endpoints: new Map(state.endpoints), candidates: new Map(state.candidates), registryPublicKey, generation, relay, via: "watch" });
+      if (!viewQueued) {
+        viewQueued = true;
+        setImmediate(handOn);
+      }
     });
     call.on("error", (err: grpc.ServiceError) => {
       if (stopped || stream !== call) return;
@@ -277,8 +326,8 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   return {
     start(listener) {
       onView = listener;
-      v1 = new v1Proto.Registry(address, creds, CHANNEL_OPTIONS);
-      seed = new seedProto.Registry(address, creds, CHANNEL_OPTIONS);
+      // Replies are checked before they are decoded, and decoded only as far as they are read.
+      ({ v1, seed } = registryClients(address, creds, CHANNEL_OPTIONS));
       if (mode === "watch") watch();
       else poll();
     },
@@ -304,6 +353,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
     stop() {
       stopped = true;
       if (timer) clearTimeout(timer);
+      if (snapshotTimer) clearTimeout(snapshotTimer);
       stream?.cancel();
       stream = null;
       v1?.close();

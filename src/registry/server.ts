@@ -8,6 +8,7 @@ import { tokenFromMetadata, tokenMatches } from "../rpc/auth.js";
 import { seedProto, v1Proto, type SeedHandlers, type V1Handlers, type WatchEvent } from "../rpc/proto.js";
 import type { Logger } from "../util/log.js";
 import { callerIp } from "./identity.js";
+import { FailureLimiter, sourceKey } from "./ratelimit.js";
 import { checkReport } from "./report.js";
 import type { WgDevice } from "../wg/types.js";
 import type { PeerTable } from "./table.js";
@@ -26,6 +27,8 @@ export interface RegistryServiceOptions {
   readonly onAuthFailure?: () => void;
   /** Called with each accepted Watch stream, which emits "close" or "cancelled" when it ends (metrics). */
   readonly onWatch?: (stream: NodeJS.EventEmitter) => void;
+  /** Counts failed token attempts per source address; a new FailureLimiter() (10 at once, then 10 a minute) by default. */
+  readonly failureLimiter?: FailureLimiter;
 }
 
 function peerAddress(call: { getPeer(): string }): string {
@@ -45,13 +48,14 @@ function unavailable(table: PeerTable): Partial<grpc.StatusObject> {
   };
 }
 
-function snapshotEvent(table: PeerTable, relay: boolean): WatchEvent {
+/** `withPaths`: GetPeers carries the nodes' reported paths; Watch does not (see peerInfo). */
+function snapshotEvent(table: PeerTable, relay: boolean, withPaths: boolean): WatchEvent {
   const device = table.current;
   return {
     snapshot: {
       relay,
       registryPublicKey: device?.publicKey ?? "",
-      peers: [...table.peers.values()].map((p) => peerInfo(p, table.reportOf(p.publicKey))),
+      peers: [...table.peers.values()].map((p) => peerInfo(p, table.reportOf(p.publicKey), withPaths)),
     },
   };
 }
@@ -60,13 +64,37 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
   const { table, token, logger } = options;
   const relay = options.relay ?? false;
   const hub = new WatchHub(table, logger, options.watch, relay);
+  const limiter = options.failureLimiter ?? new FailureLimiter();
+
+  /**
+   * Null when the call's token is right; otherwise the status to refuse it
+   * with, the refusal counted and logged (never the token). A source over
+   * its budget of failed attempts is refused before its token is checked; a
+   * tunnel peer counts alone, anyone else by address (IPv6: by /64).
+   */
+  const refuseToken = (call: { getPeer(): string }, given: string, api: string): Partial<grpc.StatusObject> | null => {
+    if (token === null) return null;
+    const from = peerAddress(call);
+    const ip = callerIp(from);
+    const source = ip !== null && table.identity.keyOf(ip) !== null ? ip : sourceKey(from);
+    const refusal = limiter.check(source);
+    if (refusal) {
+      const retryInSec = Math.ceil(refusal.retryInMs / 1000);
+      if (refusal.log) logger.warn({ from, source, api, retryInSec }, "too many failed token attempts from this address; refusing its calls for a while");
+      return { code: grpc.status.RESOURCE_EXHAUSTED, details: `too many failed token attempts from this address; retry in ${retryInSec}s` };
+    }
+    if (tokenMatches(token, given)) return null;
+    limiter.fail(source);
+    logger.warn({ from, api }, "refused a call with a wrong token");
+    options.onAuthFailure?.();
+    return denied;
+  };
 
   const seed: SeedHandlers = {
     GetEndpoint(call, callback) {
-      if (!tokenMatches(token, call.request.token)) {
-        logger.warn({ from: peerAddress(call), api: "wgSvc" }, "refused a call with a wrong token");
-        options.onAuthFailure?.();
-        callback(denied);
+      const refused = refuseToken(call, call.request.token, "wgSvc");
+      if (refused) {
+        callback(refused);
         return;
       }
       const device = table.current;
@@ -85,24 +113,22 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
 
   const v1: V1Handlers = {
     GetPeers(call, callback) {
-      if (!tokenMatches(token, tokenFromMetadata(call.metadata))) {
-        logger.warn({ from: peerAddress(call), api: "v1" }, "refused a call with a wrong token");
-        options.onAuthFailure?.();
-        callback(denied);
+      const refused = refuseToken(call, tokenFromMetadata(call.metadata), "v1");
+      if (refused) {
+        callback(refused);
         return;
       }
       if (!table.current || table.lastError) {
         callback(unavailable(table));
         return;
       }
-      callback(null, snapshotEvent(table, relay).snapshot);
+      callback(null, snapshotEvent(table, relay, true).snapshot);
     },
 
     Watch(call) {
-      if (!tokenMatches(token, tokenFromMetadata(call.metadata))) {
-        logger.warn({ from: peerAddress(call), api: "v1" }, "refused a Watch with a wrong token");
-        options.onAuthFailure?.();
-        call.emit("error", { ...denied, metadata: new grpc.Metadata() });
+      const refused = refuseToken(call, tokenFromMetadata(call.metadata), "v1 Watch");
+      if (refused) {
+        call.emit("error", { ...refused, metadata: new grpc.Metadata() });
         return;
       }
       if (!table.current) {
@@ -116,10 +142,9 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
     },
 
     Report(call, callback) {
-      if (!tokenMatches(token, tokenFromMetadata(call.metadata))) {
-        logger.warn({ from: peerAddress(call), api: "v1" }, "refused a Report with a wrong token");
-        options.onAuthFailure?.();
-        callback(denied);
+      const refused = refuseToken(call, tokenFromMetadata(call.metadata), "v1 Report");
+      if (refused) {
+        callback(refused);
         return;
       }
       const ip = callerIp(peerAddress(call));
@@ -145,7 +170,8 @@ export const SERVER_CHANNEL_OPTIONS: grpc.ServerOptions = {
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 1,
   "grpc.http2.min_ping_interval_without_data_ms": 5_000,
-  "grpc.max_receive_message_length": 64 * 1024,
+  // A node's Report carries up to MAX_PATHS paths (~90 bytes each): 1 MiB fits them.
+  "grpc.max_receive_message_length": 1024 * 1024,
 };
 
 export function createRegistryServer(options: RegistryServiceOptions): grpc.Server {
@@ -222,7 +248,7 @@ export interface WatchLimits {
    * Snapshot bytes being sent to joining watchers at once. A watcher joining
    * beyond that waits for its snapshot (and hears no change before it); one
    * snapshot is always allowed. Bounds memory when thousands of nodes
-   * (re)connect together. Default 64 MiB.
+   * (re)connect together. Default 16 MiB.
    */
   readonly snapshotBytesInFlight?: number;
 }
@@ -268,7 +294,7 @@ class WatchHub {
     private readonly relay = false,
   ) {
     this.backlogLimit = limits.backlogBytes ?? 1024 * 1024;
-    this.inFlightLimit = limits.snapshotBytesInFlight ?? 64 * 1024 * 1024;
+    this.inFlightLimit = limits.snapshotBytesInFlight ?? 16 * 1024 * 1024;
   }
 
   join(call: WatchCall, from: string): void {
@@ -291,7 +317,7 @@ class WatchHub {
     const peers = this.table.peers;
     const device = this.table.current;
     if (this.cached === null || this.cached.peers !== peers || this.cached.device !== device) {
-      const event = encodeWatchEvent(snapshotEvent(this.table, this.relay));
+      const event = encodeWatchEvent(snapshotEvent(this.table, this.relay, false));
       this.cached = { peers, device, event };
       this.lastSnapshotBytes = event.bytes.length;
     }
@@ -330,7 +356,7 @@ class WatchHub {
     this.cached = null;
     if (this.live.size === 0) return;
     const events: EncodedWatchEvent[] = [];
-    for (const p of changes.changed) events.push(encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey)) }));
+    for (const p of changes.changed) events.push(encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey), false) }));
     for (const key of changes.removed) events.push(encodeWatchEvent({ removedPublicKey: key }));
     let bytes = 0;
     for (const e of events) bytes += e.bytes.length;

@@ -43,7 +43,13 @@ export function seedReply(device: WgDevice): GetEndpointReply {
   };
 }
 
-export function peerInfo(p: RegistryPeer, report?: NodeReport): PeerInfo {
+/**
+ * One peer as the API shows it. `withPaths`: include the paths the node
+ * reported; Watch leaves them out, since nodes do not use them and every
+ * node's paths to every other would make a snapshot grow with the square of
+ * the mesh (1,000 nodes: ~74 MiB).
+ */
+export function peerInfo(p: RegistryPeer, report?: NodeReport, withPaths = true): PeerInfo {
   return {
     publicKey: p.publicKey,
     endpoint: p.endpoint ? { ip: p.endpoint.ip, port: p.endpoint.port } : null,
@@ -53,7 +59,7 @@ export function peerInfo(p: RegistryPeer, report?: NodeReport): PeerInfo {
     txBytes: p.txBytes,
     endpointRevision: p.endpointRevision,
     candidates: (report?.candidates ?? []).map((c) => ({ ip: c.ip, port: c.port })),
-    paths: (report?.paths ?? []).map((ps) => ({
+    paths: (withPaths ? (report?.paths ?? []) : []).map((ps) => ({
       peerPublicKey: ps.peerPublicKey,
       kind: pathKindToWire(ps.kind),
       sinceUnixMs: ps.sinceMs,

@@ -4,6 +4,7 @@
  */
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 const PART = /(\d+(?:\.\d+)?)(ms|s|m|h)/y;
+export const MAX_DURATION_MS = 2 ** 31 - 1;
 
 export function parseDuration(text: string, what = "duration"): number {
   const trimmed = text.trim();
@@ -18,7 +19,8 @@ export function parseDuration(text: string, what = "duration"): number {
     }
     total += Number(m[1]) * (UNIT_MS[m[2] as string] as number);
   }
-  if (!Number.isFinite(total)) throw new Error(`${what} \`${text}' is too large`);
+  // Node's timers take at most 2^31-1 ms (24.8 days); a longer one fires at once, every millisecond.
+  if (!Number.isFinite(total) || total > MAX_DURATION_MS) throw new Error(`${what} \`${text}' is too long: at most 24 days`);
   return Math.round(total);
 }
 

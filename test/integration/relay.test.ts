@@ -35,7 +35,8 @@ function aliceWg(): FakeWireGuard {
       publicKey: ALICE,
       listenPort: 51820,
       peers: [
-        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["10.200.0.1/32"], persistentKeepaliveSec: 25 },
+        // The registry peer's endpoint is the address the node dials (127.0.0.1): provably the registry.
+        { publicKey: REGISTRY, endpoint: { ip: "127.0.0.1", port: 51820 }, allowedIps: ["10.200.0.1/32"], persistentKeepaliveSec: 25 },
         { publicKey: BOB, allowedIps: ["10.200.0.3/32", "192.168.2.0/24"] },
       ],
     },

@@ -1,0 +1,225 @@
+/**
+ * The registry's Watch fan-out (src/registry/server.ts, WatchHub) over real gRPC on 127.0.0.1:
+ * events serialized once for all streams, the snapshot once per table state, a stream that falls
+ * too far behind ended with RESOURCE_EXHAUSTED, and joins held back while too many snapshots are
+ * in flight. A "stalled" watcher is a raw HTTP/2 client that advertises a zero flow-control
+ * window, so the registry can send it nothing until the test opens the window.
+ */
+import assert from "node:assert/strict";
+import * as http2 from "node:http2";
+import { after, describe, it } from "node:test";
+import * as grpc from "@grpc/grpc-js";
+import { bindServer, createRegistryServer, type WatchLimits } from "../../src/registry/server.js";
+import { PeerTable } from "../../src/registry/table.js";
+import { v1Proto, type WatchEvent__Output } from "../../src/rpc/proto.js";
+import { FakeWireGuard } from "../../src/wg/fake.js";
+import { key } from "../support/keys.js";
+import { captureLogger } from "../support/logs.js";
+import { waitFor } from "../support/wait.js";
+
+const TOKEN = "fanout-token";
+const watchMethod = v1Proto.Registry.service.Watch;
+
+const cleanups: Array<() => unknown> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+/** A registry whose table is refreshed only by the test (no poll timer). */
+async function startRegistry(watch?: WatchLimits) {
+  const wg = new FakeWireGuard([
+    {
+      name: "wg0",
+      publicKey: key(99),
+      peers: [1, 2, 3].map((n) => ({ publicKey: key(n), endpoint: { ip: "203.0.113.1", port: 40000 + n }, allowedIps: [`10.0.0.${n}/32`] })),
+    },
+  ]);
+  const log = captureLogger();
+  const table = new PeerTable({ wg, iface: "wg0", logger: log.logger });
+  await table.refresh();
+  const server = createRegistryServer({ table, token: TOKEN, logger: log.logger, ...(watch ? { watch } : {}) });
+  const port = await bindServer(server, "127.0.0.1:0");
+  cleanups.push(() => server.forceShutdown());
+  const joined = () => log.records.filter((r) => r.msg === "watcher joined").length;
+  return { wg, table, port, log, joined };
+}
+
+function grpcWatcher(port: number) {
+  const client = new v1Proto.Registry(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  const md = new grpc.Metadata();
+  md.set("authorization", `Bearer ${TOKEN}`);
+  const call = client.Watch({ publicKey: "" }, md);
+  const events: WatchEvent__Output[] = [];
+  const state: { error: grpc.ServiceError | null } = { error: null };
+  call.on("data", (e: WatchEvent__Output) => events.push(e));
+  call.on("error", (e: grpc.ServiceError) => (state.error = e));
+  const close = () => {
+    call.cancel();
+    client.close();
+  };
+  cleanups.push(close);
+  return { events, state, close };
+}
+
+/** A Watch on raw HTTP/2 with a zero window: nothing reaches it until release(). */
+function stalledWatcher(port: number) {
+  const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
+  session.on("error", () => {});
+  const req = session.request({
+    ":method": "POST",
+    ":path": "/wormhole.v1.Registry/Watch",
+    "content-type": "application/grpc",
+    te: "trailers",
+    authorization: `Bearer ${TOKEN}`,
+  });
+  req.on("error", () => {});
+  req.end(Buffer.alloc(5)); // an empty WatchRequest
+  const chunks: Buffer[] = [];
+  const state: { status: string | null } = { status: null };
+  req.on("data", (c: Buffer) => chunks.push(c));
+  req.on("trailers", (t: http2.IncomingHttpHeaders) => (state.status = String(t["grpc-status"])));
+  const close = () => {
+    req.close(http2.constants.NGHTTP2_CANCEL);
+    session.destroy();
+  };
+  cleanups.push(close);
+  return {
+    state,
+    close,
+    release: () => session.settings({ initialWindowSize: 1 << 20 }),
+    /** The gRPC messages received so far. */
+    messages(): Buffer[] {
+      const all = Buffer.concat(chunks);
+      const out: Buffer[] = [];
+      for (let at = 0; at + 5 <= all.length; ) {
+        const n = all.readUInt32BE(at + 1);
+        out.push(all.subarray(at + 5, at + 5 + n));
+        at += 5 + n;
+      }
+      return out;
+    },
+  };
+}
+
+async function moveEndpoint(r: Awaited<ReturnType<typeof startRegistry>>, peer: number, port: number): Promise<void> {
+  r.wg.setPeerEndpoint("wg0", key(peer), { ip: "198.51.100.7", port });
+  await r.table.refresh();
+}
+
+describe("registry Watch fan-out", () => {
+  it("serializes the snapshot once per table state and each change once for all watchers", async () => {
+    const r = await startRegistry();
+    const original = watchMethod.responseSerialize;
+    let encoded = 0;
+    watchMethod.responseSerialize = (value) => {
+      encoded++;
+      return original(value);
+    };
+    try {
+      const watchers = Array.from({ length: 20 }, () => grpcWatcher(r.port));
+      await waitFor("20 snapshots", () => watchers.every((w) => w.events.length === 1));
+      for (const w of watchers) {
+        assert.equal(w.events[0]?.event, "snapshot");
+        assert.equal(w.events[0]?.snapshot?.peers.length, 3);
+        assert.equal(w.events[0]?.snapshot?.registryPublicKey, key(99));
+      }
+      assert.equal(encoded, 1, "one snapshot encoding for 20 watchers");
+
+      await moveEndpoint(r, 2, 50000);
+      await waitFor("the change on every stream", () => watchers.every((w) => w.events.length === 2));
+      for (const w of watchers) {
+        const changed = w.events[1]?.changed;
+        assert.equal(changed?.publicKey, key(2));
+        assert.deepEqual(changed?.endpoint, { ip: "198.51.100.7", port: 50000 });
+        assert.equal(Number(changed?.endpointRevision), 2);
+      }
+      assert.equal(encoded, 2, "one encoding of the change for 20 watchers");
+
+      r.wg.removePeer("wg0", key(3));
+      await r.table.refresh();
+      await waitFor("the removal on every stream", () => watchers.every((w) => w.events.length === 3));
+      for (const w of watchers) assert.equal(w.events[2]?.removedPublicKey, key(3));
+
+      // A watcher joining now gets the new state in its snapshot.
+      const late = grpcWatcher(r.port);
+      await waitFor("late snapshot", () => late.events.length === 1);
+      const peers = late.events[0]?.snapshot?.peers ?? [];
+      assert.deepEqual(peers.map((p) => p.publicKey).sort(), [key(1), key(2)].sort());
+      assert.equal(peers.find((p) => p.publicKey === key(2))?.endpoint?.port, 50000);
+    } finally {
+      watchMethod.responseSerialize = original;
+    }
+  });
+
+  it("ends a watcher that falls too far behind with RESOURCE_EXHAUSTED; the others get every event", async () => {
+    const r = await startRegistry({ backlogBytes: 2000 });
+    const stalled = stalledWatcher(r.port);
+    const normal = grpcWatcher(r.port);
+    await waitFor("both watchers joined", () => r.joined() === 2);
+    await waitFor("normal snapshot", () => normal.events.length === 1);
+
+    // One change per "poll", each read by the normal watcher before the next (as across real polls).
+    for (let i = 0; i < 40; i++) {
+      await moveEndpoint(r, 1, 5000 + i);
+      await waitFor(`change ${i} on the normal watcher (error: ${normal.state.error?.message})`, () => normal.events.length === i + 2);
+    }
+    assert.deepEqual(
+      normal.events.slice(1).map((e) => e.changed?.endpoint?.port),
+      Array.from({ length: 40 }, (_, i) => 5000 + i),
+    );
+    assert.equal(normal.state.error, null);
+    const warning = r.log.records.find((rec) => String(rec.msg).startsWith("dropped Watch streams too far behind"));
+    assert.equal(warning?.dropped, 1);
+
+    // Once it reads again, the stalled watcher gets what was queued before the drop, then the status.
+    stalled.release();
+    await waitFor("the stalled watcher's status", () => stalled.state.status !== null);
+    assert.equal(stalled.state.status, String(grpc.status.RESOURCE_EXHAUSTED));
+    const messages = stalled.messages();
+    assert.equal(messages[0]?.[0], 0x0a, "first message is the snapshot");
+    const changes = messages.slice(1).map((m) => watchMethod.responseDeserialize(m));
+    assert.ok(changes.length > 0 && changes.length < 40, `${changes.length} changes before the drop`);
+    assert.ok(changes.reduce((n, _, i) => n + (messages[i + 1]?.length ?? 0), 0) <= 2000);
+    assert.deepEqual(
+      changes.map((e) => e.changed?.endpoint?.port),
+      Array.from({ length: changes.length }, (_, i) => 5000 + i),
+    );
+  });
+
+  it("holds joins back while the snapshot budget is used, and lets them go when it frees", async () => {
+    const r = await startRegistry({ snapshotBytesInFlight: 1 });
+    const stalled = stalledWatcher(r.port); // its snapshot can never leave: the budget stays used
+    await waitFor("stalled joined", () => r.joined() === 1);
+    const waiting = grpcWatcher(r.port);
+    await waitFor("second joined", () => r.joined() === 2);
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(waiting.events.length, 0, "no snapshot while the budget is used");
+    await moveEndpoint(r, 3, 6000); // a change while waiting: not sent as a delta ...
+    await new Promise((res) => setTimeout(res, 100));
+    assert.equal(waiting.events.length, 0);
+
+    stalled.close();
+    await waitFor("snapshot after the budget freed", () => waiting.events.length === 1);
+    // ... but in the snapshot it gets once its turn comes.
+    assert.equal(waiting.events[0]?.event, "snapshot");
+    assert.equal(waiting.events[0]?.snapshot?.peers.find((p) => p.publicKey === key(3))?.endpoint?.port, 6000);
+    await moveEndpoint(r, 3, 6001);
+    await waitFor("later change as a delta", () => waiting.events.length === 2);
+    assert.equal(waiting.events[1]?.changed?.endpoint?.port, 6001);
+  });
+
+  it("stops listening to the table when the last watcher leaves", async () => {
+    const r = await startRegistry();
+    const a = grpcWatcher(r.port);
+    const b = grpcWatcher(r.port);
+    await waitFor("snapshots", () => a.events.length === 1 && b.events.length === 1);
+    assert.equal(r.table.subscriberCount, 1, "one table subscription for all watchers");
+    a.close();
+    b.close();
+    await waitFor("no subscription left", () => r.table.subscriberCount === 0);
+    const c = grpcWatcher(r.port);
+    await waitFor("a new watcher still works", () => c.events.length === 1);
+    await moveEndpoint(r, 1, 7000);
+    await waitFor("change", () => c.events.length === 2);
+  });
+});
