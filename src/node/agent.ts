@@ -377,7 +377,7 @@ export class NodeAgent {
   private pokePeer(device: WgDevice, publicKey: string): void {
     const peer = device.peers.find((p) => p.publicKey === publicKey);
     const ip = peer ? tunnelAddress(peer.allowedIps) : null;
-    if (ip) this.options.prober?.poke(ip);
+    if (ip) this.options.prober?.poke(ip, device.name);
   }
 
   /** One datagram to the registry's tunnel address on each interface that peers with it. */
@@ -389,7 +389,7 @@ export class NodeAgent {
       if (!peer) continue;
       const ip = tunnelAddress(peer.allowedIps);
       if (ip) {
-        this.options.prober?.poke(ip);
+        this.options.prober?.poke(ip, iface);
       } else if (!this.reported.has(`probe:${iface}`)) {
         this.reported.set(`probe:${iface}`, "no host address");
         this.options.logger.info(
