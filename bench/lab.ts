@@ -1,5 +1,5 @@
 /**
- * Convergence in the NAT lab (benchmarks 1 and 2 of BENCHMARKS.md): real
+ * Convergence in the NAT lab (cold start and rebinding in BENCHMARKS.md): real
  * wireguard-go behind two NATs, the real `wormhole` registry and nodes.
  *
  *   node --import tsx bench/lab.ts [--runs 10] [--nat home,home]
