@@ -23,7 +23,7 @@ export interface MatrixOptions {
   readonly behaviours?: readonly NatBehaviour[];
   /** Default: the real wormhole agents. */
   readonly agents?: AgentDriver;
-  /** Bounded wait for all pairs, from agents started. Default 20 000 (working pairs take 5-6 s: one WireGuard retry tick). */
+  /** Bounded wait for all pairs, from agents started. Default 30 000: the wait ends as soon as every pair is decided; the margin lets a pair that one end relayed alone heal (WireGuard re-handshakes after ~15 s without an answer). */
   readonly timeoutMs?: number;
   /** Step log (verbose). */
   readonly log?: (line: string) => void;
@@ -153,7 +153,7 @@ export async function runMatrix(options: MatrixOptions = {}): Promise<MatrixResu
   const t0 = Date.now();
   const behaviours = options.behaviours ?? NAT_BEHAVIOURS;
   const agents = options.agents ?? wormholeAgents();
-  const timeoutMs = options.timeoutMs ?? 20_000;
+  const timeoutMs = options.timeoutMs ?? 30_000;
   let runId = "";
   const pairs = await withLab(
     {

@@ -18,10 +18,14 @@ export interface PeerTableOptions {
   readonly pollIntervalMs?: number;
   /**
    * The interval stretches to this many times the duration of the last read,
-   * so a huge interface never eats the CPU (10,000 peers read in ~70 ms here
-   * → one read every 700 ms, ~10 % of a core). Default 10.
+   * so a huge interface never eats the CPU, up to maxPollIntervalMs so a
+   * change is still seen within about a second (10,000 peers: a read takes
+   * 100-150 ms here, so one read every 400-600 ms, a fifth of a core).
+   * Default 4.
    */
   readonly pollCostFactor?: number;
+  /** Upper bound of the stretched interval. Default 1000 ms. */
+  readonly maxPollIntervalMs?: number;
   readonly logger: Logger;
 }
 
@@ -140,7 +144,8 @@ export class PeerTable {
   private schedule(): void {
     if (this.stopped) return;
     const base = this.options.pollIntervalMs ?? 250;
-    const delay = Math.max(base, this.lastReadMs * (this.options.pollCostFactor ?? 10));
+    const stretched = Math.min(this.lastReadMs * (this.options.pollCostFactor ?? 4), this.options.maxPollIntervalMs ?? 1_000);
+    const delay = Math.max(base, stretched);
     this.timer = setTimeout(() => {
       void this.refresh().finally(() => this.schedule());
     }, delay);
