@@ -29,7 +29,7 @@ import {
   phaseLine,
   ProcSampler,
   publicKeys,
-  requireLab,
+  labBench,
   ROOT,
   runTag,
   sleep,
@@ -237,19 +237,11 @@ async function scenario(
 
 async function main(): Promise<number> {
   const f = parseFlags(USAGE, flags);
-  requireLab();
-  const cleanup = new Cleanup();
-  const abort = setTimeout(() => {
-    process.stderr.write(`\naborting: the run took more than ${f.timeout} s\n`);
-    void cleanup.run().finally(() => process.exit(1));
-  }, f.timeout * 1000);
-  abort.unref();
-
-  const tag = runTag();
-  console.log(`# fanout: ${f.peers} peers, ${f.streams} Watch streams over ${f.connections} connections, ${f.rounds} changes (run ${tag})`);
-  if (f.registryEnv || f.registryNodeArgs) console.log(`registry started with: ${[f.registryEnv, "node", f.registryNodeArgs].filter(Boolean).join(" ")}`);
-  console.log(machine());
-  try {
+  return labBench("fanout", f.timeout, async (cleanup) => {
+    const tag = runTag();
+    console.log(`# fanout: ${f.peers} peers, ${f.streams} Watch streams over ${f.connections} connections, ${f.rounds} changes (run ${tag})`);
+    if (f.registryEnv || f.registryNodeArgs) console.log(`registry started with: ${[f.registryEnv, "node", f.registryNodeArgs].filter(Boolean).join(" ")}`);
+    console.log(machine());
     const bin = await privateBundle(cleanup, f.bin);
     const baseline = f.baselineBin ? await privateBundle(cleanup, f.baselineBin) : null;
     let t = performance.now();
@@ -289,14 +281,7 @@ async function main(): Promise<number> {
       row("fan-out p99", a.fanP99, b.fanP99, "ms", 0);
       row("fan-out p99, median round", a.fanRoundMedian, b.fanRoundMedian, "ms", 0);
     }
-    return 0;
-  } catch (err) {
-    console.error(`fanout bench failed: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  } finally {
-    clearTimeout(abort);
-    await cleanup.run();
-  }
+  });
 }
 
 process.exitCode = await main();

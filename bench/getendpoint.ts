@@ -12,7 +12,6 @@ import { join } from "node:path";
 import type { GetEndpointConfig, GetEndpointResult, LoadMessage } from "./loadgen.js";
 import {
   addPeers,
-  Cleanup,
   DEFAULT_BIN,
   fmt,
   machine,
@@ -23,7 +22,7 @@ import {
   privateBundle,
   ProcSampler,
   publicKeys,
-  requireLab,
+  labBench,
   ROOT,
   runTag,
   sleep,
@@ -48,18 +47,11 @@ async function main(): Promise<number> {
     console.error(`--levels ${f.levels}: whole numbers from 1 to 1000, comma-separated`);
     return 2;
   }
-  requireLab();
-  const cleanup = new Cleanup();
-  const bin = await privateBundle(cleanup, f.bin);
-  const abort = setTimeout(() => {
-    process.stderr.write(`\naborting: the run took more than ${f.timeout} s\n`);
-    void cleanup.run().finally(() => process.exit(1));
-  }, f.timeout * 1000);
-  abort.unref();
-  const tag = runTag();
-  console.log(`# getendpoint: ${f.peers} peers, concurrency ${levels.join("/")}, ${f.seconds} s each (run ${tag})`);
-  console.log(machine());
-  try {
+  return labBench("getendpoint", f.timeout, async (cleanup) => {
+    const bin = await privateBundle(cleanup, f.bin);
+    const tag = runTag();
+    console.log(`# getendpoint: ${f.peers} peers, concurrency ${levels.join("/")}, ${f.seconds} s each (run ${tag})`);
+    console.log(machine());
     const wg = await startWireGuard(cleanup, `whb-${tag}`, `whb${tag}r`);
     await addPeers(wg.iface, publicKeys(f.peers));
     const token = tokenFile(cleanup);
@@ -121,14 +113,7 @@ async function main(): Promise<number> {
     }
     console.log(`registry peak RSS (VmHWM) over the run: ${fmt(peakRssKb(registry.pid) / 1024, 0)} MB`);
     console.log("(reply bytes: the protobuf message; gRPC adds a 5-byte frame header and HTTP/2 framing)");
-    return 0;
-  } catch (err) {
-    console.error(`getendpoint bench failed: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  } finally {
-    clearTimeout(abort);
-    await cleanup.run();
-  }
+  });
 }
 
 process.exitCode = await main();

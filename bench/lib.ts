@@ -520,6 +520,31 @@ export function verdict(what: string, value: number, op: "<=" | ">=", target: nu
   return `${ok ? "MET   " : "MISSED"} ${what}: ${fmt(value, value < 10 ? 2 : 1)} ${unit} (target ${op} ${target} ${unit})`;
 }
 
+/**
+ * The frame every namespace bench shares: refuse to run without root and the
+ * tools, abort after `timeoutSec`, and always clean up what `body` registered.
+ * Returns the exit status: 0, or 1 with the error on stderr.
+ */
+export async function labBench(name: string, timeoutSec: number, body: (cleanup: Cleanup) => Promise<void>): Promise<number> {
+  requireLab();
+  const cleanup = new Cleanup();
+  const abort = setTimeout(() => {
+    process.stderr.write(`\naborting: the run took more than ${timeoutSec} s\n`);
+    void cleanup.run().finally(() => process.exit(1));
+  }, timeoutSec * 1000);
+  abort.unref();
+  try {
+    await body(cleanup);
+    return 0;
+  } catch (err) {
+    console.error(`${name} bench failed: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  } finally {
+    clearTimeout(abort);
+    await cleanup.run();
+  }
+}
+
 /** Refuses to run unless root with the tools (the benches that need namespaces). */
 export function requireLab(): void {
   if (process.getuid?.() !== 0) {

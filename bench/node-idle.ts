@@ -13,7 +13,6 @@
 import { createWireGuard } from "../src/wg/index.js";
 import {
   addPeers,
-  Cleanup,
   DEFAULT_BIN,
   fmt,
   machine,
@@ -24,7 +23,7 @@ import {
   privateBundle,
   ProcSampler,
   publicKeys,
-  requireLab,
+  labBench,
   runTag,
   sleep,
   startWireGuard,
@@ -46,18 +45,11 @@ const USAGE = `usage: node --import tsx bench/node-idle.ts [flags]
 
 async function main(): Promise<number> {
   const f = parseFlags(USAGE, { seconds: 60, peers: 10, registryPeers: 0, warmup: 5000, refresh: "", timeout: 300, bin: DEFAULT_BIN });
-  requireLab();
-  const cleanup = new Cleanup();
-  const bin = await privateBundle(cleanup, f.bin);
-  const abort = setTimeout(() => {
-    process.stderr.write(`\naborting: the run took more than ${f.timeout} s\n`);
-    void cleanup.run().finally(() => process.exit(1));
-  }, f.timeout * 1000);
-  abort.unref();
-  const tag = runTag();
-  console.log(`# node-idle: one node, ${f.peers} other peers (registry: ${f.peers + 1 + f.registryPeers}), left alone ${f.seconds} s (run ${tag})`);
-  console.log(machine());
-  try {
+  return labBench("node-idle", f.timeout, async (cleanup) => {
+    const bin = await privateBundle(cleanup, f.bin);
+    const tag = runTag();
+    console.log(`# node-idle: one node, ${f.peers} other peers (registry: ${f.peers + 1 + f.registryPeers}), left alone ${f.seconds} s (run ${tag})`);
+    console.log(machine());
     const reg = await startWireGuard(cleanup, `whb-${tag}-r`, `whb${tag}r`);
     const node = await startWireGuard(cleanup, `whb-${tag}-n`, `whb${tag}n`);
     const others = publicKeys(f.peers);
@@ -131,14 +123,7 @@ async function main(): Promise<number> {
     console.log("");
     console.log(verdict("node RSS (max while idle)", n.rssMaxMb, "<=", 80, "MB"));
     console.log(verdict("node CPU while idle", n.cpuPercent, "<=", 0.5, "%"));
-    return 0;
-  } catch (err) {
-    console.error(`node-idle bench failed: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
-  } finally {
-    clearTimeout(abort);
-    await cleanup.run();
-  }
+  });
 }
 
 process.exitCode = await main();
