@@ -67,6 +67,8 @@ export interface KeySpec {
 }
 
 const str = (check: (name: string, text: string) => unknown) => (name: string, value: string | number | boolean) => check(name, String(value));
+/** true/false from the file, or its text from a flag or the environment. */
+const bool = (name: string, value: string | number | boolean) => booleanValue(name, typeof value === "number" ? String(value) : value);
 
 const COMMON = {
   address: { example: '"host:port"', file: "address", env: "WORMHOLE_ADDRESS", flag: "--address", kind: "string", parse: str(addressValue) },
@@ -94,7 +96,7 @@ export const REGISTRY_KEYS = {
     env: "WORMHOLE_RELAY",
     flag: "--relay",
     kind: "boolean",
-    parse: (n, v) => booleanValue(n, typeof v === "number" ? String(v) : v),
+    parse: bool,
   },
 } as const satisfies Record<keyof RegistryValues, KeySpec>;
 
@@ -132,7 +134,7 @@ export const NODE_KEYS = {
     env: "WORMHOLE_ALLOW_RELAY",
     flag: "--allow-relay",
     kind: "boolean",
-    parse: (n, v) => booleanValue(n, typeof v === "number" ? String(v) : v),
+    parse: bool,
   },
 } as const satisfies Record<keyof NodeValues, KeySpec>;
 
