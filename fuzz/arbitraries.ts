@@ -1,4 +1,8 @@
-/** Generators shared by the fuzz targets: keys, addresses, and ways to damage text and bytes. */
+/** Generators shared by the fuzz targets (keys, addresses, ways to damage text and bytes), and the checks they share. */
+import assert from "node:assert/strict";
+import { canonicalCidr, checkEndpoint } from "../src/wg/endpoint.js";
+import { isKey } from "../src/wg/keys.js";
+import type { WgDevice } from "../src/wg/types.js";
 import fc from "fast-check";
 
 /** 32 random bytes. */
@@ -130,4 +134,19 @@ export function secretForms(hex: string): string[] {
 export function leakedSecret(text: string, ...hexSecrets: string[]): string | null {
   for (const h of hexSecrets) for (const f of secretForms(h)) if (text.includes(f)) return f;
   return null;
+}
+
+/** What any parser's WgDevice must satisfy: valid keys, canonical endpoints and prefixes, sane numbers. */
+export function checkParsedDevice(d: WgDevice, type: WgDevice["type"]): void {
+  assert.equal(d.type, type);
+  assert.ok(d.publicKey === "" || isKey(d.publicKey));
+  assert.ok(Number.isInteger(d.listenPort) && d.listenPort >= 0 && d.listenPort <= 65535);
+  for (const p of d.peers) {
+    assert.ok(isKey(p.publicKey));
+    if (p.endpoint) assert.deepEqual(checkEndpoint(p.endpoint), p.endpoint, "endpoint not canonical");
+    for (const c of p.allowedIps) assert.equal(canonicalCidr(c), c, "allowed IP not canonical");
+    for (const n of [p.lastHandshakeMs, p.rxBytes, p.txBytes]) assert.ok(Number.isFinite(n) && n >= 0);
+    assert.ok(Number.isSafeInteger(p.lastHandshakeMs));
+    assert.ok(Number.isInteger(p.persistentKeepaliveSec) && p.persistentKeepaliveSec >= 0 && p.persistentKeepaliveSec <= 65535);
+  }
 }

@@ -9,11 +9,10 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { canonicalCidr, checkEndpoint } from "../src/wg/endpoint.js";
-import { isKey, keyFromHex, publicKeyFromPrivate } from "../src/wg/keys.js";
+import { keyFromHex, publicKeyFromPrivate } from "../src/wg/keys.js";
 import { WgError, type WgDevice } from "../src/wg/types.js";
 import { parseUapiGet } from "../src/wg/uapi-parse.js";
-import { damagedText, goodPort, hexKey, ipv4, ipv6, leakedSecret } from "./arbitraries.js";
+import { damagedText, goodPort, hexKey, ipv4, ipv6, leakedSecret, checkParsedDevice } from "./arbitraries.js";
 import { main, type FuzzTarget } from "./lib.js";
 
 const peerModel = fc.record({
@@ -66,20 +65,6 @@ const junk = fc
   .tuple(fc.array(junkLine, { maxLength: 30 }), fc.constantFrom("", "\nerrno=0\n\n", "\nerrno=-22\n\n", "\nerrno=abc\n"))
   .map(([lines, end]): Input => ({ text: lines.join("\n") + end, model: null, secrets: [] }));
 
-function checkDevice(d: WgDevice): void {
-  assert.equal(d.type, "userspace");
-  assert.ok(d.publicKey === "" || isKey(d.publicKey));
-  assert.ok(Number.isInteger(d.listenPort) && d.listenPort >= 0 && d.listenPort <= 65535);
-  for (const p of d.peers) {
-    assert.ok(isKey(p.publicKey));
-    if (p.endpoint) assert.deepEqual(checkEndpoint(p.endpoint), p.endpoint, "endpoint not canonical");
-    for (const c of p.allowedIps) assert.equal(canonicalCidr(c), c, "allowed IP not canonical");
-    for (const n of [p.lastHandshakeMs, p.rxBytes, p.txBytes]) assert.ok(Number.isFinite(n) && n >= 0);
-    assert.ok(Number.isSafeInteger(p.lastHandshakeMs));
-    assert.ok(Number.isInteger(p.persistentKeepaliveSec) && p.persistentKeepaliveSec >= 0 && p.persistentKeepaliveSec <= 65535);
-  }
-}
-
 export const target: FuzzTarget<Input> = {
   name: "uapi-get",
   about: "parseUapiGet on daemon replies (damaged and whole) and junk",
@@ -95,7 +80,7 @@ export const target: FuzzTarget<Input> = {
       assert.equal(model, null, `an undamaged reply was refused: ${e.message}`);
       return;
     }
-    checkDevice(d);
+    checkParsedDevice(d, "userspace");
     // A secret may end up in the result only if the damage moved it out of its own line.
     const moved = text.split(/\r?\n/).some((l) => !/^(private_key|preshared_key)=/.test(l) && leakedSecret(l, ...secrets) !== null);
     if (!moved) assert.equal(leakedSecret(JSON.stringify(d), ...secrets), null, "a secret is in the result");

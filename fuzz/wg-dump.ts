@@ -9,11 +9,9 @@
  */
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { canonicalCidr, checkEndpoint } from "../src/wg/endpoint.js";
-import { isKey } from "../src/wg/keys.js";
 import { WgError, type WgDevice } from "../src/wg/types.js";
 import { parseDump } from "../src/wg/wgtool.js";
-import { base64Key, cidr, damagedText, goodPort, hexKey, ipv4, ipv6, leakedSecret } from "./arbitraries.js";
+import { base64Key, cidr, damagedText, goodPort, hexKey, ipv4, ipv6, leakedSecret, checkParsedDevice } from "./arbitraries.js";
 import { main, type FuzzTarget } from "./lib.js";
 
 const toHex = (b64: string) => Buffer.from(b64, "base64").toString("hex");
@@ -72,19 +70,6 @@ const rows = fc
     return { text, model: null, secrets: [priv] };
   });
 
-function checkDevice(d: WgDevice): void {
-  assert.equal(d.type, "kernel");
-  assert.ok(d.publicKey === "" || isKey(d.publicKey));
-  assert.ok(Number.isInteger(d.listenPort) && d.listenPort >= 0 && d.listenPort <= 65535);
-  for (const p of d.peers) {
-    assert.ok(isKey(p.publicKey));
-    if (p.endpoint) assert.deepEqual(checkEndpoint(p.endpoint), p.endpoint, "endpoint not canonical");
-    for (const c of p.allowedIps) assert.equal(canonicalCidr(c), c, "allowed IP not canonical");
-    for (const n of [p.lastHandshakeMs, p.rxBytes, p.txBytes]) assert.ok(Number.isFinite(n) && n >= 0);
-    assert.ok(Number.isInteger(p.persistentKeepaliveSec) && p.persistentKeepaliveSec >= 0 && p.persistentKeepaliveSec <= 65535);
-  }
-}
-
 export const target: FuzzTarget<Input> = {
   name: "wg-dump",
   about: "parseDump on `wg show dump` output (damaged and whole), random rows and junk",
@@ -99,7 +84,7 @@ export const target: FuzzTarget<Input> = {
       assert.equal(model, null, `an undamaged dump was refused: ${e.message}`);
       return;
     }
-    checkDevice(d);
+    checkParsedDevice(d, "kernel");
     // Secrets sit in field 1 of the first line and field 2 of the others; elsewhere only if the damage moved them.
     const lines = text.split("\n");
     const moved = lines.some((l, i) =>

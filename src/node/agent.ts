@@ -177,7 +177,7 @@ export class NodeAgent {
 
         const relayed = this.relayed.get(iface) ?? new Map<string, RelayEntry>();
         const now = this.options.clock.now();
-        const rx = this.rxSamples(iface, device, now);
+        const rxGrewAtMs = new Map([...this.rxSamples(iface, device, now)].map(([k, v]) => [k, v.grewAtMs]));
         // Relayed peers belong to the relay planner below, not to decide().
         const direct: WgDevice = relayed.size === 0 ? device : { ...device, peers: device.peers.filter((p) => !relayed.has(p.publicKey)) };
         // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
@@ -199,7 +199,7 @@ export class NodeAgent {
           applied,
           nowMs: now,
           selfMoved,
-          rxGrewAtMs: new Map([...rx].map(([k, v]) => [k, v.grewAtMs])),
+          rxGrewAtMs,
           ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
         });
         for (const [key, record] of result.applied) applied.set(key, record);
@@ -210,7 +210,7 @@ export class NodeAgent {
           state: relayed,
           applied,
           registry: endpoints,
-          rxGrewAtMs: new Map([...rx].map(([k, v]) => [k, v.grewAtMs])),
+          rxGrewAtMs,
           nowMs: now,
           ...(this.options.decideOptions?.defaultKeepaliveSec !== undefined ? { keepaliveSec: this.options.decideOptions.defaultKeepaliveSec } : {}),
           ...(this.options.decideOptions?.healthyHandshakeMs !== undefined ? { healthyHandshakeMs: this.options.decideOptions.healthyHandshakeMs } : {}),
