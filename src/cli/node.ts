@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
-import { envNames, ifaceValue, mergeNode, nodeFromEnv, type NodeValues } from "../config/index.js";
+import { envNames, ifaceValue, mergeNode, nodeFromEnv, pinsValue, type NodeValues } from "../config/index.js";
+import { readCaFile } from "../tls/client.js";
 import { runNode } from "../node/run.js";
 import { systemClock } from "../util/clock.js";
 import { createWireGuard } from "../wg/index.js";
@@ -35,6 +36,9 @@ const ATTRIBUTES = {
   stateDir: "stateDir",
   allowRelay: "allowRelay",
   controlSocket: "controlSocket",
+  tls: "tls",
+  tlsCa: "tlsCa",
+  tlsPin: "tlsPin",
   logLevel: "logLevel",
   logFormat: "logFormat",
 } as const;
@@ -69,6 +73,13 @@ export function nodeCommand(): Command {
       "when a peer cannot be reached directly, route it through the registry (if it relays); the registry then sees that traffic decrypted",
     )
     .option("--no-allow-relay", "never relay, whatever the config file or WORMHOLE_ALLOW_RELAY say")
+    .option("--tls", "reach the registry over TLS, verifying its certificate with the system's CAs and the host name dialled")
+    .option("--tls-ca <path>", "reach the registry over TLS, verifying its certificate with these CA certificates (PEM; may be the registry's own certificate)")
+    .option(
+      "--tls-pin <pins>",
+      "reach the registry over TLS and accept only these public keys (sha256//BASE64, comma-separated; the registry logs its own); alone, no CA or name is checked",
+      configOption("--tls-pin", pinsValue),
+    )
     .addOption(new Option("--control-socket <path>", "where `wormhole status` asks this agent (root only)").default("/run/wormhole/node.sock"))
     .addOption(
       new Option("--state-dir <path>", "where the node writes down relayed peers, so a crash is undone at the next start").default(
@@ -99,10 +110,21 @@ export function nodeCommand(): Command {
         stateDir: settings.stateDir,
         allowRelay: settings.allowRelay,
         controlSocket: settings.controlSocket,
+        tls: settings.tls && { ca: caCertificates(settings.tls.caFile), pins: settings.tls.pins },
       },
       { wg: createWireGuard(), logger, clock: systemClock },
     );
     stopOnSignal(logger, () => agent.stop());
   });
   return cmd;
+}
+
+/** The CA file's certificates (null: none given); a UsageError when it cannot be read or is not PEM. */
+function caCertificates(path: string | null): Buffer | null {
+  if (path === null) return null;
+  try {
+    return readCaFile("--tls-ca", path);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }

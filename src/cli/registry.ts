@@ -30,6 +30,8 @@ const ATTRIBUTES = {
   pollIntervalMs: "pollInterval",
   http: "http",
   relay: "relay",
+  tlsCert: "tlsCert",
+  tlsKey: "tlsKey",
   logLevel: "logLevel",
   logFormat: "logFormat",
 } as const;
@@ -55,7 +57,9 @@ export function registryCommand(): Command {
     );
   cmd
     .option("--relay", "forward between peers that cannot punch each other (needs IP forwarding on this host)")
-    .option("--no-relay", "do not relay, whatever the config file or WORMHOLE_RELAY say");
+    .option("--no-relay", "do not relay, whatever the config file or WORMHOLE_RELAY say")
+    .option("--tls-cert <path>", "serve the API over TLS with this certificate (PEM, leaf first); read again every minute, so renewals need no restart")
+    .option("--tls-key <path>", "the certificate's private key (PEM, unencrypted; chmod 600)");
   addConfigOption(cmd, "registry");
   addLogOptions(cmd);
   cmd.addHelpText("after", configHelp("registry", envNames("registry")));
@@ -88,6 +92,7 @@ export function registryCommand(): Command {
         pollIntervalMs: settings.pollIntervalMs,
         http: settings.http,
         relay: settings.relay,
+        tls: settings.tls,
         names: file?.names,
       },
       { wg: createWireGuard(), logger },

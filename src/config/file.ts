@@ -125,7 +125,7 @@ function toValues(role: Role, table: Readonly<Record<string, unknown>>, path: st
   for (const [key, spec] of Object.entries(KEYS[role])) {
     let v = table[spec.file];
     if (v === undefined) continue;
-    if (key === "tokenFile" && typeof v === "string" && !isAbsolute(v)) v = resolve(dirname(path), v);
+    if (spec.relativeToFile && typeof v === "string" && !isAbsolute(v)) v = resolve(dirname(path), v);
     values[key] = v;
   }
   return values;

@@ -15,6 +15,7 @@ import {
   logFormatValue,
   logLevelValue,
   pathValue,
+  pinsValue,
   tokenValue,
   type ListenAddress,
 } from "./values.js";
@@ -31,6 +32,8 @@ export interface RegistryValues {
   /** null: "off". */
   readonly http?: ListenAddress | null;
   readonly relay?: boolean;
+  readonly tlsCert?: string;
+  readonly tlsKey?: string;
   readonly logLevel?: LogLevel;
   readonly logFormat?: LogFormat;
 }
@@ -47,6 +50,10 @@ export interface NodeValues {
   readonly stateDir?: string;
   readonly allowRelay?: boolean;
   readonly controlSocket?: string;
+  readonly tls?: boolean;
+  readonly tlsCa?: string;
+  /** Public-key pins, sha256//... */
+  readonly tlsPin?: readonly string[];
   readonly logLevel?: LogLevel;
   readonly logFormat?: LogFormat;
 }
@@ -61,6 +68,8 @@ export interface KeySpec {
   readonly kind: "string" | "integer" | "boolean";
   /** Never quoted in messages. */
   readonly secret?: boolean;
+  /** A file path: in the config file, relative to the file's directory. */
+  readonly relativeToFile?: boolean;
   /** A good value as written in TOML, for messages. */
   readonly example: string;
   readonly parse: (name: string, value: string | number | boolean) => unknown;
@@ -74,7 +83,15 @@ const COMMON = {
   address: { example: '"host:port"', file: "address", env: "WORMHOLE_ADDRESS", flag: "--address", kind: "string", parse: str(addressValue) },
   iface: { example: '"wg0"', file: "iface", env: "WORMHOLE_IFACE", flag: "--iface", kind: "string", parse: str(ifaceValue) },
   token: { example: '"…"', file: "token", env: "WORMHOLE_TOKEN", flag: "--token", kind: "string", secret: true, parse: str(tokenValue) },
-  tokenFile: { example: '"/etc/wormhole/token"', file: "token_file", env: "WORMHOLE_TOKEN_FILE", flag: "--token-file", kind: "string", parse: str(pathValue) },
+  tokenFile: {
+    example: '"/etc/wormhole/token"',
+    file: "token_file",
+    env: "WORMHOLE_TOKEN_FILE",
+    flag: "--token-file",
+    kind: "string",
+    relativeToFile: true,
+    parse: str(pathValue),
+  },
   logLevel: { example: '"info"', file: "log_level", env: "WORMHOLE_LOG_LEVEL", flag: "--log-level", kind: "string", parse: str(logLevelValue) },
   logFormat: { example: '"text"', file: "log_format", env: "WORMHOLE_LOG_FORMAT", flag: "--log-format", kind: "string", parse: str(logFormatValue) },
 } as const satisfies Record<string, KeySpec>;
@@ -97,6 +114,24 @@ export const REGISTRY_KEYS = {
     flag: "--relay",
     kind: "boolean",
     parse: bool,
+  },
+  tlsCert: {
+    example: '"/etc/wormhole/registry.crt"',
+    file: "tls_cert",
+    env: "WORMHOLE_TLS_CERT",
+    flag: "--tls-cert",
+    kind: "string",
+    relativeToFile: true,
+    parse: str(pathValue),
+  },
+  tlsKey: {
+    example: '"/etc/wormhole/registry.key"',
+    file: "tls_key",
+    env: "WORMHOLE_TLS_KEY",
+    flag: "--tls-key",
+    kind: "string",
+    relativeToFile: true,
+    parse: str(pathValue),
   },
 } as const satisfies Record<keyof RegistryValues, KeySpec>;
 
@@ -136,6 +171,17 @@ export const NODE_KEYS = {
     kind: "boolean",
     parse: bool,
   },
+  tls: { example: "true", file: "tls", env: "WORMHOLE_TLS", flag: "--tls", kind: "boolean", parse: bool },
+  tlsCa: {
+    example: '"/etc/wormhole/registry-ca.crt"',
+    file: "tls_ca",
+    env: "WORMHOLE_TLS_CA",
+    flag: "--tls-ca",
+    kind: "string",
+    relativeToFile: true,
+    parse: str(pathValue),
+  },
+  tlsPin: { example: '"sha256//…"', file: "tls_pin", env: "WORMHOLE_TLS_PIN", flag: "--tls-pin", kind: "string", parse: str(pinsValue) },
 } as const satisfies Record<keyof NodeValues, KeySpec>;
 
 export const KEYS: { readonly registry: Readonly<Record<string, KeySpec>>; readonly node: Readonly<Record<string, KeySpec>> } = {
@@ -242,6 +288,8 @@ export interface RegistrySettings {
   readonly http: ListenAddress | null;
   /** Forward between peers that cannot punch (`--relay`). */
   readonly relay: boolean;
+  /** Serve the API over TLS; null: plaintext. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -261,6 +309,8 @@ export interface NodeSettings {
   readonly allowRelay: boolean;
   /** Where `wormhole status` finds the running agent. */
   readonly controlSocket: string;
+  /** Reach the registry over TLS; null: plaintext. caFile null: the system's CAs, or pins alone. */
+  readonly tls: { readonly caFile: string | null; readonly pins: readonly string[] } | null;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -275,6 +325,7 @@ export function mergeRegistry(layers: readonly Layer<RegistryValues>[]): Registr
     pollIntervalMs: pick(layers, "pollIntervalMs") ?? d.pollIntervalMs,
     http: pick(layers, "http") ?? d.http,
     relay: pick(layers, "relay") ?? d.relay,
+    tls: registryTls(layers),
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
   };
@@ -293,7 +344,37 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
     stateDir: pick(layers, "stateDir") ?? d.stateDir,
     allowRelay: pick(layers, "allowRelay") ?? d.allowRelay,
     controlSocket: pick(layers, "controlSocket") ?? d.controlSocket,
+    tls: nodeTls(layers),
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
   };
+}
+
+/** The given name of `key` in the highest layer that sets it. */
+function givenName<V>(role: Role, layers: readonly Layer<V>[], key: keyof V & string): string {
+  const layer = layers.find((l) => l.values[key] !== undefined);
+  return layer ? describeOrigin({ name: settingName(role, key, layer.source), config: layer.source.kind === "file" ? layer.source.path : null }) : key;
+}
+
+/** TLS needs both the certificate and its key; either alone is a mistake, not plaintext. */
+function registryTls(layers: readonly Layer<RegistryValues>[]): RegistrySettings["tls"] {
+  const certFile = pick(layers, "tlsCert");
+  const keyFile = pick(layers, "tlsKey");
+  if (certFile === undefined && keyFile === undefined) return null;
+  if (certFile === undefined) throw new ConfigError(`${givenName("registry", layers, "tlsKey")} is given without --tls-cert: TLS needs both the certificate and its key`);
+  if (keyFile === undefined) throw new ConfigError(`${givenName("registry", layers, "tlsCert")} is given without --tls-key: TLS needs both the certificate and its key`);
+  return { certFile, keyFile };
+}
+
+/** A CA file or pins turn TLS on; `tls = false` with either of them is a contradiction. */
+function nodeTls(layers: readonly Layer<NodeValues>[]): NodeSettings["tls"] {
+  const on = pick(layers, "tls");
+  const caFile = pick(layers, "tlsCa") ?? null;
+  const pins = pick(layers, "tlsPin") ?? [];
+  if (on === false && (caFile !== null || pins.length > 0)) {
+    const what = caFile !== null ? givenName("node", layers, "tlsCa") : givenName("node", layers, "tlsPin");
+    throw new ConfigError(`${givenName("node", layers, "tls")} turns TLS off, but ${what} is given`);
+  }
+  if (on !== true && caFile === null && pins.length === 0) return null;
+  return { caFile, pins };
 }

@@ -7,6 +7,7 @@
  */
 import { parseDuration } from "../util/duration.js";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../util/log.js";
+import { parsePins } from "../tls/pin.js";
 import { quote } from "../wg/quote.js";
 
 /** A bad config file, environment variable or combination of them. */
@@ -117,4 +118,13 @@ export function tokenValue(name: string, text: string): string {
   if (text === "") throw new ConfigError(`${name} is empty`);
   if (/[\r\n]/.test(text)) throw new ConfigError(`${name} has more than one line (not shown)`);
   return text;
+}
+
+/** Public-key pins: `sha256//BASE64`, several separated by commas. */
+export function pinsValue(name: string, text: string): string[] {
+  try {
+    return parsePins(name, text);
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
 }

@@ -7,6 +7,7 @@ import { NodeAgent } from "./agent.js";
 import { startControl, stopControl } from "./control.js";
 import type { DecideOptions } from "./decide.js";
 import { createUdpProber, type Prober } from "./prober.js";
+import { channelCredentials, type ClientTls } from "../tls/client.js";
 import { createGrpcSource, type RegistrySource } from "./source.js";
 
 export interface NodeConfig {
@@ -25,6 +26,8 @@ export interface NodeConfig {
   readonly allowRelay?: boolean;
   /** Unix socket where `wormhole status` finds the agent; null: none. */
   readonly controlSocket?: string | null;
+  /** Reach the registry over TLS, trusting it this way; null or absent: plaintext. */
+  readonly tls?: ClientTls | null;
 }
 
 export interface NodeDeps {
@@ -73,7 +76,13 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
   }
   const source =
     deps.source ??
-    createGrpcSource({ address: config.address, token: config.token, refreshMs: config.refreshMs, logger });
+    createGrpcSource({
+      address: config.address,
+      token: config.token,
+      refreshMs: config.refreshMs,
+      logger,
+      credentials: channelCredentials(config.tls ?? null),
+    });
   const agent = new NodeAgent({
     wg,
     source,
@@ -100,6 +109,16 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
       logger.warn({ path, err: (err as Error).message }, "cannot open the control socket; `wormhole status` will read WireGuard directly");
     }
   }
-  logger.info({ registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs }, "node agent started");
+  logger.info(
+    { registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null) },
+    "node agent started",
+  );
   return agent;
+}
+
+/** How the registry is trusted, for the log. */
+function tlsMode(tls: ClientTls | null): string {
+  if (tls === null) return "off";
+  const ca = tls.ca === null ? (tls.pins.length > 0 ? "" : "system CAs") : "--tls-ca";
+  return [ca, tls.pins.length > 0 ? `${tls.pins.length} pinned key(s)` : ""].filter((s) => s !== "").join(" + ");
 }

@@ -60,6 +60,8 @@ export interface GrpcSourceOptions {
    * rejoin at once sends snapshots in turn.
    */
   readonly snapshotTimeoutMs?: number;
+  /** How the channel is secured; plaintext (the seed's way) by default. */
+  readonly credentials?: grpc.ChannelCredentials;
 }
 
 /** Client channel options: HTTP/2 pings find a dead registry under an idle Watch. */
@@ -189,7 +191,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   const callTimeoutMs = options.callTimeoutMs ?? 10_000;
   const minBackoffMs = options.minBackoffMs ?? 500;
   const snapshotTimeoutMs = options.snapshotTimeoutMs ?? 120_000;
-  const creds = grpc.credentials.createInsecure();
+  const creds = options.credentials ?? grpc.credentials.createInsecure();
   let v1: V1Client | null = null;
   let seed: SeedClient | null = null;
   let stream: grpc.ClientReadableStream<WatchEvent__Output> | null = null;

@@ -1,4 +1,6 @@
 import type { Server } from "@grpc/grpc-js";
+import { networkInterfaces } from "node:os";
+import { tryCanonicalIp } from "../wg/endpoint.js";
 import { NO_NAMES, type PeerNames } from "../config/names.js";
 import { formatListen, type ListenAddress } from "../config/values.js";
 import type { Logger } from "../util/log.js";
@@ -9,6 +11,7 @@ import { createRegistryMetrics, type RegistryMetrics } from "./metrics.js";
 import { forwardingProblem } from "./forwarding.js";
 import { bindServer, createRegistryServer } from "./server.js";
 import { PeerTable } from "./table.js";
+import { describeIdentity, ReloadingIdentity, serverCredentials, type TlsFiles } from "../tls/server.js";
 
 export interface RegistryConfig {
   /** Listen address: ":1638", "0.0.0.0:1638", "[::1]:0", ... */
@@ -23,6 +26,10 @@ export interface RegistryConfig {
   readonly names?: PeerNames;
   /** Forward between peers so pairs that cannot punch can relay (needs IP forwarding). */
   readonly relay?: boolean;
+  /** Serve the API over TLS with this certificate and key; null or absent: plaintext. */
+  readonly tls?: TlsFiles | null;
+  /** How often the TLS files are read again (renewals). Default 60 s. */
+  readonly tlsReloadMs?: number;
 }
 
 export interface RegistryDeps {
@@ -53,6 +60,8 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     const problem = await (deps.forwardingProblem ?? forwardingProblem)();
     if (problem) throw new Error(problem);
   }
+  // Before anything starts: a bad certificate or key is a start-up error.
+  const identity = config.tls ? new ReloadingIdentity(config.tls, logger) : null;
   const table = new PeerTable({ wg: deps.wg, iface: config.iface, pollIntervalMs: config.pollIntervalMs, logger });
   await table.start();
   const metrics = createRegistryMetrics({ table });
@@ -78,13 +87,15 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
 
   let http: RegistryHttp | null = null;
   const cleanUp = () => {
+    identity?.stop();
     clearInterval(healthTimer);
     metrics.close();
     table.stop();
   };
   let port: number;
   try {
-    port = await bindServer(server, config.address);
+    port = await bindServer(server, config.address, identity ? serverCredentials(identity) : undefined);
+    identity?.watch(config.tlsReloadMs ?? 60_000);
     if (config.http) {
       http = await startRegistryHttp(config.http, { table, iface: config.iface, metrics, names: config.names ?? NO_NAMES, logger });
     }
@@ -101,8 +112,16 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   if (config.http && http) {
     logger.info({ http: formatListen({ host: config.http.host, port: http.port }) }, "serving /metrics, /healthz and the status page");
   }
+  if (identity) {
+    logger.info(describeIdentity(identity.identity), "serving TLS; nodes can pin this key with --tls-pin");
+  }
   if (config.token === null) {
     logger.warn("no token set: anyone who reaches this address can read every peer's endpoint");
+  } else if (!identity && !listensOnlyOnTunnel(config.address, tunnelAddresses(config.iface))) {
+    logger.warn(
+      { address: config.address },
+      "the token and every peer's endpoint cross this address in plaintext: listen on the tunnel address (the registry's address on the WireGuard interface) or give --tls-cert and --tls-key",
+    );
   }
   return {
     port,
@@ -125,4 +144,22 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
       });
     },
   };
+}
+
+/** The addresses of the WireGuard interface on this host (its tunnel addresses). */
+function tunnelAddresses(iface: string): string[] {
+  return (networkInterfaces()[iface] ?? []).map((a) => a.address);
+}
+
+/**
+ * Whether a listen address reaches only the tunnel: a host that is one of the
+ * interface's addresses, or loopback. ":1638", 0.0.0.0 and [::] listen
+ * everywhere. Pure.
+ */
+export function listensOnlyOnTunnel(address: string, tunnel: readonly string[]): boolean {
+  const given = /^\[([^\]]+)\]:\d+$/.exec(address.trim())?.[1] ?? /^([^:]*):\d+$/.exec(address.trim())?.[1] ?? "";
+  if (given === "localhost") return true;
+  const host = tryCanonicalIp(given);
+  if (host === null) return false;
+  return host === "127.0.0.1" || host === "::1" || tunnel.some((a) => tryCanonicalIp(a) === host);
 }

@@ -192,7 +192,7 @@ export function bindCandidates(address: string): string[] {
   return [address.trim()];
 }
 
-export function bindServer(server: grpc.Server, address: string): Promise<number> {
+export function bindServer(server: grpc.Server, address: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   const candidates = bindCandidates(address);
   const tryBind = (i: number, lastError: Error | null): Promise<number> => {
     const target = candidates[i];
@@ -200,7 +200,7 @@ export function bindServer(server: grpc.Server, address: string): Promise<number
       return Promise.reject(new Error(`cannot listen on \`${address}': ${lastError?.message ?? "no address"}`));
     }
     return new Promise<number>((resolve, reject) => {
-      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (err, port) => {
+      server.bindAsync(target, credentials, (err, port) => {
         if (err) reject(err);
         else resolve(port);
       });

@@ -252,10 +252,12 @@ describe("merging: flag > environment > file > default", () => {
       stateDir: "/var/lib/wormhole",
       allowRelay: false,
       controlSocket: "/run/wormhole/node.sock",
+      tls: null,
       logLevel: "info",
       logFormat: "text",
     });
     const r = mergeRegistry([]);
+    assert.equal(r.tls, null);
     assert.equal(r.address, ":1638");
     assert.equal(r.pollIntervalMs, 250);
     assert.equal(r.http, null);
@@ -312,6 +314,55 @@ describe("merging: flag > environment > file > default", () => {
     ];
     assert.equal(mergeRegistry(layers).http, null);
     assert.deepEqual(mergeRegistry(layers.filter((l) => l.source.kind !== "env")).http, { host: "127.0.0.1", port: 9638 });
+  });
+});
+
+describe("TLS settings", () => {
+  const PIN = `sha256//${Buffer.alloc(32, 7).toString("base64")}`;
+  const PIN2 = `sha256//${Buffer.alloc(32, 9).toString("base64")}`;
+  const REG = "/etc/wormhole/registry.toml";
+
+  it("the registry needs the certificate and the key together, and says which one is missing where", () => {
+    assert.deepEqual(mergeRegistry([{ source: { kind: "flags" }, values: { tlsCert: "/c", tlsKey: "/k" } }]).tls, { certFile: "/c", keyFile: "/k" });
+    assert.deepEqual(
+      mergeRegistry([
+        { source: { kind: "flags" }, values: { tlsCert: "/c" } },
+        { source: { kind: "file", path: REG }, values: { tlsKey: "/k" } },
+      ]).tls,
+      { certFile: "/c", keyFile: "/k" },
+    );
+    assert.throws(() => mergeRegistry([{ source: { kind: "flags" }, values: { tlsCert: "/c" } }]), /: --tls-cert is given without --tls-key: TLS needs both/);
+    assert.throws(
+      () => mergeRegistry([{ source: { kind: "file", path: REG }, values: { tlsKey: "/k" } }]),
+      (err: Error) => err instanceof ConfigError && err.message.startsWith(`registry.tls_key in config ${REG} is given without --tls-cert`),
+    );
+  });
+
+  it("a node's CA file or pins turn TLS on; tls alone uses the system's CAs; tls = false with either is refused", () => {
+    const flags = (values: NodeValues): Layer<NodeValues> => ({ source: { kind: "flags" }, values });
+    assert.deepEqual(mergeNode([flags({ tlsPin: [PIN] })]).tls, { caFile: null, pins: [PIN] });
+    assert.deepEqual(mergeNode([flags({ tlsCa: "/ca" })]).tls, { caFile: "/ca", pins: [] });
+    assert.deepEqual(mergeNode([flags({ tls: true })]).tls, { caFile: null, pins: [] });
+    assert.equal(mergeNode([flags({ tls: false })]).tls, null);
+    assert.throws(
+      () => mergeNode([flags({ tls: false }), { source: { kind: "env" }, values: { tlsPin: [PIN] } }]),
+      /: --tls turns TLS off, but WORMHOLE_TLS_PIN is given$/,
+    );
+  });
+
+  it("pins: several, comma-separated, from the environment; a bad one is named and quoted", () => {
+    assert.deepEqual(nodeFromEnv({ WORMHOLE_TLS_PIN: `${PIN}, ${PIN2}`, WORMHOLE_TLS: "yes", WORMHOLE_TLS_CA: "/ca" }), { tlsPin: [PIN, PIN2], tls: true, tlsCa: "/ca" });
+    assert.throws(() => nodeFromEnv({ WORMHOLE_TLS_PIN: "sha256//abc" }), /: WORMHOLE_TLS_PIN `sha256\/\/abc' is not a public-key pin/);
+    assert.throws(() => nodeFromEnv({ WORMHOLE_TLS_PIN: ` ,` }), /: WORMHOLE_TLS_PIN is empty$/);
+  });
+
+  it("in the config file, relative certificate, key and CA paths are relative to the file", () => {
+    const file = parseConfig(`[registry]\ntls_cert = "r.crt"\ntls_key = "/abs/r.key"\n[node]\ntls_ca = "ca/ca.crt"\ntls_pin = "${PIN}"\n`, REG);
+    assert.equal(file.registry?.tlsCert, "/etc/wormhole/r.crt");
+    assert.equal(file.registry?.tlsKey, "/abs/r.key");
+    assert.equal(file.node?.tlsCa, "/etc/wormhole/ca/ca.crt");
+    assert.deepEqual(file.node?.tlsPin, [PIN]);
+    assert.match(parseError(`[node]\ntls_pin = "md5//x"\n`), /node\.tls_pin `md5\/\/x' is not a public-key pin/);
   });
 });
 
