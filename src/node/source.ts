@@ -60,6 +60,12 @@ export interface GrpcSourceOptions {
    * rejoin at once sends snapshots in turn.
    */
   readonly snapshotTimeoutMs?: number;
+  /**
+   * In seed mode, how often to try Watch again instead of a poll: a seed
+   * registry upgraded to wormhole is then pushed from within this time.
+   * Default 5 minutes.
+   */
+  readonly watchRetryMs?: number;
   /** How the channel is secured; plaintext (the seed's way) by default. */
   readonly credentials?: grpc.ChannelCredentials;
 }
@@ -191,6 +197,9 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   const callTimeoutMs = options.callTimeoutMs ?? 10_000;
   const minBackoffMs = options.minBackoffMs ?? 500;
   const snapshotTimeoutMs = options.snapshotTimeoutMs ?? 120_000;
+  const watchRetryMs = options.watchRetryMs ?? 5 * 60_000;
+  /** When polling began or Watch was last tried and found missing. */
+  let pollingSince = 0;
   const creds = options.credentials ?? grpc.credentials.createInsecure();
   let v1: V1Client | null = null;
   let seed: SeedClient | null = null;
@@ -255,7 +264,13 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         relay: false,
         via: "poll",
       });
-      later(refreshMs, poll);
+      // Now and then, try Watch again in place of a poll (it falls back here if still missing).
+      if (Date.now() - pollingSince >= watchRetryMs) {
+        mode = "watch";
+        later(refreshMs, watch);
+      } else {
+        later(refreshMs, poll);
+      }
     });
   };
 
@@ -296,6 +311,10 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         if (snapshotTimer) clearTimeout(snapshotTimer);
         snapshotTimer = null;
         generation += 1;
+        if (pollingSince !== 0) {
+          logger.info({ registry: address }, "the registry has wormhole.v1 Watch now; pushed from here on, no more polling");
+          pollingSince = 0;
+        }
         const key = event.snapshot?.registryPublicKey ?? "";
         registryPublicKey = isKey(key) ? key : "";
         relay = event.snapshot?.relay === true;
@@ -311,8 +330,12 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       if (stopped || stream !== call) return;
       stream = null;
       if (err.code === grpc.status.UNIMPLEMENTED) {
-        logger.info({ registry: address }, "registry has no wormhole.v1 Watch (a seed registry?); polling GetEndpoint instead");
+        // Said once; the retries every watchRetryMs find the same and say it at debug.
+        const fields = { registry: address, retryWatchInMs: watchRetryMs };
+        if (pollingSince === 0) logger.info(fields, "registry has no wormhole.v1 Watch (a seed registry?); polling GetEndpoint instead");
+        else logger.debug(fields, "registry still has no wormhole.v1 Watch; polling GetEndpoint");
         mode = "poll";
+        pollingSince = Date.now();
         poll();
         return;
       }

@@ -4,7 +4,8 @@
  *  - a seed node's call, written as raw protobuf bytes by field number, to
  *    our registry, and its reply decoded by field number;
  *  - a client built from proto/wgSvc.proto, as the seed's generated stubs are;
- *  - our node against a registry that serves only the seed's service.
+ *  - our node against a registry that serves only the seed's service, and
+ *    the same registry upgraded in place.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
@@ -13,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { loadSync } from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import { runNode } from "../../src/node/run.js";
+import { createGrpcSource, type RegistryView } from "../../src/node/source.js";
 import { runRegistry } from "../../src/registry/run.js";
 import { systemClock } from "../../src/util/clock.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
@@ -31,7 +33,7 @@ after(async () => {
   for (const c of cleanups.reverse()) await c();
 });
 
-async function ourRegistry() {
+async function ourRegistry(port = 0) {
   const wg = new FakeWireGuard([
     {
       name: "wg0",
@@ -43,7 +45,7 @@ async function ourRegistry() {
       ],
     },
   ]);
-  const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: TOKEN, pollIntervalMs: 50 }, { wg, logger: captureLogger().logger });
+  const reg = await runRegistry({ address: `127.0.0.1:${port}`, iface: "wg0", token: TOKEN, pollIntervalMs: 50 }, { wg, logger: captureLogger().logger });
   cleanups.push(() => reg.stop());
   return reg;
 }
@@ -173,5 +175,42 @@ describe("seed compatibility", () => {
     assert.ok(log.records.some((r) => String(r.msg).includes("polling GetEndpoint")));
     // Garbage from the registry is ignored, never applied.
     assert.deepEqual(alice.peer("wg0", key(5))?.endpoint, { ip: "192.0.2.5", port: 5 });
+  });
+
+  it("a seed registry upgraded in place: the polling node tries Watch again and switches to push", async () => {
+    const pkg = grpc.loadPackageDefinition(loadSync(PROTO)) as unknown as { wgSvc: { proto: { Registry: { service: grpc.ServiceDefinition } } } };
+    const seedOnly = new grpc.Server();
+    seedOnly.addService(pkg.wgSvc.proto.Registry.service, {
+      GetEndpoint(_call: unknown, cb: grpc.sendUnaryData<unknown>) {
+        cb(null, { deviceName: "wg0", pubKey: REGISTRY, Peers: [{ pubKey: ALICE, endpointIP: "198.51.100.10", endpointPort: 40000 }] });
+      },
+      RegisterEndpoint(_c: unknown, cb: grpc.sendUnaryData<unknown>) {
+        cb(null, {});
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      seedOnly.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    const log = captureLogger();
+    const views: RegistryView[] = [];
+    const source = createGrpcSource({ address: `127.0.0.1:${port}`, token: TOKEN, refreshMs: 50, watchRetryMs: 200, minBackoffMs: 50, logger: log.logger });
+    source.start((v) => views.push(v));
+    cleanups.push(() => source.stop());
+
+    await waitFor("a polled view", () => views.some((v) => v.via === "poll"));
+    await waitFor("Watch tried again while polling", () => log.records.some((r) => r.msg === "registry still has no wormhole.v1 Watch; polling GetEndpoint"));
+    assert.equal(log.records.filter((r) => String(r.msg).startsWith("registry has no wormhole.v1 Watch")).length, 1, "said once at info");
+    const polledBefore = views.filter((v) => v.via === "poll").length;
+    await waitFor("polling goes on between the tries", () => views.filter((v) => v.via === "poll").length >= polledBefore + 3);
+
+    // The operator replaces the seed registry with wormhole on the same port.
+    await new Promise<void>((resolve) => seedOnly.tryShutdown(() => resolve()));
+    await ourRegistry(port);
+    const pushed = (await waitFor("a pushed view", () => views.find((v) => v.via === "watch"))) as RegistryView;
+    assert.deepEqual([...pushed.endpoints.keys()].sort(), [ALICE, BOB].sort());
+    assert.ok(log.records.some((r) => r.msg === "the registry has wormhole.v1 Watch now; pushed from here on, no more polling"));
+    const polledAtSwitch = views.filter((v) => v.via === "poll").length;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(views.filter((v) => v.via === "poll").length, polledAtSwitch, "no more polls once pushed");
   });
 });
