@@ -45,7 +45,7 @@ export interface ScenarioOptions {
   readonly tmpRoot?: string;
 }
 
-function labOptions(o: ScenarioOptions): Parameters<typeof withLab>[0] {
+export function labOptions(o: ScenarioOptions): Parameters<typeof withLab>[0] {
   const [a, b] = o.nat ?? ["home", "home"];
   return {
     sites: pairSites(a, b),
