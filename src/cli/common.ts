@@ -1,5 +1,4 @@
 /** What the subcommands share: config layers, token sources, log flags, errors, signals. */
-import { statSync } from "node:fs";
 import { Option, type Command } from "commander";
 import {
   CONFIG_ENV,
@@ -21,50 +20,6 @@ import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } 
 /** A bad flag or flag combination: printed without a stack, exit status 2. */
 export class UsageError extends Error {
   override name = "UsageError";
-}
-
-export interface TokenFlags {
-  readonly token?: string;
-  readonly tokenFile?: string;
-}
-
-export interface TokenSource {
-  readonly token: string | null;
-  /** Where it came from, for the log (never the token itself). */
-  readonly from: "--token" | "--token-file" | "WORMHOLE_TOKEN" | "none";
-}
-
-/**
- * The shared token, from exactly one of: -t/--token (visible to every user
- * in the process list, so discouraged), --token-file PATH, or the
- * WORMHOLE_TOKEN environment variable.
- */
-export function resolveToken(flags: TokenFlags, env: NodeJS.ProcessEnv = process.env): TokenSource {
-  if (flags.token !== undefined && flags.tokenFile !== undefined) {
-    throw new UsageError("give the token with only one of --token and --token-file");
-  }
-  if (flags.token !== undefined) {
-    if (flags.token === "") throw new UsageError("--token is empty");
-    return { token: flags.token, from: "--token" };
-  }
-  if (flags.tokenFile !== undefined) {
-    const path = flags.tokenFile;
-    return { token: asUsage(() => readTokenFile(path, { name: "--token-file", config: null })), from: "--token-file" };
-  }
-  const fromEnv = env.WORMHOLE_TOKEN;
-  if (fromEnv !== undefined && fromEnv !== "") return { token: fromEnv, from: "WORMHOLE_TOKEN" };
-  return { token: null, from: "none" };
-}
-
-/** Warns when a token file can be read by others than its owner. */
-export function tokenFileWarnings(path: string | undefined): string[] {
-  if (path === undefined) return [];
-  try {
-    const mode = statSync(path).mode & 0o077;
-    return mode ? [`--token-file \`${path}' can be read by other users (mode ${(statSync(path).mode & 0o777).toString(8)}); chmod 600 it`] : [];
-  } catch {
-    return [];
-  }
 }
 
 export function durationOption(flag: string, options: { allowZero?: boolean } = {}) {

@@ -13,6 +13,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import type { Runner } from "../util/runner.js";
+import { isKey } from "../wg/keys.js";
 import type { Endpoint, WgPeer } from "../wg/types.js";
 import { wgtoolGetDevice } from "../wg/wgtool.js";
 
@@ -41,14 +42,12 @@ export interface KeyPair {
   readonly publicKey: string;
 }
 
-const KEY = /^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$/;
-
 export async function generateKeyPair(run: Runner): Promise<KeyPair> {
   const priv = (await run(["wg", "genkey"])).stdout.trim();
-  if (!KEY.test(priv)) throw new Error("`wg genkey` printed something that is not a key");
+  if (!isKey(priv)) throw new Error("`wg genkey` printed something that is not a key");
   const privateKey = new Secret(priv);
   const publicKey = (await run(["wg", "pubkey"], { input: `${priv}\n` })).stdout.trim();
-  if (!KEY.test(publicKey)) throw new Error(`\`wg pubkey\` printed something that is not a key: \`${publicKey.slice(0, 60)}'`);
+  if (!isKey(publicKey)) throw new Error(`\`wg pubkey\` printed something that is not a key: \`${publicKey.slice(0, 60)}'`);
   return { privateKey, publicKey };
 }
 

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { after, describe, it } from "node:test";
-import { resolveToken, UsageError } from "../../src/cli/common.js";
+import { ConfigError, resolveTokenChoice } from "../../src/config/index.js";
 
 const BIN = fileURLToPath(new URL("../../dist/wormhole.cjs", import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), "wormhole-cli-"));
@@ -61,26 +61,21 @@ describe("bad input gets a clear error, no stack trace", () => {
   }
 });
 
-describe("resolveToken", () => {
-  it("reads --token-file, trimming one trailing newline", () => {
+describe("token files", () => {
+  const fromFile = (path: string) => resolveTokenChoice({ kind: "file", path, origin: { name: "--token-file", config: null } });
+  it("reads one line, trimming one trailing newline", () => {
     const f = join(dir, "token");
     writeFileSync(f, "abc def\n");
     chmodSync(f, 0o600);
-    assert.deepEqual(resolveToken({ tokenFile: f }, {}), { token: "abc def", from: "--token-file" });
+    assert.equal(fromFile(f), "abc def");
   });
-  it("falls back to WORMHOLE_TOKEN, then to none", () => {
-    assert.deepEqual(resolveToken({}, { WORMHOLE_TOKEN: "t" }), { token: "t", from: "WORMHOLE_TOKEN" });
-    assert.deepEqual(resolveToken({}, {}), { token: null, from: "none" });
-  });
-  it("--token wins over the environment", () => {
-    assert.deepEqual(resolveToken({ token: "flag" }, { WORMHOLE_TOKEN: "env" }), { token: "flag", from: "--token" });
-  });
-  it("refuses an empty or multi-line token file, quoting its path", () => {
+  it("refuses an empty or multi-line token file, naming the setting and quoting its path, never the content", () => {
     const empty = join(dir, "empty");
     writeFileSync(empty, "\n");
-    assert.throws(() => resolveToken({ tokenFile: empty }, {}), (e: Error) => e instanceof UsageError && e.message.includes(`\`${empty}' is empty`));
+    assert.throws(() => fromFile(empty), (e: Error) => e instanceof ConfigError && e.message === `--token-file \`${empty}' is empty`);
     const two = join(dir, "two");
-    writeFileSync(two, "a\nb\n");
-    assert.throws(() => resolveToken({ tokenFile: two }, {}), /more than one line/);
+    writeFileSync(two, "secret-a\nsecret-b\n");
+    assert.throws(() => fromFile(two), (e: Error) => /more than one line/.test(e.message) && !e.message.includes("secret-"));
+    assert.throws(() => fromFile(join(dir, "missing")), /cannot read --token-file `.*missing': no such file/);
   });
 });
