@@ -2,10 +2,11 @@
  * The registry's Prometheus metrics. Each registry has its own prom-client
  * Registry (not the global one), so tests can run several in one process.
  * Gauges are read from the PeerTable when scraped; counters are fed by the
- * table's change stream and by the gRPC handlers' hooks (auth failures,
- * Watch streams).
+ * table's change stream and by the gRPC handlers' hooks (auth failures and
+ * rate-limited token attempts, Watch streams).
  */
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import type { AuthRefusal } from "./server.js";
 import type { PeerTable } from "./table.js";
 
 export interface RegistryMetricsOptions {
@@ -17,8 +18,8 @@ export interface RegistryMetricsOptions {
 export interface RegistryMetrics {
   /** The prom-client registry to serve (`metrics()`, `contentType`). */
   readonly registry: Registry;
-  /** For RegistryServiceOptions.onAuthFailure: a call refused for its token. */
-  readonly onAuthFailure: () => void;
+  /** For RegistryServiceOptions.onAuthFailure: a call refused for its token, or by the failed-attempt limit. */
+  readonly onAuthFailure: (reason: AuthRefusal) => void;
   /** For RegistryServiceOptions.onWatch: a Watch stream opened; counted until it ends. */
   readonly onWatch: (stream: NodeJS.EventEmitter) => void;
   /** Open Watch streams now. */
@@ -33,6 +34,7 @@ export const METRIC_NAMES = {
   watchers: "wormhole_registry_watchers",
   endpointChanges: "wormhole_registry_endpoint_changes_total",
   authFailures: "wormhole_registry_auth_failures_total",
+  authRateLimited: "wormhole_registry_auth_rate_limited_total",
   relayedPairs: "wormhole_registry_relayed_pairs",
   interfaceReadable: "wormhole_registry_interface_readable",
   pollDuration: "wormhole_registry_poll_duration_seconds",
@@ -87,6 +89,13 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
     help: "gRPC calls refused for a wrong or missing token.",
     registers,
   });
+  // Not auth failures: these calls' tokens were never checked (a node behind
+  // the same address as a guesser is refused too, with the right token).
+  const authRateLimited = new Counter({
+    name: METRIC_NAMES.authRateLimited,
+    help: "gRPC calls refused (RESOURCE_EXHAUSTED) before their token was checked, their source address having made too many failed token attempts.",
+    registers,
+  });
   new Gauge({
     name: METRIC_NAMES.relayedPairs,
     help: "Pairs of peers whose traffic goes through the registry. Not counted yet: always 0.",
@@ -128,7 +137,7 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
 
   return {
     registry,
-    onAuthFailure: () => authFailures.inc(),
+    onAuthFailure: (reason) => (reason === "rate_limited" ? authRateLimited : authFailures).inc(),
     onWatch,
     watchers,
     close: () => {

@@ -23,13 +23,20 @@ export interface RegistryServiceOptions {
   readonly watch?: WatchLimits;
   /** The registry forwards between its peers (`--relay`); told to nodes in every snapshot. */
   readonly relay?: boolean;
-  /** Called for each call refused for its token (metrics). */
-  readonly onAuthFailure?: () => void;
+  /** Called for each call refused for its token, or for its source's failed attempts (metrics). */
+  readonly onAuthFailure?: (reason: AuthRefusal) => void;
   /** Called with each accepted Watch stream, which emits "close" or "cancelled" when it ends (metrics). */
   readonly onWatch?: (stream: NodeJS.EventEmitter) => void;
   /** Counts failed token attempts per source address; a new FailureLimiter() (10 at once, then 10 a minute) by default. */
   readonly failureLimiter?: FailureLimiter;
 }
+
+/**
+ * Why a call was refused for its token: "wrong_token" (wrong or missing), or
+ * "rate_limited" (its source is over its budget of failed attempts; its token
+ * was not checked, and may be right).
+ */
+export type AuthRefusal = "wrong_token" | "rate_limited";
 
 function peerAddress(call: { getPeer(): string }): string {
   try {
@@ -81,12 +88,13 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
     if (refusal) {
       const retryInSec = Math.ceil(refusal.retryInMs / 1000);
       if (refusal.log) logger.warn({ from, source, api, retryInSec }, "too many failed token attempts from this address; refusing its calls for a while");
+      options.onAuthFailure?.("rate_limited");
       return { code: grpc.status.RESOURCE_EXHAUSTED, details: `too many failed token attempts from this address; retry in ${retryInSec}s` };
     }
     if (tokenMatches(token, given)) return null;
     limiter.fail(source);
     logger.warn({ from, api }, "refused a call with a wrong token");
-    options.onAuthFailure?.();
+    options.onAuthFailure?.("wrong_token");
     return denied;
   };
 
@@ -164,18 +172,62 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
   return { seed, v1 };
 }
 
-/** Server options: let nodes keep idle Watch streams alive with HTTP/2 pings. */
+/**
+ * Calls one connection may have open at once. A node's channel holds its Watch
+ * and at most a Report and a GetPeers or seed call; 32 leaves ten times that
+ * for tools on a shared channel (health, reflection), and bounds what one
+ * connection makes the registry hold (32 Watch streams, 32 requests of 1 MiB).
+ */
+export const MAX_CONCURRENT_STREAMS = 32;
+
+/** A connection with no call open this long is closed; a node's never is (its Watch stays open). */
+export const CONNECTION_IDLE_MS = 5 * 60_000;
+
+/**
+ * Server options, all read by grpc-js 1.14's server (it ignores the rest).
+ *
+ * The registry pings every connection every 30 s and drops one that does not
+ * answer within 10 s. It does not police the client's own pings: grpc-js has no
+ * server-side min ping interval, ping strikes or permit-without-calls (those
+ * names are client options there), so a node's 15 s keepalive can never earn it
+ * a GOAWAY. A client that sends a thousand pings faster than they are
+ * answered is disconnected by node's HTTP/2 (nghttp2's limit on unsent acks);
+ * slower pings cost one small ack each, like any other request.
+ *
+ * No `grpc.max_connection_age_ms`: it would send every node a GOAWAY (new
+ * calls on a new connection), and with its grace period cut every Watch.
+ */
 export const SERVER_CHANNEL_OPTIONS: grpc.ServerOptions = {
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
-  "grpc.keepalive_permit_without_calls": 1,
-  "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+  // Advertised in HTTP/2 SETTINGS: a client over it waits for a call to end
+  // (grpc-js queues it), so one connection cannot open unbounded Watch streams.
+  "grpc.max_concurrent_streams": MAX_CONCURRENT_STREAMS,
+  // Counted from the end of a connection's last call; pings do not reset it.
+  "grpc.max_connection_idle_ms": CONNECTION_IDLE_MS,
   // A node's Report carries up to MAX_PATHS paths (~90 bytes each): 1 MiB fits them.
   "grpc.max_receive_message_length": 1024 * 1024,
 };
 
-export function createRegistryServer(options: RegistryServiceOptions): grpc.Server {
-  const server = new grpc.Server(SERVER_CHANNEL_OPTIONS);
+/** Bounds on each client connection (defaults above); tests shorten them. */
+export interface ConnectionLimits {
+  /** Calls open at once on one connection. Default {@link MAX_CONCURRENT_STREAMS}. */
+  readonly maxConcurrentStreams?: number;
+  /** Milliseconds a connection may stay without any call before it is closed. Default {@link CONNECTION_IDLE_MS}. */
+  readonly idleMs?: number;
+}
+
+export interface RegistryServerOptions extends RegistryServiceOptions {
+  readonly connections?: ConnectionLimits;
+}
+
+export function createRegistryServer(options: RegistryServerOptions): grpc.Server {
+  const limits = options.connections ?? {};
+  const server = new grpc.Server({
+    ...SERVER_CHANNEL_OPTIONS,
+    ...(limits.maxConcurrentStreams !== undefined ? { "grpc.max_concurrent_streams": limits.maxConcurrentStreams } : {}),
+    ...(limits.idleMs !== undefined ? { "grpc.max_connection_idle_ms": limits.idleMs } : {}),
+  });
   const { seed, v1 } = createHandlers(options);
   server.addService(seedProto.Registry.service, seed);
   server.addService(v1Service, v1);
