@@ -5,7 +5,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { tokenFromMetadata, tokenMatches } from "../rpc/auth.js";
-import { seedProto, v1Proto, type SeedHandlers, type V1Handlers, type WatchEvent } from "../rpc/proto.js";
+import { seedProto, v1Proto, type GetEndpointReply, type SeedHandlers, type V1Handlers, type WatchEvent } from "../rpc/proto.js";
 import type { Logger } from "../util/log.js";
 import { callerIp } from "./identity.js";
 import { FailureLimiter, sourceKey } from "./ratelimit.js";
@@ -98,6 +98,7 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
     return denied;
   };
 
+  let seedCache: { device: WgDevice; reply: EncodedSeedReply } | null = null;
   const seed: SeedHandlers = {
     GetEndpoint(call, callback) {
       const refused = refuseToken(call, call.request.token, "wgSvc");
@@ -110,7 +111,9 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         callback(unavailable(table));
         return;
       }
-      callback(null, seedReply(device));
+      // Encoded once per read of the interface, however many seed nodes ask (seedService passes it through).
+      if (seedCache?.device !== device) seedCache = { device, reply: new EncodedSeedReply(getEndpointMethod.responseSerialize(seedReply(device))) };
+      callback(null, seedCache.reply as unknown as GetEndpointReply);
     },
     RegisterEndpoint(_call, callback) {
       // The seed declared this method and never implemented it; an empty
@@ -229,7 +232,7 @@ export function createRegistryServer(options: RegistryServerOptions): grpc.Serve
     ...(limits.idleMs !== undefined ? { "grpc.max_connection_idle_ms": limits.idleMs } : {}),
   });
   const { seed, v1 } = createHandlers(options);
-  server.addService(seedProto.Registry.service, seed);
+  server.addService(seedService, seed);
   server.addService(v1Service, v1);
   return server;
 }
@@ -260,6 +263,25 @@ export function bindServer(server: grpc.Server, address: string, credentials: gr
   };
   return tryBind(0, null);
 }
+
+// ---------------------------------------------------------------- seed replies
+
+/** A GetEndpointReply serialized once, for every seed call until the interface is read again. */
+export class EncodedSeedReply {
+  constructor(readonly bytes: Buffer) {}
+}
+
+const getEndpointMethod = seedProto.Registry.service.GetEndpoint;
+
+/** wgSvc.proto.Registry as served: its GetEndpoint writes plain or pre-serialized replies. */
+export const seedService: grpc.ServiceDefinition = {
+  ...seedProto.Registry.service,
+  GetEndpoint: {
+    ...getEndpointMethod,
+    responseSerialize: (value: GetEndpointReply | EncodedSeedReply): Buffer =>
+      value instanceof EncodedSeedReply ? value.bytes : getEndpointMethod.responseSerialize(value),
+  },
+};
 
 // ---------------------------------------------------------------- Watch fan-out
 

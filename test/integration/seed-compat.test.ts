@@ -34,6 +34,10 @@ after(async () => {
 });
 
 async function ourRegistry(port = 0) {
+  return (await ourRegistryAndWg(port)).reg;
+}
+
+async function ourRegistryAndWg(port = 0) {
   const wg = new FakeWireGuard([
     {
       name: "wg0",
@@ -47,7 +51,7 @@ async function ourRegistry(port = 0) {
   ]);
   const reg = await runRegistry({ address: `127.0.0.1:${port}`, iface: "wg0", token: TOKEN, pollIntervalMs: 50 }, { wg, logger: captureLogger().logger });
   cleanups.push(() => reg.stop());
-  return reg;
+  return { reg, wg };
 }
 
 /** Protobuf wire fields of one message: field number → list of raw values. */
@@ -103,6 +107,14 @@ describe("seed compatibility", () => {
     assert.equal(text(alice?.get(7)?.[0]), "198.51.100.10"); // endpointIP = 7
     assert.equal(alice?.get(8)?.[0], 40000); // endpointPort = 8
     assert.equal(text(bob?.get(7)?.[0]), "2001:db8::20");
+  });
+
+  it("a reply (encoded once per read of the interface) has the changes of the next read", async () => {
+    const { reg, wg } = await ourRegistryAndWg();
+    const bobPort = async () => fields(fields(await rawCall(reg.port, TOKEN)).get(4)?.[1] as Uint8Array).get(8)?.[0];
+    assert.equal(await bobPort(), 50000);
+    wg.setPeerEndpoint("wg0", BOB, { ip: "203.0.113.20", port: 50002 });
+    await waitFor("the change in a later reply", async () => (await bobPort()) === 50002);
   });
 
   it("refuses a wrong token with PERMISSION_DENIED, as the seed did", async () => {
