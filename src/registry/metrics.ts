@@ -13,6 +13,20 @@ export interface RegistryMetricsOptions {
   readonly table: PeerTable;
   /** Also export prom-client's process_* and nodejs_* metrics. Default true. */
   readonly processMetrics?: boolean;
+  /** When the TLS certificate being served expires; absent when the API is plaintext. */
+  readonly tlsNotAfter?: () => Date;
+}
+
+/** Pairs of current peers of which at least one end reports the other as relayed. Pure. */
+export function relayedPairs(table: Pick<PeerTable, "peers" | "reportOf">): number {
+  const pairs = new Set<string>();
+  for (const key of table.peers.keys()) {
+    for (const path of table.reportOf(key)?.paths ?? []) {
+      if (path.kind !== "relayed" || !table.peers.has(path.peerPublicKey)) continue;
+      pairs.add(key < path.peerPublicKey ? `${key} ${path.peerPublicKey}` : `${path.peerPublicKey} ${key}`);
+    }
+  }
+  return pairs.size;
 }
 
 export interface RegistryMetrics {
@@ -36,6 +50,7 @@ export const METRIC_NAMES = {
   authFailures: "wormhole_registry_auth_failures_total",
   authRateLimited: "wormhole_registry_auth_rate_limited_total",
   relayedPairs: "wormhole_registry_relayed_pairs",
+  tlsNotAfter: "wormhole_registry_tls_cert_not_after_seconds",
   interfaceReadable: "wormhole_registry_interface_readable",
   pollDuration: "wormhole_registry_poll_duration_seconds",
 } as const;
@@ -98,12 +113,23 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
   });
   new Gauge({
     name: METRIC_NAMES.relayedPairs,
-    help: "Pairs of peers whose traffic goes through the registry. Not counted yet: always 0.",
+    help: "Pairs of peers whose traffic goes through the registry, as their nodes report it (either end saying relayed counts the pair once).",
     registers,
     collect() {
-      this.set(0);
+      this.set(relayedPairs(table));
     },
   });
+  if (options.tlsNotAfter) {
+    const notAfter = options.tlsNotAfter;
+    new Gauge({
+      name: METRIC_NAMES.tlsNotAfter,
+      help: "When the TLS certificate being served expires, in Unix seconds.",
+      registers,
+      collect() {
+        this.set(notAfter().getTime() / 1000);
+      },
+    });
+  }
   new Gauge({
     name: METRIC_NAMES.interfaceReadable,
     help: "1 when the last read of the WireGuard interface succeeded, else 0.",

@@ -64,7 +64,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   const identity = config.tls ? new ReloadingIdentity(config.tls, logger) : null;
   const table = new PeerTable({ wg: deps.wg, iface: config.iface, pollIntervalMs: config.pollIntervalMs, logger });
   await table.start();
-  const metrics = createRegistryMetrics({ table });
+  const metrics = createRegistryMetrics({ table, ...(identity ? { tlsNotAfter: () => identity.identity.notAfter } : {}) });
   const server = createRegistryServer({
     table,
     token: config.token,

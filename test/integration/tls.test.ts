@@ -201,6 +201,17 @@ describe("TLS certificate files", () => {
     assert.doesNotMatch(log.text(), /PRIVATE KEY/);
   });
 
+  it("/metrics gives the served certificate's expiry", async () => {
+    const reg = await runRegistry(
+      { address: "127.0.0.1:0", iface: "wg0", token: TOKEN, pollIntervalMs: 50, tls: files(good), http: { host: "127.0.0.1", port: 0 } },
+      { wg: registryWg(), logger: captureLogger().logger },
+    );
+    registries.push(reg);
+    const body = await (await fetch(`http://127.0.0.1:${reg.httpPort}/metrics`)).text();
+    const value = Number(/^wormhole_registry_tls_cert_not_after_seconds (\S+)$/m.exec(body)?.[1]);
+    assert.equal(value, pki.notAfter(good.cert).getTime() / 1000);
+  });
+
   it("start-up fails on a key that is not the certificate's, naming both files", async () => {
     await assert.rejects(startRegistry({ certFile: good.cert, keyFile: stranger.key }), (err: Error) => {
       assert.equal(err.message, `the TLS key \`${stranger.key}' is not the key of the certificate \`${good.cert}'`);

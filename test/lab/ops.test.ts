@@ -52,9 +52,18 @@ describe("operations in the NAT lab", { skip: SKIP }, () => {
 
         const reg = lab.plan.registry;
         const script = "fetch('http://127.0.0.1:9638/metrics').then(r=>r.text()).then(t=>process.stdout.write(t))";
-        const metrics = (await lab.run(inNs(reg.ns, [process.execPath, "-e", script]), { timeoutMs: 15_000 })).stdout;
+        const scrape = async () => (await lab.run(inNs(reg.ns, [process.execPath, "-e", script]), { timeoutMs: 15_000 })).stdout;
+        const metrics = await scrape();
         assert.match(metrics, /^wormhole_registry_peers(\{[^}]*\})? 4$/m, "four nodes are the registry's peers");
         assert.match(metrics, /^wormhole_registry_watchers(\{[^}]*\})? 4$/m, "every node watches");
+        // The nodes' reports reach the registry when their paths change: give them a few seconds.
+        const relayed = new Set(measured.filter((r) => r.path === "relayed").map((r) => [r.from, r.to].sort().join("-")));
+        let seen = "";
+        for (let i = 0; i < 20 && seen !== String(relayed.size); i++) {
+          if (i > 0) await new Promise((r) => setTimeout(r, 500));
+          seen = /^wormhole_registry_relayed_pairs (\d+)$/m.exec(await scrape())?.[1] ?? "";
+        }
+        assert.equal(seen, String(relayed.size), `relayed pairs: the registry counts ${seen}, the lab measured ${[...relayed].join(", ")}`);
         await agents.stopAll(lab);
       },
     );

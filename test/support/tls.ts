@@ -53,6 +53,12 @@ export class TestPki {
     return `sha256//${digest.toString("base64")}`;
   }
 
+  /** The certificate's notAfter, as openssl reads it. */
+  notAfter(cert: string): Date {
+    const line = openssl(["x509", "-in", cert, "-enddate", "-noout"]).toString().trim();
+    return new Date(line.replace(/^notAfter=/, ""));
+  }
+
   private paths(name: string): CertFiles {
     this.n += 1;
     return { cert: join(this.dir, `${this.n}-${name}.crt`), key: join(this.dir, `${this.n}-${name}.key`) };

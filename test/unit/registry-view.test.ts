@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { diffPeers, nextPeerMap, seedReply } from "../../src/registry/view.js";
+import { relayedPairs } from "../../src/registry/metrics.js";
+import { diffPeers, nextPeerMap, seedReply, type PeerMap } from "../../src/registry/view.js";
+import type { PathKind, PathState } from "../../src/util/path.js";
 import type { WgDevice, WgPeer } from "../../src/wg/types.js";
 import { key } from "../support/keys.js";
 
@@ -75,4 +77,24 @@ describe("nextPeerMap and diffPeers", () => {
       [key(1)],
     );
   });
+});
+
+describe("relayedPairs (the metric)", () => {
+  const A = key(1);
+  const B = key(2);
+  const C = key(3);
+  const path = (peer: string, kind: PathKind) => ({ peerPublicKey: peer, kind, sinceMs: 0, endpoint: null });
+  const table = (reports: Record<string, PathState[]>, peers = [A, B, C]) => ({
+    peers: new Map(peers.map((k) => [k, {}])) as unknown as PeerMap,
+    reportOf: (k: string) => (reports[k] ? { candidates: [], paths: reports[k], atMs: 0 } : undefined),
+  });
+  const cases: Array<[string, Record<string, PathState[]>, number, string[]?]> = [
+    ["no reports", {}, 0],
+    ["direct paths are not counted", { [A]: [path(B, "direct")], [B]: [path(A, "lan")] }, 0],
+    ["one end says relayed", { [A]: [path(B, "relayed")] }, 1],
+    ["both ends say relayed: one pair", { [A]: [path(B, "relayed")], [B]: [path(A, "relayed")] }, 1],
+    ["two pairs", { [A]: [path(B, "relayed"), path(C, "relayed")], [C]: [path(A, "direct")] }, 2],
+    ["a pair with a peer that is gone is not counted", { [A]: [path(C, "relayed")] }, 0, [A, B]],
+  ];
+  for (const [name, reports, want, peers] of cases) it(name, () => assert.equal(relayedPairs(table(reports, peers)), want));
 });
