@@ -51,6 +51,8 @@ export interface WormholeAgentsOptions {
   readonly refresh?: string;
   /** More arguments for `wormhole registry` (e.g. ["--http", "127.0.0.1:9638"]). */
   readonly registryArgs?: readonly string[];
+  /** More arguments for every `wormhole node` (e.g. ["--tls-pin", "sha256//..."]). */
+  readonly nodeArgs?: readonly string[];
   /** Bound for the registry to listen. Default 15 000. */
   readonly readyTimeoutMs?: number;
   /**
@@ -125,7 +127,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       const n = lab.node(name);
       const reg = lab.plan.registry;
       const api = `${apiVia === "tunnel" ? reg.tunnelIp : reg.ip}:${reg.grpcPort}`;
-      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--state-dir", join(lab.tmpDir, `state-${name}`), "--control-socket", controlSocketOf(lab, name), ...(relay ? ["--allow-relay"] : [])], {
+      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--state-dir", join(lab.tmpDir, `state-${name}`), "--control-socket", controlSocketOf(lab, name), ...(relay ? ["--allow-relay"] : []), ...(options.nodeArgs ?? [])], {
         logName: `${name}.wormhole.${++starts}`,
       });
       nodes.set(name, proc);

@@ -17,7 +17,15 @@ export type { Prerequisites } from "./preflight.js";
 export { checkPrerequisites, whyLabCannotRun } from "./preflight.js";
 export type { NodeFirstResult, RebindResult, RegistryRestartResult, ScenarioOptions } from "./scenarios.js";
 export { ALICE, BOB, pairSites, runNodeFirstScenario, runRebindScenario, runRegistryRestartScenario } from "./scenarios.js";
-export { type CallOutcome, type CandidatesSeen, type ReportAttempt, type TunnelIdentityResult, runTunnelIdentityScenario } from "./security.js";
+export {
+  type CallOutcome,
+  type CandidatesSeen,
+  type PublicApiResult,
+  type ReportAttempt,
+  type TunnelIdentityResult,
+  runPublicApiScenario,
+  runTunnelIdentityScenario,
+} from "./security.js";
 export type { Leftovers, SweepReport } from "./sweep.js";
 export { findLeftovers, isEmpty, sweepLeftovers } from "./sweep.js";
 export type { LabPlan, NodePlan, SiteSpec } from "./topology.js";

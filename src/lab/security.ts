@@ -20,12 +20,13 @@ import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { v1Proto, type GetPeersResponse__Output, type V1Client } from "../rpc/proto.js";
 import type { Endpoint } from "../wg/types.js";
-import { startAgents, wormholeAgents } from "./agents.js";
+import { startAgents, wormholeAgents, type AgentDriver } from "./agents.js";
 import type { Lab } from "./lab.js";
 import { withLab } from "./lab.js";
 import { tailFile } from "./process.js";
 import type { ScenarioOptions } from "./scenarios.js";
 import { ALICE, BOB, labOptions, msOf, waitConnected } from "./scenarios.js";
+import { measurePaths, type PairResult } from "./path.js";
 import { pollUntil } from "./wait.js";
 
 /**
@@ -226,5 +227,33 @@ export async function runTunnelIdentityScenario(options: ScenarioOptions = {}): 
     } finally {
       for (const c of clients) c.close();
     }
+  });
+}
+
+export interface PublicApiResult {
+  /** alice -> bob and bob -> alice, as the lab measured them. */
+  readonly paths: readonly PairResult[];
+  /** Each agent's log (the registry's as "reg"), read before the lab is torn down. */
+  readonly logs: Readonly<Record<string, string>>;
+}
+
+/**
+ * Nodes that reach the registry's API at its public address, through their
+ * NATs, as the given agents are set up to (the test gives the TLS flags):
+ * builds registry + alice + bob, starts the agents, measures the pair within
+ * `timeoutMs` and returns the paths and every agent's log.
+ */
+export async function runPublicApiScenario(options: ScenarioOptions & { readonly agents: AgentDriver; readonly timeoutMs: number }): Promise<PublicApiResult> {
+  return withLab(labOptions(options), async (lab) => {
+    const start = Date.now();
+    await startAgents(lab, options.agents);
+    const paths = await measurePaths(lab, { pairs: [[ALICE, BOB], [BOB, ALICE]], startMs: start, timeoutMs: options.timeoutMs, relayIps: [lab.plan.registry.ip] });
+    const logs: Record<string, string> = {};
+    for (const p of lab.processes()) {
+      const who = /^wormhole (registry|node (\S+))$/.exec(p.name);
+      if (who) logs[who[2] ?? "reg"] = await readFile(p.logFile, "utf8");
+    }
+    await options.agents.stopAll(lab);
+    return { paths, logs };
   });
 }

@@ -1,16 +1,19 @@
 /**
  * Tunnel identity through real WireGuard and real NATs (issue 6): a registry
  * reached over the tunnel identifies its callers and refuses a node reporting
- * for another key. Against the real `wormhole` (dist/wormhole.cjs; fails, not
+ * for another key. And TLS: nodes that reach the registry's public address
+ * through their NATs verify or pin its certificate. Against the real `wormhole` (dist/wormhole.cjs; fails, not
  * skips, when it has not been built). Needs root.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { runTunnelIdentityScenario } from "../../src/lab/index.js";
+import { ALICE, BOB, runPublicApiScenario, runTunnelIdentityScenario, wormholeAgents } from "../../src/lab/index.js";
+import { REGISTRY_IP } from "../../src/lab/topology.js";
 import type { ReportAttempt } from "../../src/lab/index.js";
 import { newRunId } from "../../src/lab/names.js";
-import { SKIP, assertNoLeftovers, realAgents } from "./helpers.js";
+import { TestPki } from "../support/tls.js";
+import { SKIP, WORMHOLE_COMMAND, assertNoLeftovers, realAgents } from "./helpers.js";
 
 const WG_PORT = 51820;
 
@@ -18,7 +21,7 @@ function outcome(a: ReportAttempt): string {
   return `${grpc.status[a.outcome.code]}${a.outcome.details ? `: ${a.outcome.details}` : ""}`;
 }
 
-describe("NAT lab: tunnel identity (real wormhole agents)", { skip: SKIP }, () => {
+describe("NAT lab: tunnel identity and TLS (real wormhole agents)", { skip: SKIP }, () => {
   it("a registry reached over the tunnel identifies its callers and refuses a node reporting for another key", async (t) => {
     const runId = newRunId();
     const started = Date.now();
@@ -56,5 +59,37 @@ describe("NAT lab: tunnel identity (real wormhole agents)", { skip: SKIP }, () =
     assert.deepEqual(r.viaPublic.after.bob, r.before.bob, "bob's entry is untouched");
 
     await assertNoLeftovers(runId);
+  });
+
+  it("over TLS at the registry's public address, through the NATs: nodes that verify and pin it connect; nodes with another pin refuse it", async (t) => {
+    const pki = new TestPki();
+    try {
+      const ca = pki.ca("lab-ca");
+      const cert = pki.server("registry", [`IP:${REGISTRY_IP}`], ca);
+      const other = pki.server("other", [`IP:${REGISTRY_IP}`]);
+      const agents = (nodeArgs: string[]) =>
+        wormholeAgents({ command: WORMHOLE_COMMAND, apiVia: "public", registryArgs: ["--tls-cert", cert.cert, "--tls-key", cert.key], nodeArgs });
+
+      const goodRun = newRunId();
+      const good = await runPublicApiScenario({ agents: agents(["--tls-ca", ca.cert, "--tls-pin", pki.pin(cert.cert)]), runId: goodRun, timeoutMs: 20_000 });
+      for (const p of good.paths) t.diagnostic(`CA and pin: ${p.from} -> ${p.to}: ${p.path} after ${p.pingMs} ms`);
+      assert.ok(good.paths.every((p) => p.path === "direct"), `the pair punches through: ${good.paths.map((p) => p.path).join(", ")}`);
+      assert.match(good.logs.reg ?? "", /serving TLS/);
+      assert.doesNotMatch(Object.values(good.logs).join("\n"), /PRIVATE KEY/, "no log holds the certificate's key");
+      for (const n of [ALICE, BOB]) assert.match(good.logs[n] ?? "", /connected to the registry/, `${n}'s log`);
+      await assertNoLeftovers(goodRun);
+
+      const badRun = newRunId();
+      const bad = await runPublicApiScenario({ agents: agents(["--tls-pin", pki.pin(other.cert)]), runId: badRun, timeoutMs: 6_000 });
+      for (const p of bad.paths) t.diagnostic(`wrong pin: ${p.from} -> ${p.to}: ${p.path}`);
+      assert.ok(bad.paths.every((p) => p.path === "down"), "without the registry's endpoints the pair never meets");
+      for (const n of [ALICE, BOB]) {
+        assert.match(bad.logs[n] ?? "", /is not one of the pinned keys/, `${n} says why it refuses the registry`);
+        assert.doesNotMatch(bad.logs[n] ?? "", /connected to the registry/);
+      }
+      await assertNoLeftovers(badRun);
+    } finally {
+      pki.remove();
+    }
   });
 });
