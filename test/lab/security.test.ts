@@ -2,8 +2,9 @@
  * Tunnel identity through real WireGuard and real NATs (issue 6): a registry
  * reached over the tunnel identifies its callers and refuses a node reporting
  * for another key. And TLS: nodes that reach the registry's public address
- * through their NATs verify or pin its certificate. Against the real `wormhole` (dist/wormhole.cjs; fails, not
- * skips, when it has not been built). Needs root.
+ * through their NATs verify or pin its certificate. Against the real
+ * `wormhole` (dist/wormhole.cjs; fails, not skips, when it has not been
+ * built). Needs root.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
