@@ -106,6 +106,8 @@ export class ReloadingIdentity implements CertificateProvider {
   private timer: NodeJS.Timeout | null = null;
   /** The last refused files' problem, so one bad renewal warns once, not every check. */
   private lastProblem: string | null = null;
+  private warnedExpiryFor: Buffer | null = null;
+  private warnedExpiryAtMs = 0;
 
   constructor(
     private readonly files: TlsFiles,
@@ -146,7 +148,10 @@ export class ReloadingIdentity implements CertificateProvider {
       return false;
     }
     this.lastProblem = null;
-    if (next.cert.equals(this.current.cert) && next.key.equals(this.current.key)) return false;
+    if (next.cert.equals(this.current.cert) && next.key.equals(this.current.key)) {
+      this.warnExpiry();
+      return false;
+    }
     this.current = next;
     this.logger.info(describeIdentity(next), "TLS certificate reloaded");
     this.warnExpiry();
@@ -154,8 +159,14 @@ export class ReloadingIdentity implements CertificateProvider {
     return true;
   }
 
+  /** Warns when the certificate has expired or soon will: at start, at a reload, and once a day. */
   private warnExpiry(): void {
-    const left = this.current.notAfter.getTime() - this.now().getTime();
+    const now = this.now().getTime();
+    const left = this.current.notAfter.getTime() - now;
+    if (left >= WARN_EXPIRY_MS) return;
+    if (this.warnedExpiryFor === this.current.cert && now - this.warnedExpiryAtMs < 24 * 3600_000) return;
+    this.warnedExpiryFor = this.current.cert;
+    this.warnedExpiryAtMs = now;
     if (left <= 0) {
       this.logger.warn({ notAfter: this.current.notAfter.toISOString() }, "the TLS certificate has expired: nodes that verify it (--tls, --tls-ca) will refuse the registry; nodes that pin its key still connect");
     } else if (left < WARN_EXPIRY_MS) {
