@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { applyWatchEvent, viewFromSeedReply, type WatchState, type WarnSink } from "../src/node/source.js";
-import { guardedServices, MAX_PEER_CANDIDATES, MAX_VIEW_PEERS, registryEndpoint } from "../src/node/validate.js";
+import { guardedServices, MAX_PEER_CANDIDATES, MAX_PEER_PATHS, MAX_VIEW_PEERS, registryEndpoint } from "../src/node/validate.js";
 import { seedProto, v1Proto, type GetEndpointReply, type WatchEvent__Output } from "../src/rpc/proto.js";
 import { isKey } from "../src/wg/keys.js";
 import type { Endpoint } from "../src/wg/types.js";
@@ -40,7 +40,7 @@ const peerInfo = fc.record({
   txBytes: fc.nat(),
   endpointRevision: fc.nat(),
   candidates: fc.array(endpoint, { maxLength: 18 }),
-  paths: fc.array(fc.record({ peerPublicKey: key, kind: fc.constantFrom("PATH_KIND_DIRECT" as const, "PATH_KIND_LAN" as const), sinceUnixMs: fc.nat(), endpoint: fc.option(endpoint, { nil: null }), rttMs: fc.nat() }), { maxLength: 2 }),
+  paths: fc.array(fc.record({ peerPublicKey: key, kind: fc.constantFrom("PATH_KIND_DIRECT" as const, "PATH_KIND_LAN" as const, "PATH_KIND_RELAYED" as const, "PATH_KIND_DOWN" as const), sinceUnixMs: fc.nat(), endpoint: fc.option(endpoint, { nil: null }), rttMs: fc.nat() }), { maxLength: 2 }),
 });
 const watchEvent = fc.oneof(
   fc.record({ snapshot: fc.record({ relay: fc.boolean(), registryPublicKey: key, peers: fc.array(peerInfo, { maxLength: 6 }) }) }),
@@ -83,6 +83,11 @@ function checkState(state: WatchState): void {
     assert.ok(list.length > 0 && list.length <= MAX_PEER_CANDIDATES);
     for (const c of list) checkEndpointOk(c);
   }
+  for (const [k, relayed] of state.relaying) {
+    assert.ok(isKey(k) && state.endpoints.has(k));
+    assert.ok(relayed.size > 0 && relayed.size <= MAX_PEER_PATHS);
+    for (const r of relayed) assert.ok(isKey(r), `kept a relayed key that is not one: ${r}`);
+  }
 }
 
 function decode<T>(method: { responseDeserialize: (b: Buffer) => unknown }, bytes: Buffer): T | null {
@@ -105,7 +110,7 @@ export const target: FuzzTarget<Input> = {
     fc.oneof(seedReply, junkObject).map((reply): Input => ({ kind: "seed-object", reply })),
   ),
   check(input) {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map(), relaying: new Map() };
     switch (input.kind) {
       case "watch-bytes": {
         for (const bytes of input.then ? [input.bytes, input.then] : [input.bytes]) {
@@ -117,7 +122,7 @@ export const target: FuzzTarget<Input> = {
       }
       case "seed-bytes": {
         const reply = decode<GetEndpointReply>(guardedSeed, input.bytes);
-        if (reply !== null) checkState({ endpoints: viewFromSeedReply(reply, silent), candidates: new Map() });
+        if (reply !== null) checkState({ endpoints: viewFromSeedReply(reply, silent), candidates: new Map(), relaying: new Map() });
         return;
       }
       case "watch-object":
@@ -128,7 +133,7 @@ export const target: FuzzTarget<Input> = {
         }
         return;
       case "seed-object":
-        checkState({ endpoints: viewFromSeedReply(input.reply as GetEndpointReply, silent), candidates: new Map() });
+        checkState({ endpoints: viewFromSeedReply(input.reply as GetEndpointReply, silent), candidates: new Map(), relaying: new Map() });
     }
   },
 };

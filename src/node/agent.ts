@@ -78,6 +78,8 @@ export class NodeAgent {
   private readonly rx = new Map<string, Map<string, RxSample>>();
   /** Per interface: peers relayed through the registry. */
   private readonly relayed = new Map<string, ReadonlyMap<string, RelayEntry>>();
+  /** Per interface: the peers that report relaying this interface, and when that was first heard. */
+  private readonly relayedBy = new Map<string, Map<string, number>>();
   /** Per interface: the path to each peer, and since when. */
   private readonly paths = new Map<string, Map<string, PathState>>();
   /** Per interface: what was last reported (to report only changes). */
@@ -200,6 +202,7 @@ export class NodeAgent {
           nowMs: now,
           selfMoved,
           rxGrewAtMs,
+          relayedBy: this.heardRelaying(iface, device.publicKey, view, now),
           ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
         });
         for (const [key, record] of result.applied) applied.set(key, record);
@@ -244,6 +247,15 @@ export class NodeAgent {
         this.problem(iface, err instanceof Error ? err.message : String(err));
       }
     }
+  }
+
+  /** The peers whose reports (passed on by the registry) say they relay this interface, with when each was first heard. */
+  private heardRelaying(iface: string, self: string, view: RegistryView, now: number): Map<string, number> {
+    const before = this.relayedBy.get(iface);
+    const heard = new Map<string, number>();
+    for (const [peer, relays] of view.relaying) if (relays.has(self)) heard.set(peer, before?.get(peer) ?? now);
+    this.relayedBy.set(iface, heard);
+    return heard;
   }
 
   /**

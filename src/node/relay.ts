@@ -8,7 +8,12 @@
  * ends must move, or the receiving WireGuard drops the packets (they would
  * arrive from the registry with a source routed to the direct peer); both
  * decide on the same evidence at about the same time, because both were
- * pushed each other's endpoint at once.
+ * pushed each other's endpoint at once. When one end relays anyway while the
+ * other still has a session (it handshook before the first end gave up and
+ * re-created its peer), the registry passes the first end's report on, and
+ * the other end punches afresh (decide(), `relayedBy`): a handshake brings
+ * the first end back to direct at once, and no handshake relays this end
+ * too, by the rule below.
  *
  * While relayed, the direct peer is kept quiet (no endpoint, no keepalive):
  * on a bare masquerade router every packet the peer sends refreshes the
@@ -56,6 +61,7 @@ export interface RelayInput {
   readonly registry: ReadonlyMap<string, Endpoint | null>;
   /** When each peer's receive counter last grew: a peer reaching us is not relayed. */
   readonly rxGrewAtMs?: ReadonlyMap<string, number>;
+
   readonly nowMs: number;
   readonly keepaliveSec?: number;
   readonly healthyHandshakeMs?: number;
@@ -107,6 +113,17 @@ export function planRelay(input: RelayInput): RelayResult {
   let registryIps = registryPeer ? [...registryPeer.allowedIps] : [];
   let registryIpsChanged = false;
 
+  /** Moves the peer's addresses to the registry's peer and keeps the direct peer quiet until the next round. */
+  const relay = (peer: WgPeer, reason: string): void => {
+    const nextPunchMs = nextRound(now + quietMs, roundMs);
+    registryIps = [...registryIps, ...peer.allowedIps.filter((c) => !registryIps.includes(c))];
+    registryIpsChanged = true;
+    peerUpdates.push({ publicKey: peer.publicKey, persistentKeepaliveSec: 0, recreate: { allowedIps: [] } });
+    state.set(peer.publicKey, { allowedIps: [...peer.allowedIps], sinceMs: now, phase: "quiet", atMs: now, nextPunchMs });
+    due(nextPunchMs);
+    decisions.push({ publicKey: peer.publicKey, action: "relay", reason });
+  };
+
   for (const peer of input.device.peers) {
     const key = peer.publicKey;
     if (key === input.registryPublicKey) continue;
@@ -156,13 +173,7 @@ export function planRelay(input: RelayInput): RelayResult {
       due(waitUntil);
       continue;
     }
-    const nextPunchMs = nextRound(now + quietMs, roundMs);
-    registryIps = [...registryIps, ...peer.allowedIps.filter((c) => !registryIps.includes(c))];
-    registryIpsChanged = true;
-    peerUpdates.push({ publicKey: key, persistentKeepaliveSec: 0, recreate: { allowedIps: [] } });
-    state.set(key, { allowedIps: [...peer.allowedIps], sinceMs: now, phase: "quiet", atMs: now, nextPunchMs });
-    due(nextPunchMs);
-    decisions.push({ publicKey: key, action: "relay", reason: `no direct handshake after ${record.attempts} punches; relaying through the registry` });
+    relay(peer, `no direct handshake after ${record.attempts} punches; relaying through the registry`);
   }
   const updates: PeerUpdate[] = [];
   // The registry peer takes the addresses first; then the direct peers are re-created without them.

@@ -9,11 +9,12 @@
  * (0.0.0.0/8, ::), loopback, multicast, link-local or broadcast.
  *
  * Messages: the client decodes only the fields the node uses (a peer's key,
- * endpoint and candidates; not its paths, allowed IPs or counters), after a
- * pass over the bytes that refuses, before anything is allocated, a message
- * that would decode to more than {@link MAX_DECODED_VALUES} values, more than
- * {@link MAX_VIEW_PEERS} peers or more than {@link MAX_PEER_CANDIDATES}
- * candidates for one peer, or that is not well-formed protobuf for its type.
+ * endpoint, candidates, and the key and kind of its paths; not its allowed
+ * IPs or counters), after a pass over the bytes that refuses, before
+ * anything is allocated, a message that would decode to more than
+ * {@link MAX_DECODED_VALUES} values, more than {@link MAX_VIEW_PEERS} peers,
+ * more than {@link MAX_PEER_CANDIDATES} candidates or {@link MAX_PEER_PATHS}
+ * paths for one peer, or that is not well-formed protobuf for its type.
  * Without it, 4 MiB of empty peer entries decode to ~900 MB of objects.
  */
 import * as grpc from "@grpc/grpc-js";
@@ -28,6 +29,8 @@ import type { Endpoint, WgDevice } from "../wg/types.js";
 export const MAX_VIEW_PEERS = 100_000;
 /** Candidates of one peer, at most: what the registry itself accepts from a node (MAX_CANDIDATES in src/registry/report.ts). */
 export const MAX_PEER_CANDIDATES = 16;
+/** Paths of one peer, at most: what the registry itself accepts from a node (MAX_PATHS in src/registry/report.ts). */
+export const MAX_PEER_PATHS = 4096;
 /** Decoded values (messages, strings, numbers) in one message, at most: about 80 MB of objects. */
 export const MAX_DECODED_VALUES = 1_000_000;
 
@@ -101,7 +104,8 @@ export function tunnelCheck(device: WgDevice): (ep: Endpoint) => boolean {
 
 /** What the node reads of each message; every other field is skipped unread. */
 const KEEP: Record<string, readonly string[]> = {
-  "wormhole.v1.PeerInfo": ["publicKey", "endpoint", "candidates"],
+  "wormhole.v1.PeerInfo": ["publicKey", "endpoint", "candidates", "paths"],
+  "wormhole.v1.PathState": ["peerPublicKey", "kind"],
   "wgSvc.proto.Peer": ["pubKey", "endpointIP", "endpointPort"],
 };
 
@@ -109,6 +113,7 @@ const KEEP: Record<string, readonly string[]> = {
 const MAX_REPEATED: Record<string, number> = {
   "wormhole.v1.GetPeersResponse.peers": MAX_VIEW_PEERS,
   "wormhole.v1.PeerInfo.candidates": MAX_PEER_CANDIDATES,
+  "wormhole.v1.PeerInfo.paths": MAX_PEER_PATHS,
   "wgSvc.proto.GetEndpointReply.Peers": MAX_VIEW_PEERS,
 };
 

@@ -55,14 +55,14 @@ function unavailable(table: PeerTable): Partial<grpc.StatusObject> {
   };
 }
 
-/** `withPaths`: GetPeers carries the nodes' reported paths; Watch does not (see peerInfo). */
-function snapshotEvent(table: PeerTable, relay: boolean, withPaths: boolean): WatchEvent {
+/** GetPeers carries all the nodes' reported paths; Watch only the relayed ones (see peerInfo). */
+function snapshotEvent(table: PeerTable, relay: boolean, paths: "all" | "relayed"): WatchEvent {
   const device = table.current;
   return {
     snapshot: {
       relay,
       registryPublicKey: device?.publicKey ?? "",
-      peers: [...table.peers.values()].map((p) => peerInfo(p, table.reportOf(p.publicKey), withPaths)),
+      peers: [...table.peers.values()].map((p) => peerInfo(p, table.reportOf(p.publicKey), paths)),
     },
   };
 }
@@ -133,7 +133,7 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         callback(unavailable(table));
         return;
       }
-      callback(null, snapshotEvent(table, relay, true).snapshot);
+      callback(null, snapshotEvent(table, relay, "all").snapshot);
     },
 
     Watch(call) {
@@ -391,7 +391,7 @@ class WatchHub {
     const peers = this.table.peers;
     const device = this.table.current;
     if (this.cached === null || this.cached.peers !== peers || this.cached.device !== device) {
-      const event = encodeWatchEvent(snapshotEvent(this.table, this.relay, false));
+      const event = encodeWatchEvent(snapshotEvent(this.table, this.relay, "relayed"));
       this.cached = { peers, device, event };
       this.lastSnapshotBytes = event.bytes.length;
     }
@@ -430,7 +430,7 @@ class WatchHub {
     this.cached = null;
     if (this.live.size === 0) return;
     const events: EncodedWatchEvent[] = [];
-    for (const p of changes.changed) events.push(encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey), false) }));
+    for (const p of changes.changed) events.push(encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey), "relayed") }));
     for (const key of changes.removed) events.push(encodeWatchEvent({ removedPublicKey: key }));
     let bytes = 0;
     for (const e of events) bytes += e.bytes.length;

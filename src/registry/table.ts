@@ -72,7 +72,8 @@ export class PeerTable {
 
   /**
    * Keeps a node's (already checked) report. Watchers hear of it when its
-   * candidates changed; path states are served in snapshots only.
+   * candidates or the peers it relays changed; other path states are served
+   * by GetPeers only.
    */
   report(publicKey: string, report: NodeReport): void {
     const peer = this.map.get(publicKey);
@@ -82,7 +83,8 @@ export class PeerTable {
     const same =
       before !== undefined &&
       before.candidates.length === report.candidates.length &&
-      before.candidates.every((c, i) => endpointsEqual(c, report.candidates[i]));
+      before.candidates.every((c, i) => endpointsEqual(c, report.candidates[i])) &&
+      relayedKeys(before) === relayedKeys(report);
     if (!same) this.emit({ changed: [peer], removed: [] });
   }
 
@@ -151,4 +153,13 @@ export class PeerTable {
     }, delay);
     this.timer.unref?.();
   }
+}
+
+/** The peers a report says are relayed, as one comparable string. */
+function relayedKeys(report: NodeReport): string {
+  return report.paths
+    .filter((p) => p.kind === "relayed")
+    .map((p) => p.peerPublicKey)
+    .sort()
+    .join(" ");
 }

@@ -44,12 +44,13 @@ export function seedReply(device: WgDevice): GetEndpointReply {
 }
 
 /**
- * One peer as the API shows it. `withPaths`: include the paths the node
- * reported; Watch leaves them out, since nodes do not use them and every
+ * One peer as the API shows it. `paths`: "all" the paths the node reported
+ * (GetPeers, for status pages), or only those it "relayed" (Watch): every
  * node's paths to every other would make a snapshot grow with the square of
- * the mesh (1,000 nodes: ~74 MiB).
+ * the mesh (1,000 nodes: ~74 MiB), and the relayed ones are what the other
+ * ends need, to route the pair the same way (src/node/relay.ts).
  */
-export function peerInfo(p: RegistryPeer, report?: NodeReport, withPaths = true): PeerInfo {
+export function peerInfo(p: RegistryPeer, report?: NodeReport, paths: "all" | "relayed" = "all"): PeerInfo {
   return {
     publicKey: p.publicKey,
     endpoint: p.endpoint ? { ip: p.endpoint.ip, port: p.endpoint.port } : null,
@@ -59,7 +60,7 @@ export function peerInfo(p: RegistryPeer, report?: NodeReport, withPaths = true)
     txBytes: p.txBytes,
     endpointRevision: p.endpointRevision,
     candidates: (report?.candidates ?? []).map((c) => ({ ip: c.ip, port: c.port })),
-    paths: (withPaths ? (report?.paths ?? []) : []).map((ps) => ({
+    paths: (report?.paths ?? []).filter((ps) => paths === "all" || ps.kind === "relayed").map((ps) => ({
       peerPublicKey: ps.peerPublicKey,
       kind: pathKindToWire(ps.kind),
       sinceUnixMs: ps.sinceMs,

@@ -92,6 +92,42 @@ describe("relay through the registry", () => {
     assert.equal(existsSync(relayStatePath(dir, "wg0")), false);
   });
 
+  it("a node whose peer reports relaying it punches afresh, though its old session looked fine, and relays too when that gets no handshake", async () => {
+    const regWg = new FakeWireGuard([
+      {
+        name: "wg0",
+        publicKey: REGISTRY,
+        peers: [
+          { publicKey: ALICE, endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] },
+          { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] },
+        ],
+      },
+    ]);
+    const reg = await runRegistry(
+      { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay: true },
+      { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
+    );
+    cleanups.push(() => reg.stop());
+    const wg = aliceWg();
+    // Alice's session with Bob handshook 20 s ago: to her it works, so she leaves it alone.
+    // (This fake WireGuard never handshakes again: a punch gets no answer.)
+    wg.setPeerEndpoint("wg0", BOB, { ip: "198.51.100.2", port: 2 });
+    wg.setHandshake("wg0", BOB, Date.now() - 20_000);
+    const agent = await start(wg, reg.port, mkdtempSync(join(dir, "follow-")));
+    cleanups.push(() => agent.stop());
+    // Passes run every 100 ms (and on each view): give it several.
+    await new Promise((r) => setTimeout(r, 600));
+    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"], "nothing relayed while the session looks fine");
+
+    // Bob's agent gave up on the direct path and relays Alice (his report, as the registry takes it from his tunnel address).
+    reg.table.report(BOB, { candidates: [], paths: [{ peerPublicKey: ALICE, kind: "relayed", sinceMs: Date.now(), endpoint: null }], atMs: Date.now() });
+    const callsBefore = wg.calls.length;
+    await waitFor("Bob's addresses on the registry peer", () => wg.peer("wg0", REGISTRY)?.allowedIps.includes("10.200.0.3/32"), 3_000);
+    assert.deepEqual(wg.peer("wg0", BOB)?.allowedIps, []);
+    const after = wg.calls.slice(callsBefore).flatMap((c) => c.updates.filter((u) => u.publicKey === BOB));
+    assert.deepEqual(after[0], { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, persistentKeepaliveSec: 25, recreate: { allowedIps: ["10.200.0.3/32", "192.168.2.0/24"] } }, "a fresh punch first");
+  });
+
   it("a node the user did not allow to relay never relays, though the registry offers it", async () => {
     const regWg = new FakeWireGuard([{ name: "wg0", publicKey: REGISTRY, peers: [{ publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] }] }]);
     const reg = await runRegistry(

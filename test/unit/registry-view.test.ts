@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { relayedPairs } from "../../src/registry/metrics.js";
+import { PeerTable } from "../../src/registry/table.js";
+import { FakeWireGuard } from "../../src/wg/fake.js";
+import { captureLogger } from "../support/logs.js";
 import { diffPeers, nextPeerMap, seedReply, type PeerMap } from "../../src/registry/view.js";
 import type { PathKind, PathState } from "../../src/util/path.js";
 import type { WgDevice, WgPeer } from "../../src/wg/types.js";
@@ -97,4 +100,32 @@ describe("relayedPairs (the metric)", () => {
     ["a pair with a peer that is gone is not counted", { [A]: [path(C, "relayed")] }, 0, [A, B]],
   ];
   for (const [name, reports, want, peers] of cases) it(name, () => assert.equal(relayedPairs(table(reports, peers)), want));
+});
+
+describe("PeerTable.report: what Watch hears of", () => {
+  it("a report whose candidates or relayed peers changed; not one whose other paths changed", async () => {
+    const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9), peers: [{ publicKey: key(1), allowedIps: ["10.200.0.2/32"] }, { publicKey: key(2), allowedIps: ["10.200.0.3/32"] }] }]);
+    const table = new PeerTable({ wg, iface: "wg0", pollIntervalMs: 60_000, logger: captureLogger().logger });
+    await table.start();
+    try {
+      let events = 0;
+      table.subscribe(() => events++);
+      const cand = [{ ip: "192.168.1.2", port: 51820 }];
+      const path = (kind: PathKind) => ({ peerPublicKey: key(2), kind, sinceMs: 0, endpoint: null });
+      const steps: Array<[string, PathState[], number]> = [
+        ["the first report", [path("direct")], 1],
+        ["the same again", [path("direct")], 1],
+        ["direct -> down: served by GetPeers only", [path("down")], 1],
+        ["down -> relayed: the peer must hear it", [path("relayed")], 2],
+        ["still relayed", [path("relayed")], 2],
+        ["relayed -> direct", [path("direct")], 3],
+      ];
+      for (const [name, paths, want] of steps) {
+        table.report(key(1), { candidates: cand, paths, atMs: 0 });
+        assert.equal(events, want, name);
+      }
+    } finally {
+      table.stop();
+    }
+  });
 });
