@@ -7,7 +7,7 @@
  *            ^                                                                                   another process)
  *            +------------------- the load generator moves one peer's endpoint over the socket --+
  *
- *   node --import tsx bench/fanout.ts [--peers 10000] [--streams 10000] [--connections 100] ...
+ *   node --import tsx bench/fanout.ts [--peers 10000] [--streams 10000] [--connections 500] ...
  *
  * Prints: set-up times, the registry's CPU and RSS per phase, and per change the time from the
  * change to its arrival on each stream (p50/p99/max), with the targets (p99 <= 1 s, RSS <= 400 MB).
@@ -44,7 +44,7 @@ import {
 const USAGE = `usage: node --import tsx bench/fanout.ts [flags]
   --peers N          peers on the registry's interface (10000)
   --streams N        Watch streams the load generator opens (10000)
-  --connections N    HTTP/2 connections the streams share (100)
+  --connections N    HTTP/2 connections the streams share (500; the registry serves at most 32 calls per connection at once)
   --batch N          streams opened at once; the next batch waits for their snapshots (100)
   --client C         load generator's gRPC client: http2 (a minimal one on node:http2) or grpc-js (http2)
   --rounds N         endpoint changes to time (5)
@@ -62,7 +62,7 @@ const USAGE = `usage: node --import tsx bench/fanout.ts [flags]
 const flags = {
   peers: 10_000,
   streams: 10_000,
-  connections: 100,
+  connections: 500,
   batch: 100,
   client: "http2",
   rounds: 5,
