@@ -59,23 +59,29 @@ async function start(wg: FakeWireGuard, port: number, stateDir: string, allowRel
   return agent;
 }
 
+/** A registry with --relay whose interface has Alice and Bob at public endpoints. */
+async function relayingRegistry() {
+  const regWg = new FakeWireGuard([
+    {
+      name: "wg0",
+      publicKey: REGISTRY,
+      peers: [
+        { publicKey: ALICE, endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] },
+        { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] },
+      ],
+    },
+  ]);
+  const reg = await runRegistry(
+    { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay: true },
+    { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
+  );
+  cleanups.push(() => reg.stop());
+  return reg;
+}
+
 describe("relay through the registry", () => {
   it("a pair that cannot punch is relayed, and the addresses go back on stop", async () => {
-    const regWg = new FakeWireGuard([
-      {
-        name: "wg0",
-        publicKey: REGISTRY,
-        peers: [
-          { publicKey: ALICE, endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] },
-          { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] },
-        ],
-      },
-    ]);
-    const reg = await runRegistry(
-      { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay: true },
-      { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
-    );
-    cleanups.push(() => reg.stop());
+    const reg = await relayingRegistry();
     const wg = aliceWg();
     const agent = await start(wg, reg.port, dir);
     cleanups.push(() => agent.stop());
@@ -93,21 +99,7 @@ describe("relay through the registry", () => {
   });
 
   it("a node whose peer reports relaying it punches afresh, though its old session looked fine, and relays too when that gets no handshake", async () => {
-    const regWg = new FakeWireGuard([
-      {
-        name: "wg0",
-        publicKey: REGISTRY,
-        peers: [
-          { publicKey: ALICE, endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] },
-          { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] },
-        ],
-      },
-    ]);
-    const reg = await runRegistry(
-      { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay: true },
-      { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
-    );
-    cleanups.push(() => reg.stop());
+    const reg = await relayingRegistry();
     const wg = aliceWg();
     // Alice's session with Bob handshook 20 s ago: to her it works, so she leaves it alone.
     // (This fake WireGuard never handshakes again: a punch gets no answer.)
