@@ -61,7 +61,6 @@ export interface RelayInput {
   readonly registry: ReadonlyMap<string, Endpoint | null>;
   /** When each peer's receive counter last grew: a peer reaching us is not relayed. */
   readonly rxGrewAtMs?: ReadonlyMap<string, number>;
-
   readonly nowMs: number;
   readonly keepaliveSec?: number;
   readonly healthyHandshakeMs?: number;
