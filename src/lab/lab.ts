@@ -56,7 +56,8 @@ import { spawnInNamespace, stopProcess, tailFile } from "./process.js";
 import { registerTeardown, unregisterTeardown } from "./signals.js";
 import type { LabPlan, NodePlan, SitePlan, SiteSpec, WgHostPlan } from "./topology.js";
 import { TUNNEL_PREFIX_LEN, planLab } from "./topology.js";
-import { LabTimeoutError, allSettledOrThrow, mapLimit, pollUntil } from "./wait.js";
+import { mapLimit } from "../util/limit.js";
+import { LabTimeoutError, allSettledOrThrow, pollUntil } from "./wait.js";
 import type { KeyPair, PeerConfig } from "./wg.js";
 import { generateKeyPair, inNs, makeKeyDir, readPeers, setPeers, setPrivateKey } from "./wg.js";
 

@@ -11,7 +11,7 @@
 import ipaddr from "ipaddr.js";
 import type { Endpoint, WgPeer } from "../wg/types.js";
 import type { Lab } from "./lab.js";
-import { mapLimit } from "./wait.js";
+import { mapLimit } from "../util/limit.js";
 import { setTimeout as delay } from "node:timers/promises";
 
 export const PATH_KINDS = ["direct", "lan", "relayed", "down"] as const;

@@ -17,6 +17,8 @@ import { localCandidates } from "./candidates.js";
 import { tunnelCheck } from "./validate.js";
 import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
 import { planRelay, restoreUpdates, type RelayEntry } from "./relay.js";
+import type { RttMeter } from "./rtt.js";
+import { mapLimit } from "../util/limit.js";
 import { loadRelayState, saveRelayState } from "./relay-state.js";
 import { decide, pathOf, rxGrowth, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
 import { tunnelAddress, type Prober } from "./prober.js";
@@ -60,6 +62,8 @@ export interface AgentOptions {
   readonly relayTimings?: { readonly relayAfterMs?: number; readonly quietMs?: number; readonly roundMs?: number };
   /** The machine's interfaces (os.networkInterfaces by default); tests pass their own. */
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  /** Measures round trips for `status()`; none: no RTT shown. */
+  readonly rttMeter?: RttMeter | null;
 }
 
 function short(key: string): string {
@@ -354,9 +358,28 @@ export class NodeAgent {
     const interfaces: InterfaceStatus[] = [];
     for (const iface of this.devices.keys()) {
       const device = await this.options.wg.getDevice(iface);
-      interfaces.push(interfaceStatus(device, this.pathStates(iface), this.view?.registryPublicKey ?? "", NO_NAMES, now));
+      const paths = this.pathStates(iface);
+      interfaces.push(interfaceStatus(device, paths, this.view?.registryPublicKey ?? "", NO_NAMES, now, await this.roundTrips(iface, device, paths)));
     }
     return { source: "agent", atMs: now, interfaces };
+  }
+
+  /** One ping to the tunnel address of every peer with a working path (and the registry), at most 16 at a time. */
+  private async roundTrips(iface: string, device: WgDevice, paths: readonly PathState[]): Promise<Map<string, number>> {
+    const meter = this.options.rttMeter;
+    if (!meter) return new Map();
+    const working = new Set(paths.filter((p) => p.kind !== "down").map((p) => p.peerPublicKey));
+    const registry = this.view?.registryPublicKey ?? "";
+    const relayed = this.relayed.get(iface);
+    const targets: Array<[string, string]> = [];
+    for (const p of device.peers) {
+      if (!working.has(p.publicKey) && p.publicKey !== registry) continue;
+      // A relayed peer's addresses sit on the registry's peer; its own are in the relay state.
+      const host = tunnelAddress(relayed?.get(p.publicKey)?.allowedIps ?? p.allowedIps);
+      if (host) targets.push([p.publicKey, host]);
+    }
+    const rtts = await mapLimit(targets, 16, ([, host]) => meter(host, iface));
+    return new Map(targets.flatMap(([key], i) => (rtts[i] === null || rtts[i] === undefined ? [] : [[key, rtts[i] as number]])));
   }
 
   /**

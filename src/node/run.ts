@@ -7,6 +7,7 @@ import { NodeAgent } from "./agent.js";
 import { startControl, stopControl } from "./control.js";
 import type { DecideOptions } from "./decide.js";
 import { createUdpProber, type Prober } from "./prober.js";
+import { pingMeter, type RttMeter } from "./rtt.js";
 import { channelCredentials, type ClientTls } from "../tls/client.js";
 import { createGrpcSource, type RegistrySource } from "./source.js";
 
@@ -43,6 +44,8 @@ export interface NodeDeps {
   readonly relayTimings?: { readonly relayAfterMs?: number; readonly quietMs?: number; readonly roundMs?: number };
   /** The machine's network interfaces (for LAN candidates); os.networkInterfaces by default. */
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
+  /** Round trips for `wormhole status`; ping(8) by default, null for none. */
+  readonly rttMeter?: RttMeter | null;
 }
 
 /** The host of "host:port" or "[v6]:port", canonical when it is an IP. */
@@ -98,6 +101,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     relayStateDir: config.stateDir ?? null,
     allowRelay: config.allowRelay ?? false,
     registryHost: hostOf(config.address),
+    rttMeter: deps.rttMeter === undefined ? pingMeter() : deps.rttMeter,
   });
   agent.start();
   if (config.controlSocket) {

@@ -18,7 +18,7 @@ export interface PeerStatus {
   readonly lastHandshakeMs: number;
   readonly rxBytes: number;
   readonly txBytes: number;
-  /** Round-trip time when known (not measured yet: always null). */
+  /** Round trip through the tunnel when `wormhole status` asked (a ping to its tunnel address), or null. */
   readonly rttMs: number | null;
   /** The registry itself. */
   readonly registry: boolean;
@@ -43,6 +43,7 @@ export function interfaceStatus(
   registryPublicKey: string,
   names: PeerNames,
   nowMs: number,
+  rtts: ReadonlyMap<string, number> = new Map(),
 ): InterfaceStatus {
   const byKey = new Map((paths ?? []).map((p) => [p.peerPublicKey, p]));
   return {
@@ -59,7 +60,7 @@ export function interfaceStatus(
         lastHandshakeMs: p.lastHandshakeMs,
         rxBytes: p.rxBytes,
         txBytes: p.txBytes,
-        rttMs: null,
+        rttMs: rtts.get(p.publicKey) ?? null,
         registry: p.publicKey === registryPublicKey,
       };
     }),

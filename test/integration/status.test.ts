@@ -22,7 +22,13 @@ after(async () => {
 });
 
 describe("wormhole status", () => {
-  it("the agent answers on its root-only socket with every peer and its path; no agent: null", async () => {
+  it("the agent answers on its root-only socket with every peer, its path and round trip; no agent: null", async () => {
+    // Bob answers pings in 1.5 ms through wg0; the registry does not answer.
+    const pinged: Array<[string, string]> = [];
+    const rttMeter = async (ip: string, iface: string) => {
+      pinged.push([ip, iface]);
+      return ip === "10.200.0.3" && iface === "wg0" ? 1.5 : null;
+    };
     const socket = join(dir, "ctl", "node.sock");
     assert.equal(await askAgent(socket), null, "nothing listens yet");
     const regWg = new FakeWireGuard([
@@ -42,10 +48,14 @@ describe("wormhole status", () => {
     ]);
     const agent = await runNode(
       { address: `127.0.0.1:${reg.port}`, token: "", iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0, controlSocket: socket },
-      { wg, logger: captureLogger().logger, clock: systemClock, prober: null, interfaces: () => ({}) },
+      { wg, logger: captureLogger().logger, clock: systemClock, prober: null, interfaces: () => ({}), rttMeter },
     );
     cleanups.push(() => agent.stop());
     assert.equal(statSync(socket).mode & 0o777, 0o600);
+    const downBob = await waitFor("a status with Bob, still down", async () => (await askAgent(socket))?.interfaces[0]?.peers.find((p) => p.publicKey === key(2)));
+    assert.equal(downBob?.path, "down");
+    assert.equal(downBob?.rttMs, null, "a down peer is not pinged");
+    assert.ok(!pinged.some(([ip]) => ip === "10.200.0.3"), "nor asked for");
     await waitFor("the agent to write Bob's endpoint", () => wg.peer("wg0", key(2))?.endpoint);
     wg.setHandshake("wg0", key(2), Date.now());
     const status: NodeStatus = await waitFor("a status where Bob is direct", async () => {
@@ -55,6 +65,9 @@ describe("wormhole status", () => {
     assert.equal(status.source, "agent");
     const bob = status.interfaces[0]?.peers.find((p) => p.publicKey === key(2));
     assert.equal(bob?.endpoint, "203.0.113.20:50000");
+    assert.equal(bob?.rttMs, 1.5);
+    assert.equal(status.interfaces[0]?.peers.find((p) => p.publicKey === key(9))?.rttMs, null, "the registry did not answer");
+    assert.ok(pinged.some(([ip, iface]) => ip === "10.200.0.1" && iface === "wg0"), "the registry's tunnel address was pinged");
     assert.equal(status.interfaces[0]?.peers.find((p) => p.publicKey === key(9))?.registry, true);
 
     const names = new Map([[key(2), "bob\u001b[31m"]]);
@@ -62,6 +75,7 @@ describe("wormhole status", () => {
     assert.match(text, /^interface wg0/m);
     assert.match(text, /bob\?\[31m\s+203\.0\.113\.20:50000\s+direct/, "named, control characters neutralised");
     assert.match(text, /2\.0 KiB/);
+    assert.match(text, /direct .* 1\.5 ms$/m);
     const json = statusJson(status) as { interfaces: Record<string, { peers: Record<string, { path: string; endpoint: string }> }> };
     assert.equal(json.interfaces.wg0?.peers[key(2)]?.path, "direct");
     assert.equal(json.interfaces.wg0?.peers[key(9)]?.path, "registry");

@@ -1,7 +1,8 @@
 /**
  * Operations in the lab: `wormhole status` inside each node's namespace shows
- * the path the lab measured for every pair (direct, lan, relayed), and the
- * registry's /metrics scrapes. Real wireguard-go, real NATs, real processes.
+ * the path the lab measured for every pair (direct, lan, relayed) and a round
+ * trip through the tunnel, and the registry's /metrics scrapes. Real
+ * wireguard-go, real NATs, real processes.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -41,12 +42,16 @@ describe("operations in the NAT lab", { skip: SKIP }, () => {
         for (const name of NODES) {
           const n = lab.node(name);
           const out = await lab.run(inNs(n.ns, [process.execPath, WORMHOLE_CJS, "status", "--json", "--control-socket", controlSocketOf(lab, name)]), { timeoutMs: 15_000 });
-          const status = JSON.parse(out.stdout) as { source: string; interfaces: Record<string, { peers: Record<string, { path: string }> }> };
+          const status = JSON.parse(out.stdout) as { source: string; interfaces: Record<string, { peers: Record<string, { path: string; rttMs: number | null }> }> };
           assert.equal(status.source, "agent", `${name}: the running agent answered`);
           const peers = status.interfaces[n.iface]?.peers ?? {};
           assert.equal(peers[lab.publicKey("reg")]?.path, "registry");
+          assert.equal(typeof peers[lab.publicKey("reg")]?.rttMs, "number", `${name} -> registry: rtt`);
           for (const r of measured.filter((m) => m.from === name)) {
             assert.equal(peers[lab.publicKey(r.to)]?.path, r.path, `${name} -> ${r.to}: status says ${peers[lab.publicKey(r.to)]?.path}, the lab measured ${r.path}`);
+            // A ping through the tunnel, bound to the WireGuard interface: direct, LAN and relayed paths all answer.
+            const rtt = peers[lab.publicKey(r.to)]?.rttMs;
+            assert.ok(typeof rtt === "number" && rtt > 0 && rtt < 1_000, `${name} -> ${r.to}: rtt ${rtt}`);
           }
         }
 
