@@ -168,7 +168,7 @@ export class ReloadingIdentity implements CertificateProvider {
     this.warnedExpiryFor = this.current.cert;
     this.warnedExpiryAtMs = now;
     if (left <= 0) {
-      this.logger.warn({ notAfter: this.current.notAfter.toISOString() }, "the TLS certificate has expired: nodes that verify it (--tls, --tls-ca) will refuse the registry; nodes that pin its key still connect");
+      this.logger.warn({ notAfter: this.current.notAfter.toISOString() }, "the TLS certificate has expired: nodes that verify it (--tls, --tls-ca) will refuse the registry; nodes that only pin its key still connect");
     } else if (left < WARN_EXPIRY_MS) {
       this.logger.warn({ notAfter: this.current.notAfter.toISOString() }, "the TLS certificate expires in less than 14 days");
     }
