@@ -4,13 +4,12 @@
  * `durationMs`); then everything is torn down.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { Runner } from "../util/runner.js";
 import type { WgPeer } from "../wg/types.js";
 import type { AgentDriver } from "./agents.js";
 import { startAgents, wormholeAgents } from "./agents.js";
 import { expectedPath } from "./expectations.js";
 import type { Lab } from "./lab.js";
-import { LabClosedError, withLab } from "./lab.js";
+import { LabClosedError, passThrough, withLab, type LabPassThrough } from "./lab.js";
 import type { NatBehaviour } from "./nat.js";
 import { NAT_DESCRIPTIONS } from "./nat.js";
 import type { PathKind } from "./path.js";
@@ -18,7 +17,7 @@ import { classifyPath } from "./path.js";
 import { ALICE, BOB, pairSites } from "./scenarios.js";
 import { formatEndpoint } from "../wg/endpoint.js";
 
-export interface DemoOptions {
+export interface DemoOptions extends LabPassThrough {
   /** Behaviours of alice's and bob's sites. Default ["home", "home"]. */
   readonly nat?: readonly [NatBehaviour, NatBehaviour];
   /** Stop after this long (from agents started). Default: run until SIGINT/SIGTERM. */
@@ -27,15 +26,10 @@ export interface DemoOptions {
   readonly refreshMs?: number;
   /** Default: the real wormhole agents. */
   readonly agents?: AgentDriver;
-  /** Step log (verbose). */
-  readonly log?: (line: string) => void;
   /** Where the table goes. Default process.stdout. */
   readonly out?: (text: string) => void;
   /** Redraw in place (ANSI). Default: whether stdout is a terminal. */
   readonly redraw?: boolean;
-  readonly runner?: Runner;
-  readonly runId?: string;
-  readonly tmpRoot?: string;
 }
 
 export interface DemoRow {
@@ -102,10 +96,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     await withLab(
       {
         sites: pairSites(natA, natB),
-        ...(options.log ? { log: options.log } : {}),
-        ...(options.runner ? { runner: options.runner } : {}),
-        ...(options.runId ? { runId: options.runId } : {}),
-        ...(options.tmpRoot ? { tmpRoot: options.tmpRoot } : {}),
+        ...passThrough(options),
       },
       async (lab) => {
         runId = lab.runId;

@@ -56,7 +56,6 @@ import { spawnInNamespace, stopProcess, tailFile } from "./process.js";
 import { registerTeardown, unregisterTeardown } from "./signals.js";
 import type { LabPlan, NodePlan, SitePlan, SiteSpec, WgHostPlan } from "./topology.js";
 import { TUNNEL_PREFIX_LEN, planLab } from "./topology.js";
-import { mapLimit } from "../util/limit.js";
 import { LabTimeoutError, allSettledOrThrow, pollUntil } from "./wait.js";
 import type { KeyPair, PeerConfig } from "./wg.js";
 import { generateKeyPair, inNs, makeKeyDir, readPeers, setPeers, setPrivateKey } from "./wg.js";
@@ -519,6 +518,19 @@ export async function createLab(options: LabOptions): Promise<Lab> {
  * rethrown with the tails of the lab's process logs appended (they are gone
  * after teardown). When only teardown fails, that is thrown.
  */
+/** The lab settings that the demo, the matrix and the scenarios pass through from their callers. */
+export type LabPassThrough = Pick<LabOptions, "log" | "runner" | "runId" | "tmpRoot">;
+
+/** The pass-through settings that are set (exactOptionalPropertyTypes: absent, never undefined). */
+export function passThrough(o: LabPassThrough): LabPassThrough {
+  return {
+    ...(o.log ? { log: o.log } : {}),
+    ...(o.runner ? { runner: o.runner } : {}),
+    ...(o.runId ? { runId: o.runId } : {}),
+    ...(o.tmpRoot ? { tmpRoot: o.tmpRoot } : {}),
+  };
+}
+
 export async function withLab<T>(options: LabOptions, fn: (lab: Lab) => Promise<T>): Promise<T> {
   const lab = await createLab(options);
   let result: T;

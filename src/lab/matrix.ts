@@ -10,28 +10,22 @@ import { startAgents, wormholeAgents } from "./agents.js";
 import type { Expectation, Verdict } from "./expectations.js";
 import { expectedPath, judge } from "./expectations.js";
 import type { Lab } from "./lab.js";
-import { withLab } from "./lab.js";
+import { passThrough, withLab, type LabPassThrough } from "./lab.js";
 import type { NatBehaviour } from "./nat.js";
 import { NAT_BEHAVIOURS, NAT_DESCRIPTIONS } from "./nat.js";
 import type { PairResult } from "./path.js";
 import { measurePaths } from "./path.js";
 import type { SiteSpec } from "./topology.js";
-import type { Runner } from "../util/runner.js";
 
-export interface MatrixOptions {
+export interface MatrixOptions extends LabPassThrough {
   /** Behaviours to include. Default all. */
   readonly behaviours?: readonly NatBehaviour[];
   /** Default: the real wormhole agents. */
   readonly agents?: AgentDriver;
   /** Bounded wait for all pairs, from agents started. Default 30 000: the wait ends as soon as every pair is decided; the margin lets a pair that one end relayed alone heal (WireGuard re-handshakes after ~15 s without an answer). */
   readonly timeoutMs?: number;
-  /** Step log (verbose). */
-  readonly log?: (line: string) => void;
   /** Where the grid is printed. Default: nothing is printed (it is returned). */
   readonly out?: (text: string) => void;
-  readonly runner?: Runner;
-  readonly runId?: string;
-  readonly tmpRoot?: string;
 }
 
 export interface PairVerdict extends PairResult {
@@ -158,10 +152,7 @@ export async function runMatrix(options: MatrixOptions = {}): Promise<MatrixResu
   const pairs = await withLab(
     {
       sites: matrixSites(behaviours),
-      ...(options.log ? { log: options.log } : {}),
-      ...(options.runner ? { runner: options.runner } : {}),
-      ...(options.runId ? { runId: options.runId } : {}),
-      ...(options.tmpRoot ? { tmpRoot: options.tmpRoot } : {}),
+      ...passThrough(options),
     },
     async (lab) => {
       runId = lab.runId;

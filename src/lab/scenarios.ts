@@ -6,12 +6,11 @@
  * happen within its bound.
  */
 import { setTimeout as delay } from "node:timers/promises";
-import type { Runner } from "../util/runner.js";
 import type { Endpoint } from "../wg/types.js";
 import type { AgentDriver } from "./agents.js";
 import { startAgents, wormholeAgents } from "./agents.js";
 import type { Lab } from "./lab.js";
-import { withLab } from "./lab.js";
+import { passThrough, withLab, type LabPassThrough } from "./lab.js";
 import type { NatBehaviour } from "./nat.js";
 import type { PairResult } from "./path.js";
 import { measurePaths } from "./path.js";
@@ -30,7 +29,7 @@ export function pairSites(a: NatBehaviour, b: NatBehaviour): SiteSpec[] {
   ];
 }
 
-export interface ScenarioOptions {
+export interface ScenarioOptions extends LabPassThrough {
   /** NAT behaviours of alice's and bob's sites. Default ["home", "home"]. */
   readonly nat?: readonly [NatBehaviour, NatBehaviour];
   /** Default: the real wormhole agents. */
@@ -39,20 +38,13 @@ export interface ScenarioOptions {
   readonly connectTimeoutMs?: number;
   /** Bound for recovering after a change (rebinding). Default 90 000: bob's keepalive to the registry is 25 s. */
   readonly recoverTimeoutMs?: number;
-  readonly log?: (line: string) => void;
-  readonly runner?: Runner;
-  readonly runId?: string;
-  readonly tmpRoot?: string;
 }
 
 export function labOptions(o: ScenarioOptions): Parameters<typeof withLab>[0] {
   const [a, b] = o.nat ?? ["home", "home"];
   return {
     sites: pairSites(a, b),
-    ...(o.log ? { log: o.log } : {}),
-    ...(o.runner ? { runner: o.runner } : {}),
-    ...(o.runId ? { runId: o.runId } : {}),
-    ...(o.tmpRoot ? { tmpRoot: o.tmpRoot } : {}),
+    ...passThrough(o),
   };
 }
 
