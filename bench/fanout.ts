@@ -12,9 +12,7 @@
  * Prints: set-up times, the registry's CPU and RSS per phase, and per change the time from the
  * change to its arrival on each stream (p50/p99/max), with the targets (p99 <= 1 s, RSS <= 400 MB).
  */
-import { fork } from "node:child_process";
-import { join } from "node:path";
-import type { LoadMessage, WatchConfig, WatchResult } from "./loadgen.js";
+import type { WatchConfig } from "./loadgen.js";
 import {
   addPeers,
   Cleanup,
@@ -30,7 +28,7 @@ import {
   ProcSampler,
   publicKeys,
   labBench,
-  ROOT,
+  runLoadgen,
   runTag,
   sleep,
   startWireGuard,
@@ -127,10 +125,6 @@ async function scenario(
   await sleep(f.idle);
   sampler.mark("idle");
 
-  const loadgen = cleanup.process(
-    fork(join(ROOT, "bench", "loadgen.ts"), [], { execArgv: ["--import", "tsx"], cwd: ROOT, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
-    "load generator",
-  );
   const config: WatchConfig = {
     mode: "watch",
     address: `127.0.0.1:${port}`,
@@ -147,15 +141,7 @@ async function scenario(
     portBase,
     targets: Array.from({ length: f.rounds }, (_, r) => keys[Math.floor(((r + 0.5) / f.rounds) * keys.length)]?.base64 ?? ""),
   };
-  const result = await new Promise<WatchResult>((resolve, reject) => {
-    loadgen.on("message", (m: LoadMessage) => {
-      if (m.type === "phase") sampler.mark(m.name);
-      else if (m.type === "error") reject(new Error(`load generator: ${m.message}`));
-      else if (m.mode === "watch") resolve(m);
-    });
-    loadgen.on("exit", (code, signal) => reject(new Error(`load generator exited (${code ?? signal}) without a result`)));
-    loadgen.send(config);
-  });
+  const result = await runLoadgen(cleanup, config, sampler);
   sampler.stop();
   const hwmMb = peakRssKb(registry.pid) / 1024;
   if (registry.child.exitCode !== null) throw new Error(`registry died: ${registry.log()}`);

@@ -7,9 +7,7 @@
  *
  *   node --import tsx bench/getendpoint.ts [--peers 10000] [--levels 1,8,64] [--seconds 5]
  */
-import { fork } from "node:child_process";
-import { join } from "node:path";
-import type { GetEndpointConfig, GetEndpointResult, LoadMessage } from "./loadgen.js";
+import type { GetEndpointConfig } from "./loadgen.js";
 import {
   addPeers,
   DEFAULT_BIN,
@@ -23,7 +21,7 @@ import {
   ProcSampler,
   publicKeys,
   labBench,
-  ROOT,
+  runLoadgen,
   runTag,
   sleep,
   startWireGuard,
@@ -63,10 +61,6 @@ async function main(): Promise<number> {
     await sleep(2000);
     sampler.mark("idle-end");
 
-    const loadgen = cleanup.process(
-      fork(join(ROOT, "bench", "loadgen.ts"), [], { execArgv: ["--import", "tsx"], cwd: ROOT, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
-      "load generator",
-    );
     const config: GetEndpointConfig = {
       mode: "getendpoint",
       address: `127.0.0.1:${port}`,
@@ -76,15 +70,7 @@ async function main(): Promise<number> {
       warmupMs: f.warmup,
       expectPeers: f.peers,
     };
-    const result = await new Promise<GetEndpointResult>((resolve, reject) => {
-      loadgen.on("message", (m: LoadMessage) => {
-        if (m.type === "phase") sampler.mark(m.name);
-        else if (m.type === "error") reject(new Error(`load generator: ${m.message}`));
-        else if (m.mode === "getendpoint") resolve(m);
-      });
-      loadgen.on("exit", (code, signal) => reject(new Error(`load generator exited (${code ?? signal}) without a result`)));
-      loadgen.send(config);
-    });
+    const result = await runLoadgen(cleanup, config, sampler);
     sampler.stop();
     if (registry.child.exitCode !== null) throw new Error(`registry died: ${registry.log()}`);
 

@@ -11,7 +11,7 @@
  * - private keys are made in Node and reach wireguard-go only over its control socket; they are
  *   never on a command line, in a file or in a log.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { stat } from "node:fs/promises";
@@ -19,6 +19,7 @@ import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { uapiExchange } from "../src/wg/uapi.js";
+import type { GetEndpointConfig, GetEndpointResult, LoadMessage, WatchConfig, WatchResult } from "./loadgen.js";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_BIN = join(ROOT, "dist", "wormhole.cjs");
@@ -557,4 +558,26 @@ export function requireLab(): void {
       process.exit(2);
     }
   }
+}
+
+/**
+ * Runs bench/loadgen.ts in a process of its own with `config`; marks its phases on
+ * `sampler` as they come and resolves with its result (rejects on its error or exit).
+ */
+export function runLoadgen(cleanup: Cleanup, config: WatchConfig, sampler: ProcSampler): Promise<WatchResult>;
+export function runLoadgen(cleanup: Cleanup, config: GetEndpointConfig, sampler: ProcSampler): Promise<GetEndpointResult>;
+export function runLoadgen(cleanup: Cleanup, config: WatchConfig | GetEndpointConfig, sampler: ProcSampler): Promise<WatchResult | GetEndpointResult> {
+  const loadgen = cleanup.process(
+    fork(join(ROOT, "bench", "loadgen.ts"), [], { execArgv: ["--import", "tsx"], cwd: ROOT, stdio: ["ignore", "inherit", "inherit", "ipc"] }),
+    "load generator",
+  );
+  return new Promise((resolve, reject) => {
+    loadgen.on("message", (m: LoadMessage) => {
+      if (m.type === "phase") sampler.mark(m.name);
+      else if (m.type === "error") reject(new Error(`load generator: ${m.message}`));
+      else if (m.mode === config.mode) resolve(m);
+    });
+    loadgen.on("exit", (code, signal) => reject(new Error(`load generator exited (${code ?? signal}) without a result`)));
+    loadgen.send(config);
+  });
 }
