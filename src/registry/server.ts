@@ -98,7 +98,7 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
     return denied;
   };
 
-  let seedCache: { device: WgDevice; reply: EncodedSeedReply } | null = null;
+  let seedCache: { device: WgDevice; reply: Encoded } | null = null;
   const seed: SeedHandlers = {
     GetEndpoint(call, callback) {
       const refused = refuseToken(call, call.request.token, "wgSvc");
@@ -112,7 +112,7 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         return;
       }
       // Encoded once per read of the interface, however many seed nodes ask (seedService passes it through).
-      if (seedCache?.device !== device) seedCache = { device, reply: new EncodedSeedReply(getEndpointMethod.responseSerialize(seedReply(device))) };
+      if (seedCache?.device !== device) seedCache = { device, reply: new Encoded(getEndpointMethod.responseSerialize(seedReply(device))) };
       callback(null, seedCache.reply as unknown as GetEndpointReply);
     },
     RegisterEndpoint(_call, callback) {
@@ -264,50 +264,42 @@ export function bindServer(server: grpc.Server, address: string, credentials: gr
   return tryBind(0, null);
 }
 
-// ---------------------------------------------------------------- seed replies
+// ---------------------------------------------------------------- pre-encoded replies
 
-/** A GetEndpointReply serialized once, for every seed call until the interface is read again. */
-export class EncodedSeedReply {
+/**
+ * A reply serialized once and written as-is to any number of calls (the
+ * seed's GetEndpoint until the interface is read again; each Watch event to
+ * every stream): the services below pass its bytes through.
+ */
+export class Encoded {
   constructor(readonly bytes: Buffer) {}
+}
+
+/** `service` with method `name`'s replies either messages, serialized as usual, or {@link Encoded} bytes. */
+function passingEncoded(service: grpc.ServiceDefinition, name: string): grpc.ServiceDefinition {
+  const method = service[name];
+  if (!method) throw new Error(`no method ${name} in the service`);
+  return {
+    ...service,
+    // method.responseSerialize is looked up per call (a test counts encodings by wrapping it).
+    [name]: { ...method, responseSerialize: (value: unknown): Buffer => (value instanceof Encoded ? value.bytes : method.responseSerialize(value)) },
+  };
 }
 
 const getEndpointMethod = seedProto.Registry.service.GetEndpoint;
-
-/** wgSvc.proto.Registry as served: its GetEndpoint writes plain or pre-serialized replies. */
-export const seedService: grpc.ServiceDefinition = {
-  ...seedProto.Registry.service,
-  GetEndpoint: {
-    ...getEndpointMethod,
-    responseSerialize: (value: GetEndpointReply | EncodedSeedReply): Buffer =>
-      value instanceof EncodedSeedReply ? value.bytes : getEndpointMethod.responseSerialize(value),
-  },
-};
-
-// ---------------------------------------------------------------- Watch fan-out
-
-/**
- * A WatchEvent serialized once and written as-is to any number of Watch
- * streams: the Watch serializer of {@link v1Service} passes its bytes through.
- */
-export class EncodedWatchEvent {
-  constructor(readonly bytes: Buffer) {}
-}
-
 const watchMethod = v1Proto.Registry.service.Watch;
 
-export function encodeWatchEvent(event: WatchEvent): EncodedWatchEvent {
-  return new EncodedWatchEvent(watchMethod.responseSerialize(event));
-}
+/** wgSvc.proto.Registry as served: its GetEndpoint writes plain or pre-serialized replies. */
+export const seedService = passingEncoded(seedProto.Registry.service, "GetEndpoint");
 
 /** wormhole.v1.Registry as served: its Watch writes plain or pre-serialized events. */
-export const v1Service: grpc.ServiceDefinition = {
-  ...v1Proto.Registry.service,
-  Watch: {
-    ...watchMethod,
-    responseSerialize: (value: WatchEvent | EncodedWatchEvent): Buffer =>
-      value instanceof EncodedWatchEvent ? value.bytes : watchMethod.responseSerialize(value),
-  },
-};
+export const v1Service = passingEncoded(v1Proto.Registry.service, "Watch");
+
+export function encodeWatchEvent(event: WatchEvent): Encoded {
+  return new Encoded(watchMethod.responseSerialize(event));
+}
+
+// ---------------------------------------------------------------- Watch fan-out
 
 export interface WatchLimits {
   /**
@@ -339,7 +331,7 @@ interface Watcher {
   backlogBytes: number;
 }
 
-function send(call: WatchCall, event: EncodedWatchEvent, written: () => void): void {
+function send(call: WatchCall, event: Encoded, written: () => void): void {
   // v1Service's Watch serializer passes the bytes through.
   call.write(event as unknown as WatchEvent, written);
 }
@@ -354,7 +346,7 @@ class WatchHub {
   private readonly waiting = new Set<Watcher>();
   private readonly live = new Set<Watcher>();
   private snapshotsInFlight = 0;
-  private cached: { peers: PeerMap; device: WgDevice | null; event: EncodedWatchEvent } | null = null;
+  private cached: { peers: PeerMap; device: WgDevice | null; event: Encoded } | null = null;
   private lastSnapshotBytes = 0;
   private unsubscribe: (() => void) | null = null;
   private pumping = false;
@@ -387,7 +379,7 @@ class WatchHub {
     this.cached = null;
   }
 
-  private snapshot(): EncodedWatchEvent {
+  private snapshot(): Encoded {
     const peers = this.table.peers;
     const device = this.table.current;
     if (this.cached === null || this.cached.peers !== peers || this.cached.device !== device) {
@@ -429,7 +421,7 @@ class WatchHub {
   private publish(changes: PeerChanges): void {
     this.cached = null;
     if (this.live.size === 0) return;
-    const events: EncodedWatchEvent[] = [];
+    const events: Encoded[] = [];
     for (const p of changes.changed) events.push(encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey), "relayed") }));
     for (const key of changes.removed) events.push(encodeWatchEvent({ removedPublicKey: key }));
     let bytes = 0;
