@@ -59,8 +59,8 @@ async function start(wg: FakeWireGuard, port: number, stateDir: string, allowRel
   return agent;
 }
 
-/** A registry with --relay whose interface has Alice and Bob at public endpoints. */
-async function relayingRegistry() {
+/** A registry (with --relay unless told otherwise) whose interface has Alice and Bob at public endpoints. */
+async function relayingRegistry(relay = true) {
   const regWg = new FakeWireGuard([
     {
       name: "wg0",
@@ -72,11 +72,19 @@ async function relayingRegistry() {
     },
   ]);
   const reg = await runRegistry(
-    { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay: true },
+    { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay },
     { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
   );
   cleanups.push(() => reg.stop());
   return reg;
+}
+
+/** Waits out three punches at Bob and a little more, then checks no allowed IP was ever moved. */
+async function assertNeverRelays(wg: FakeWireGuard): Promise<void> {
+  await waitFor("three punches", () => wg.calls.filter((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)).length >= 3);
+  await new Promise((r) => setTimeout(r, 400));
+  assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
+  assert.ok(wg.calls.every((c) => c.updates.every((u) => u.allowedIps === undefined)));
 }
 
 describe("relay through the registry", () => {
@@ -121,32 +129,19 @@ describe("relay through the registry", () => {
   });
 
   it("a node the user did not allow to relay never relays, though the registry offers it", async () => {
-    const regWg = new FakeWireGuard([{ name: "wg0", publicKey: REGISTRY, peers: [{ publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] }] }]);
-    const reg = await runRegistry(
-      { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay: true },
-      { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
-    );
-    cleanups.push(() => reg.stop());
+    const reg = await relayingRegistry();
     const wg = aliceWg();
     const agent = await start(wg, reg.port, dir, false);
     cleanups.push(() => agent.stop());
-    await waitFor("three punches", () => wg.calls.filter((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)).length >= 3);
-    await new Promise((r) => setTimeout(r, 400));
-    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
-    assert.ok(wg.calls.every((c) => c.updates.every((u) => u.allowedIps === undefined)));
+    await assertNeverRelays(wg);
   });
 
   it("a registry without --relay: nothing is relayed", async () => {
-    const regWg = new FakeWireGuard([{ name: "wg0", publicKey: REGISTRY, peers: [{ publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] }] }]);
-    const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20 }, { wg: regWg, logger: captureLogger().logger });
-    cleanups.push(() => reg.stop());
+    const reg = await relayingRegistry(false);
     const wg = aliceWg();
     const agent = await start(wg, reg.port, dir);
     cleanups.push(() => agent.stop());
-    await waitFor("three punches", () => wg.calls.filter((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)).length >= 3);
-    await new Promise((r) => setTimeout(r, 400));
-    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
-    assert.ok(wg.calls.every((c) => c.updates.every((u) => u.allowedIps === undefined)));
+    await assertNeverRelays(wg);
   });
 
   it("after an unclean stop, the next start gives the addresses back before anything else", async () => {
