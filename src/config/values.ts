@@ -8,6 +8,7 @@
 import { parseDuration } from "../util/duration.js";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../util/log.js";
 import { parsePins } from "../tls/pin.js";
+import { tryCanonicalIp } from "../wg/endpoint.js";
 import { quote } from "../wg/quote.js";
 
 /** A bad config file, environment variable or combination of them. */
@@ -54,6 +55,14 @@ export function ifaceValue(name: string, text: string): string {
 export function addressValue(name: string, text: string): string {
   if (text === "" || /\s/.test(text)) throw new ConfigError(`${name} ${quote(text)} is not an address such as host:port`);
   return text;
+}
+
+/** The host of "host:port" or "[v6]:port", canonical when it is an IP; null for ":port" or no port. */
+export function addressHost(address: string): string | null {
+  const m = /^\[([^\]]+)\]:\d+$/.exec(address) ?? /^([^:]+):\d+$/.exec(address);
+  const host = m?.[1];
+  if (!host) return null;
+  return tryCanonicalIp(host) ?? host;
 }
 
 /** A listen address for HTTP: `host:port`, `[v6]:port` or `:port` (every address); "off" for none. */

@@ -1,6 +1,6 @@
 import type { NetworkInterfaceInfo } from "node:os";
 import type { Clock } from "../util/clock.js";
-import { tryCanonicalIp } from "../wg/endpoint.js";
+import { addressHost } from "../config/values.js";
 import type { Logger } from "../util/log.js";
 import { WgError, type WireGuard } from "../wg/types.js";
 import { NodeAgent } from "./agent.js";
@@ -48,14 +48,6 @@ export interface NodeDeps {
   readonly rttMeter?: RttMeter | null;
 }
 
-/** The host of "host:port" or "[v6]:port", canonical when it is an IP. */
-export function hostOf(address: string): string | null {
-  const m = /^\[([^\]]+)\]:\d+$/.exec(address) ?? /^([^:]+):\d+$/.exec(address);
-  const host = m?.[1];
-  if (!host) return null;
-  return tryCanonicalIp(host) ?? host;
-}
-
 /**
  * Checks what must work before the agent can do anything (the interface
  * exists and is readable), then starts it. Only start-up fails; after this,
@@ -100,7 +92,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     ...(deps.relayTimings ? { relayTimings: deps.relayTimings } : {}),
     relayStateDir: config.stateDir ?? null,
     allowRelay: config.allowRelay ?? false,
-    registryHost: hostOf(config.address),
+    registryHost: addressHost(config.address),
     rttMeter: deps.rttMeter === undefined ? pingMeter() : deps.rttMeter,
   });
   agent.start();

@@ -2,7 +2,7 @@ import type { Server } from "@grpc/grpc-js";
 import { networkInterfaces } from "node:os";
 import { tryCanonicalIp } from "../wg/endpoint.js";
 import { NO_NAMES, type PeerNames } from "../config/names.js";
-import { formatListen, type ListenAddress } from "../config/values.js";
+import { addressHost, formatListen, type ListenAddress } from "../config/values.js";
 import type { Logger } from "../util/log.js";
 import type { WireGuard } from "../wg/types.js";
 import { addReflection, HealthService, type ServingStatus } from "./grpc-standard.js";
@@ -157,9 +157,7 @@ function tunnelAddresses(iface: string): string[] {
  * everywhere. Pure.
  */
 export function listensOnlyOnTunnel(address: string, tunnel: readonly string[]): boolean {
-  const given = /^\[([^\]]+)\]:\d+$/.exec(address.trim())?.[1] ?? /^([^:]*):\d+$/.exec(address.trim())?.[1] ?? "";
-  if (given === "localhost") return true;
-  const host = tryCanonicalIp(given);
-  if (host === null) return false;
-  return host === "127.0.0.1" || host === "::1" || tunnel.some((a) => tryCanonicalIp(a) === host);
+  const host = addressHost(address.trim());
+  if (host === "localhost" || host === "127.0.0.1" || host === "::1") return true;
+  return host !== null && tryCanonicalIp(host) !== null && tunnel.some((a) => tryCanonicalIp(a) === host);
 }
