@@ -1,17 +1,10 @@
 /** The I/O around the pure parsers: reading the config file and the token file, and their modes. */
 import { readFileSync, statSync } from "node:fs";
+import { fileErrorReason } from "../util/file-error.js";
 import { quote } from "../wg/quote.js";
 import { parseConfig, type ConfigFile } from "./file.js";
 import { describeOrigin, type Origin, type TokenChoice } from "./settings.js";
 import { ConfigError } from "./values.js";
-
-function why(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return "no such file";
-  if (code === "EACCES") return "permission denied";
-  if (code === "EISDIR") return "is a directory";
-  return String((err as Error).message);
-}
 
 /** Reads and checks a config file; ConfigError (`config PATH: ...`) when it cannot be read or is bad. */
 export function loadConfigFile(path: string): ConfigFile {
@@ -19,7 +12,7 @@ export function loadConfigFile(path: string): ConfigFile {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigError(`config ${path}: cannot read it: ${why(err)}`);
+    throw new ConfigError(`config ${path}: cannot read it: ${fileErrorReason(err)}`);
   }
   return parseConfig(text, path);
 }
@@ -35,7 +28,7 @@ export function readTokenFile(path: string, origin: Origin): string {
   try {
     text = readFileSync(path, "utf8");
   } catch (err) {
-    throw new ConfigError(`${prefix}cannot read ${origin.name} ${quote(path)}: ${why(err)}`);
+    throw new ConfigError(`${prefix}cannot read ${origin.name} ${quote(path)}: ${fileErrorReason(err)}`);
   }
   const token = text.replace(/\r?\n$/, "");
   if (token === "") throw new ConfigError(`${prefix}${origin.name} ${quote(path)} is empty`);

@@ -14,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { TLSSocket } from "node:tls";
+import { fileErrorReason } from "../util/file-error.js";
 import { quote } from "../wg/quote.js";
 import { certificatePin } from "./pin.js";
 
@@ -32,8 +33,7 @@ export function readCaFile(name: string, path: string): Buffer {
   try {
     pem = readFileSync(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new Error(`cannot read ${name} ${quote(path)}: ${code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (err as Error).message}`);
+    throw new Error(`cannot read ${name} ${quote(path)}: ${fileErrorReason(err)}`);
   }
   try {
     new X509Certificate(pem);

@@ -12,6 +12,7 @@ import * as grpc from "@grpc/grpc-js";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Logger } from "../util/log.js";
+import { fileErrorReason } from "../util/file-error.js";
 import { quote } from "../wg/quote.js";
 import { certificatePin } from "./pin.js";
 
@@ -35,19 +36,11 @@ export interface TlsIdentity {
   readonly notAfter: Date;
 }
 
-function reason(err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === "ENOENT") return "no such file";
-  if (code === "EACCES") return "permission denied";
-  if (code === "EISDIR") return "is a directory";
-  return (err as Error).message;
-}
-
 function read(path: string, what: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new Error(`cannot read the TLS ${what} ${quote(path)}: ${reason(err)}`);
+    throw new Error(`cannot read the TLS ${what} ${quote(path)}: ${fileErrorReason(err)}`);
   }
 }
 
