@@ -243,6 +243,11 @@ export interface Origin {
   readonly config: string | null;
 }
 
+/** Where `key` was given in a layer: its name there, and the config file when it is one. */
+function originOf(role: Role, key: string, source: LayerSource): Origin {
+  return { name: settingName(role, key, source), config: source.kind === "file" ? source.path : null };
+}
+
 /** "node.token_file in config /etc/wormhole/node.toml", "--token-file", ... */
 export function describeOrigin(origin: Origin): string {
   return origin.config === null ? origin.name : `${origin.name} in config ${origin.config}`;
@@ -257,10 +262,7 @@ export type TokenChoice =
 export function chooseToken(role: Role, layers: readonly Layer<{ readonly token?: string; readonly tokenFile?: string }>[]): TokenChoice {
   for (const { source, values } of layers) {
     const { token, tokenFile } = values;
-    const origin = (key: string): Origin => ({
-      name: settingName(role, key, source),
-      config: source.kind === "file" ? source.path : null,
-    });
+    const origin = (key: string): Origin => originOf(role, key, source);
     if (token !== undefined && tokenFile !== undefined) {
       const prefix = source.kind === "file" ? `config ${source.path}: ` : "";
       throw new ConfigError(`${prefix}give the token with only one of ${origin("token").name} and ${origin("tokenFile").name}`);
@@ -353,7 +355,7 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
 /** The given name of `key` in the highest layer that sets it. */
 function givenName<V>(role: Role, layers: readonly Layer<V>[], key: keyof V & string): string {
   const layer = layers.find((l) => l.values[key] !== undefined);
-  return layer ? describeOrigin({ name: settingName(role, key, layer.source), config: layer.source.kind === "file" ? layer.source.path : null }) : key;
+  return layer ? describeOrigin(originOf(role, key, layer.source)) : key;
 }
 
 /** TLS needs both the certificate and its key; either alone is a mistake, not plaintext. */
