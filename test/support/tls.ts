@@ -33,12 +33,12 @@ export class TestPki {
    */
   server(name: string, names: readonly string[], ca?: CertFiles): CertFiles {
     const files = this.paths(name);
-    const ext = join(this.dir, `${name}.ext`);
-    writeFileSync(ext, `subjectAltName=${names.join(",")}\n`);
     if (!ca) {
       openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", files.key, "-out", files.cert, "-subj", `/CN=${name}`, "-days", "1", "-addext", `subjectAltName=${names.join(",")}`]);
       return files;
     }
+    const ext = join(this.dir, `${name}.ext`);
+    writeFileSync(ext, `subjectAltName=${names.join(",")}\n`);
     const csr = join(this.dir, `${name}.csr`);
     openssl(["req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", files.key, "-out", csr, "-subj", `/CN=${name}`]);
     openssl(["x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial", "-out", files.cert, "-days", "1", "-extfile", ext]);
