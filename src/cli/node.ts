@@ -33,8 +33,7 @@ const ATTRIBUTES = {
   refreshMs: "refresh",
   keepaliveSec: "keepalive",
   probeIntervalMs: "probeInterval",
-  stateDir: "stateDir",
-  allowRelay: "allowRelay",
+  allowRelay: ["allowRelay", "relay"],
   controlSocket: "controlSocket",
   tls: "tls",
   tlsCa: "tlsCa",
@@ -68,11 +67,10 @@ export function nodeCommand(): Command {
         .default(1_000, "1s"),
     )
     .option("--keepalive <seconds>", "persistent keepalive given to peers it points at, unless they have one", integerOption("--keepalive", 1, 65535), 25)
-    .option(
-      "--allow-relay",
-      "when a peer cannot be reached directly, route it through the registry (if it relays); the registry then sees that traffic decrypted",
-    )
-    .option("--no-allow-relay", "never relay, whatever the config file or WORMHOLE_ALLOW_RELAY say")
+    .option("--no-relay", "never relay through the registry, whatever the config file or WORMHOLE_ALLOW_RELAY say (relaying is on by default, end to end encrypted)")
+    // Earlier versions' spellings: relaying was opt-in.
+    .addOption(new Option("--allow-relay").hideHelp())
+    .addOption(new Option("--no-allow-relay").hideHelp())
     .option("--tls", "reach the registry over TLS, verifying its certificate with the system's CAs and the host name dialled")
     .option("--tls-ca <path>", "reach the registry over TLS, verifying its certificate with these CA certificates (PEM; may be the registry's own certificate)")
     .option(
@@ -80,12 +78,7 @@ export function nodeCommand(): Command {
       "reach the registry over TLS and accept only these public keys (sha256//BASE64, comma-separated; the registry logs its own); alone, no CA or name is checked",
       configOption("--tls-pin", pinsValue),
     )
-    .addOption(new Option("--control-socket <path>", "where `wormhole status` asks this agent (root only)").default("/run/wormhole/node.sock"))
-    .addOption(
-      new Option("--state-dir <path>", "where the node writes down relayed peers, so a crash is undone at the next start").default(
-        "/var/lib/wormhole",
-      ),
-    );
+    .addOption(new Option("--control-socket <path>", "where `wormhole status` asks this agent (root only)").default("/run/wormhole/node.sock"));
   addConfigOption(cmd, "node");
   addLogOptions(cmd);
   cmd.addHelpText("after", configHelp("node", envNames("node")));
@@ -107,7 +100,6 @@ export function nodeCommand(): Command {
         refreshMs: settings.refreshMs,
         keepaliveSec: settings.keepaliveSec,
         probeIntervalMs: settings.probeIntervalMs,
-        stateDir: settings.stateDir,
         allowRelay: settings.allowRelay,
         controlSocket: settings.controlSocket,
         tls: settings.tls && { ca: caCertificates(settings.tls.caFile), pins: settings.tls.pins },

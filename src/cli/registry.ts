@@ -11,6 +11,7 @@ import {
   configHelp,
   configOption,
   durationOption,
+  integerOption,
   layersFor,
   startUp,
   stopOnSignal,
@@ -30,6 +31,8 @@ const ATTRIBUTES = {
   pollIntervalMs: "pollInterval",
   http: "http",
   relay: "relay",
+  relayPairMbps: "relayPairLimit",
+  relayMbps: "relayLimit",
   tlsCert: "tlsCert",
   tlsKey: "tlsKey",
   logLevel: "logLevel",
@@ -56,8 +59,11 @@ export function registryCommand(): Command {
         .default(null, "off"),
     );
   cmd
-    .option("--relay", "forward between peers that cannot punch each other (needs IP forwarding on this host)")
-    .option("--no-relay", "do not relay, whatever the config file or WORMHOLE_RELAY say")
+    .option("--no-relay", "do not relay between nodes that cannot reach each other directly, whatever the config file or WORMHOLE_RELAY say (relaying is on by default; it passes WireGuard's packets on, still encrypted)")
+    // Relaying was opt-in before; the flag stays accepted.
+    .addOption(new Option("--relay").hideHelp())
+    .option("--relay-pair-limit <Mbit/s>", "relayed bandwidth per pair of nodes, both directions; 0: no limit", integerOption("--relay-pair-limit", 0, 100_000), 100)
+    .option("--relay-limit <Mbit/s>", "relayed bandwidth in all; 0: no limit", integerOption("--relay-limit", 0, 1_000_000), 1000)
     .option("--tls-cert <path>", "serve the API over TLS with this certificate (PEM, leaf first); read again every minute, so renewals need no restart")
     .option("--tls-key <path>", "the certificate's private key (PEM, unencrypted; chmod 600)");
   addConfigOption(cmd, "registry");
@@ -92,6 +98,8 @@ export function registryCommand(): Command {
         pollIntervalMs: settings.pollIntervalMs,
         http: settings.http,
         relay: settings.relay,
+        relayPairMbps: settings.relayPairMbps,
+        relayMbps: settings.relayMbps,
         tls: settings.tls,
         names: file?.names,
       },

@@ -32,6 +32,8 @@ export interface RegistryValues {
   /** null: "off". */
   readonly http?: ListenAddress | null;
   readonly relay?: boolean;
+  readonly relayPairMbps?: number;
+  readonly relayMbps?: number;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
   readonly logLevel?: LogLevel;
@@ -47,7 +49,6 @@ export interface NodeValues {
   readonly refreshMs?: number;
   readonly keepaliveSec?: number;
   readonly probeIntervalMs?: number;
-  readonly stateDir?: string;
   readonly allowRelay?: boolean;
   readonly controlSocket?: string;
   readonly tls?: boolean;
@@ -115,6 +116,22 @@ export const REGISTRY_KEYS = {
     kind: "boolean",
     parse: bool,
   },
+  relayPairMbps: {
+    example: "100",
+    file: "relay_pair_limit",
+    env: "WORMHOLE_RELAY_PAIR_LIMIT",
+    flag: "--relay-pair-limit",
+    kind: "integer",
+    parse: (n, v) => integerValue(n, typeof v === "boolean" ? String(v) : v, 0, 100_000),
+  },
+  relayMbps: {
+    example: "1000",
+    file: "relay_limit",
+    env: "WORMHOLE_RELAY_LIMIT",
+    flag: "--relay-limit",
+    kind: "integer",
+    parse: (n, v) => integerValue(n, typeof v === "boolean" ? String(v) : v, 0, 1_000_000),
+  },
   tlsCert: {
     example: '"/etc/wormhole/registry.crt"',
     file: "tls_cert",
@@ -154,7 +171,6 @@ export const NODE_KEYS = {
     kind: "string",
     parse: str((n, t) => durationValue(n, t, { allowZero: true })),
   },
-  stateDir: { example: '"/var/lib/wormhole"', file: "state_dir", env: "WORMHOLE_STATE_DIR", flag: "--state-dir", kind: "string", parse: str(pathValue) },
   controlSocket: {
     example: '"/run/wormhole/node.sock"',
     file: "control_socket",
@@ -198,7 +214,9 @@ export const REGISTRY_DEFAULTS = {
   address: ":1638",
   pollIntervalMs: 250,
   http: null,
-  relay: false,
+  relay: true,
+  relayPairMbps: 100,
+  relayMbps: 1000,
   logLevel: "info",
   logFormat: "text",
 } as const;
@@ -207,8 +225,7 @@ export const NODE_DEFAULTS = {
   refreshMs: 15_000,
   keepaliveSec: 25,
   probeIntervalMs: 1_000,
-  stateDir: "/var/lib/wormhole",
-  allowRelay: false,
+  allowRelay: true,
   controlSocket: "/run/wormhole/node.sock",
   logLevel: "info",
   logFormat: "text",
@@ -288,8 +305,11 @@ export interface RegistrySettings {
   readonly token: TokenChoice;
   readonly pollIntervalMs: number;
   readonly http: ListenAddress | null;
-  /** Forward between peers that cannot punch (`--relay`). */
+  /** Relay (end to end encrypted) between peers that cannot reach each other directly; `--no-relay` turns it off. */
   readonly relay: boolean;
+  /** Relayed Mbit/s per pair (both directions), and in all; 0: no limit. */
+  readonly relayPairMbps: number;
+  readonly relayMbps: number;
   /** Serve the API over TLS; null: plaintext. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   readonly logLevel: LogLevel;
@@ -305,9 +325,7 @@ export interface NodeSettings {
   readonly refreshMs: number;
   readonly keepaliveSec: number;
   readonly probeIntervalMs: number;
-  /** Where the relay is written down, so a crash can be undone at the next start. */
-  readonly stateDir: string;
-  /** Route a peer through the registry when nothing else works (the registry must relay too). */
+  /** Relay a peer through the registry (end to end encrypted) when nothing else works; `--no-relay` turns it off. */
   readonly allowRelay: boolean;
   /** Where `wormhole status` finds the running agent. */
   readonly controlSocket: string;
@@ -327,6 +345,8 @@ export function mergeRegistry(layers: readonly Layer<RegistryValues>[]): Registr
     pollIntervalMs: pick(layers, "pollIntervalMs") ?? d.pollIntervalMs,
     http: pick(layers, "http") ?? d.http,
     relay: pick(layers, "relay") ?? d.relay,
+    relayPairMbps: pick(layers, "relayPairMbps") ?? d.relayPairMbps,
+    relayMbps: pick(layers, "relayMbps") ?? d.relayMbps,
     tls: registryTls(layers),
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
@@ -343,7 +363,6 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
     refreshMs: pick(layers, "refreshMs") ?? d.refreshMs,
     keepaliveSec: pick(layers, "keepaliveSec") ?? d.keepaliveSec,
     probeIntervalMs: pick(layers, "probeIntervalMs") ?? d.probeIntervalMs,
-    stateDir: pick(layers, "stateDir") ?? d.stateDir,
     allowRelay: pick(layers, "allowRelay") ?? d.allowRelay,
     controlSocket: pick(layers, "controlSocket") ?? d.controlSocket,
     tls: nodeTls(layers),

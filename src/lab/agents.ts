@@ -56,13 +56,12 @@ export interface WormholeAgentsOptions {
   /** Bound for the registry to listen. Default 15 000. */
   readonly readyTimeoutMs?: number;
   /**
-   * How nodes reach the registry's API: at its tunnel address (the
-   * recommended deployment: the registry knows each caller by its tunnel
-   * address and accepts its reports), or at its public address (the seed's
-   * way: token only, no reports). Default "tunnel".
+   * Which of the registry's addresses nodes are given: its public address
+   * (the seed's command line; nodes find the tunnel address themselves), or
+   * its tunnel address. Default "public".
    */
   readonly apiVia?: "tunnel" | "public";
-  /** Run the registry with --relay (the lab turns on forwarding in its namespace) and the nodes with --allow-relay. Default true. */
+  /** false: the registry and the nodes run with --no-relay. Default true (no flag: relaying is on by default). */
   readonly relay?: boolean;
 }
 
@@ -79,7 +78,7 @@ export function defaultWormholeCommand(): string[] {
 export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver {
   const command = options.command ?? defaultWormholeCommand();
   const refresh = options.refresh ?? "60s";
-  const apiVia = options.apiVia ?? "tunnel";
+  const apiVia = options.apiVia ?? "public";
   const relay = options.relay ?? true;
   let registry: LabProcess | null = null;
   const nodes = new Map<string, LabProcess>();
@@ -100,7 +99,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       const reg = lab.plan.registry;
       // Every address in its namespace: the public one and the tunnel one.
       const listen = `:${reg.grpcPort}`;
-      const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? ["--relay"] : []), ...(options.registryArgs ?? [])], {
+      const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? [] : ["--no-relay"]), ...(options.registryArgs ?? [])], {
         logName: `reg.wormhole.${++starts}`,
       });
       registry = proc;
@@ -127,7 +126,7 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
       const n = lab.node(name);
       const reg = lab.plan.registry;
       const api = `${apiVia === "tunnel" ? reg.tunnelIp : reg.ip}:${reg.grpcPort}`;
-      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--state-dir", join(lab.tmpDir, `state-${name}`), "--control-socket", controlSocketOf(lab, name), ...(relay ? ["--allow-relay"] : []), ...(options.nodeArgs ?? [])], {
+      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--control-socket", controlSocketOf(lab, name), ...(relay ? [] : ["--no-relay"]), ...(options.nodeArgs ?? [])], {
         logName: `${name}.wormhole.${++starts}`,
       });
       nodes.set(name, proc);

@@ -1,11 +1,12 @@
 /**
  * What today's product should achieve for each pair of NAT behaviours, with
- * the registry relaying (the lab runs it with --relay).
+ * the seed's command line and no other flag (relaying is on by default).
  *
  * A node learns the endpoints the registry's WireGuard observed and the LAN
  * candidates of peers behind the same public address, and relays through the
- * registry what it cannot punch. There is no port prediction, so a symmetric
- * NAT against anything but a public host is relayed. Each pair that is not
+ * registry (end to end encrypted) what it cannot punch within a second.
+ * There is no port prediction, so a symmetric NAT against anything but a
+ * public host is relayed. No pair is ever down. Each pair that is not
  * always direct carries the reason; when a capability lands, the matrix test
  * fails on that pair and the table is updated.
  * Pure; table-tested in test/lab/units.test.ts.
@@ -32,9 +33,9 @@ export const GAPS = {
   symmetric:
     "symmetric NAT (APDM): the registry-observed port is only valid toward the registry; relayed (no port prediction)",
   bareBoth:
-    "bare masquerade on both sides: each peer's first packet lands on the other's router, its conntrack entry takes the mapping and masquerade moves to another port (NATLAB.md); relayed, punched again in step every 40 s once the stale entries expired",
+    "bare masquerade on both sides: each peer's first packet lands on the other's router, its conntrack entry takes the mapping and masquerade moves to another port (docs/lab.md); relayed, direct tried again in step from 40 s on",
   bareRace:
-    "race: direct when the bare side's first packet leaves before the peer's arrives at the bare router; otherwise the bare-masquerade clash (NATLAB.md): relayed",
+    "race: direct when the bare side's first packet leaves before the peer's arrives at the bare router; otherwise the bare-masquerade clash (docs/lab.md): relayed",
 } as const;
 
 /** Expected path from `a` to `b` (symmetric in a and b). */

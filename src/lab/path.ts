@@ -4,8 +4,9 @@
  *
  *   direct   recent handshake with B, B's endpoint is a public (NAT-mapped) address, ping works
  *   lan      recent handshake with B, B's endpoint is a private LAN address, ping works
- *   relayed  ping works but not over a direct session with B: no recent handshake with
- *            B's peer, or B's endpoint is a relay's address (the hook for relaying)
+ *   relayed  ping works but not over a direct session with B: B's endpoint is on this
+ *            host's loopback (wormhole's relay socket, which passes the packets through
+ *            the registry), or a relay's address, or there is no recent handshake with B
  *   down     no working ping within the bounded wait
  */
 import ipaddr from "ipaddr.js";
@@ -46,7 +47,7 @@ export function classifyPath(input: ClassifyInput): PathKind {
   const p = input.peer;
   const recent = p !== undefined && p.lastHandshakeMs > 0 && input.nowMs - p.lastHandshakeMs <= (input.recentMs ?? RECENT_HANDSHAKE_MS);
   if (!recent || !p.endpoint) return "relayed";
-  if (input.relayIps?.includes(p.endpoint.ip)) return "relayed";
+  if (input.relayIps?.includes(p.endpoint.ip) || ipaddr.process(p.endpoint.ip).range() === "loopback") return "relayed";
   return isPrivateAddress(p.endpoint.ip) ? "lan" : "direct";
 }
 
@@ -116,9 +117,6 @@ export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<P
       const peer = peerOf(peers, p.from, p.to);
       if (peer && peer.lastHandshakeMs > 0) {
         p.handshakeMs ??= now - options.startMs;
-        ready.push([key, p]);
-      } else if (peer && peer.allowedIps.length === 0) {
-        // The product relays this peer: its addresses moved to the registry peer. Worth a ping now.
         ready.push([key, p]);
       }
     }

@@ -123,7 +123,7 @@ export function planLab(runId: string, sites: readonly SiteSpec[]): LabPlan {
   };
 
   const regNs = ns("reg");
-  namespaces.push({ name: regNs, what: "registry", forwarding: true });
+  namespaces.push({ name: regNs, what: "registry", forwarding: false });
   toInternet("reg", `${REGISTRY_IP}/24`, "eth0");
   const registry = {
     name: "reg",

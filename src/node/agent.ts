@@ -16,12 +16,14 @@ import { NO_NAMES } from "../config/names.js";
 import { localCandidates } from "./candidates.js";
 import { tunnelCheck } from "./validate.js";
 import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
-import { planRelay, restoreUpdates, type RelayEntry } from "./relay.js";
+import { planRelay, type RelayDecision, type RelayEntry } from "./relay.js";
 import type { RttMeter } from "./rtt.js";
 import { mapLimit } from "../util/limit.js";
-import { loadRelayState, saveRelayState } from "./relay-state.js";
-import { decide, pathOf, rxGrowth, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
-import { tunnelAddress, type Prober } from "./prober.js";
+import { decide, MAX_PUNCH_ATTEMPTS, pathOf, rxGrowth, targetsFor, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
+import { createRouteCheck, tunnelAddress, type Prober, type RouteCheck } from "./prober.js";
+import { LOCAL_HOST, RelayLink } from "./relay-link.js";
+import { freeLocalPort } from "./stale.js";
+import type { PeerUpdate } from "../wg/types.js";
 import type { RegistrySource, RegistryView } from "./source.js";
 
 export interface AgentOptions {
@@ -34,32 +36,36 @@ export interface AgentOptions {
   readonly clock: Clock;
   readonly logger: Logger;
   readonly decideOptions?: DecideOptions;
-  /**
-   * Sends datagrams through the tunnel: to the registry every
-   * `probeIntervalMs` (so it notices a new NAT mapping of ours within that
-   * time), and to a peer whose endpoint was written without a punch.
-   * Null: none.
-   */
+  /** Sends a datagram through the tunnel to a peer whose endpoint was written without a punch. Null: none. */
   readonly prober?: Prober | null;
-  /** Default 1000; 0 turns the registry probe off. */
-  readonly probeIntervalMs?: number;
-  /** Where relay state is kept across restarts; null: not kept. */
-  readonly relayStateDir?: string | null;
   /**
-   * The host part of the registry's address as the node dials it. Relaying
-   * goes only through the local peer that is provably the registry: the one
-   * whose tunnel address (a /32 or /128 allowed IP) or endpoint IP is this
-   * host. A registry's own word about its key is not enough: a hostile one
-   * could name another peer and have traffic moved to it.
+   * How often the relay link says hello to the registry through the tunnel
+   * (so its WireGuard sees a new NAT mapping of ours within that time, and it
+   * knows where to hand us relayed packets). Default 1000; 0: never (then
+   * nothing is relayed).
+   */
+  readonly probeIntervalMs?: number;
+  /**
+   * The registry's address as the node dials it (host and port). The local
+   * peer that is the registry is the one whose tunnel address (a /32 or /128
+   * allowed IP) or configured endpoint IP is this host; the registry's own
+   * word about its key is not enough. Its tunnel address is where reports and
+   * relayed packets go.
    */
   readonly registryHost?: string | null;
+  readonly registryPort?: number;
   /**
-   * The user allows relaying through the registry. Off by default: a relayed
-   * peer's traffic is decrypted and re-encrypted by the registry's WireGuard.
+   * Relaying through the registry when a peer cannot be reached directly
+   * (default true). The registry passes on WireGuard's packets still
+   * encrypted: it can delay or drop them, never read or alter them.
    */
   readonly allowRelay?: boolean;
   /** Relay timings (tests shorten them); see src/node/relay.ts. */
-  readonly relayTimings?: { readonly relayAfterMs?: number; readonly quietMs?: number; readonly roundMs?: number };
+  readonly relayTimings?: { readonly relayAfterMs?: number; readonly tryDirectMs?: number; readonly quietMs?: number; readonly roundMs?: number };
+  /** Checks that a tunnel address is routed into the interface (`ip route get` by default). */
+  readonly routeCheck?: RouteCheck;
+  /** Source address of the relay links (tests); default any. */
+  readonly relayBindAddress?: string;
   /** The machine's interfaces (os.networkInterfaces by default); tests pass their own. */
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   /** Measures round trips for `status()`; none: no RTT shown. */
@@ -68,6 +74,13 @@ export interface AgentOptions {
 
 function short(key: string): string {
   return key.slice(0, 8);
+}
+
+/** The local peer that is the registry on one interface, once proven (see AgentOptions.registryHost). */
+interface RegistryPeer {
+  readonly publicKey: string;
+  /** Its tunnel address: where reports and relayed packets go. */
+  readonly tunnelIp: string | null;
 }
 
 export class NodeAgent {
@@ -82,8 +95,12 @@ export class NodeAgent {
   private readonly rx = new Map<string, Map<string, RxSample>>();
   /** Per interface: peers relayed through the registry. */
   private readonly relayed = new Map<string, ReadonlyMap<string, RelayEntry>>();
-  /** Per interface: the peers that report relaying this interface, and when that was first heard. */
-  private readonly relayedBy = new Map<string, Map<string, number>>();
+  /** Per interface: the registry's peer, once proven. */
+  private readonly registryPeers = new Map<string, RegistryPeer>();
+  /** Per interface: the relay link to the registry. */
+  private readonly links = new Map<string, RelayLink>();
+  /** Per interface: local ports of endpoints on this machine found with nothing listening (a crashed agent's relay). */
+  private readonly stalePorts = new Map<string, Set<number>>();
   /** Per interface: the path to each peer, and since when. */
   private readonly paths = new Map<string, Map<string, PathState>>();
   /** Per interface: what was last reported (to report only changes). */
@@ -95,9 +112,15 @@ export class NodeAgent {
   private probeTimer: NodeJS.Timeout | null = null;
   private dueTimer: { at: number; handle: NodeJS.Timeout } | null = null;
   private stopped = false;
-  private readonly reported = new Map<string, string>();
+  /** Problems already logged, per interface (or "*" for listing interfaces). */
+  private readonly failing = new Map<string, string>();
+  /** One-time notices already logged, by topic and interface. */
+  private readonly noticed = new Set<string>();
+  private readonly routeCheck: RouteCheck;
 
-  constructor(private readonly options: AgentOptions) {}
+  constructor(private readonly options: AgentOptions) {
+    this.routeCheck = options.routeCheck ?? createRouteCheck(options.logger);
+  }
 
   start(): void {
     this.options.source.start((view) => {
@@ -106,17 +129,20 @@ export class NodeAgent {
     });
     this.timer = setInterval(() => void this.reconcile(), this.options.refreshMs);
     const probeMs = this.options.probeIntervalMs ?? 1_000;
-    if (this.options.prober && probeMs > 0) this.probeTimer = setInterval(() => this.probeRegistry(), probeMs);
+    if (probeMs > 0) this.probeTimer = setInterval(() => this.hello(), probeMs);
   }
 
   private readonly stopHooks: Array<() => Promise<void> | void> = [];
 
-  /** Runs `hook` when the agent stops (after the relay is undone). */
+  /** Runs `hook` when the agent stops. */
   onStop(hook: () => Promise<void> | void): void {
     this.stopHooks.push(hook);
   }
 
-  /** Stops, and undoes what only a running agent may keep: relayed addresses go back to their peers. */
+  /**
+   * Stops. Relayed peers keep pointing at the closed local sockets: their
+   * sessions end, and the next agent punches them afresh (nothing to undo).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
@@ -125,7 +151,8 @@ export class NodeAgent {
     this.options.source.stop();
     this.options.prober?.close();
     await this.running?.catch(() => {});
-    await this.unrelayAll();
+    for (const link of this.links.values()) link.close();
+    this.links.clear();
     for (const hook of this.stopHooks.splice(0)) {
       try {
         await hook();
@@ -155,13 +182,13 @@ export class NodeAgent {
   private async pass(): Promise<void> {
     const view = this.view;
     if (!view || this.stopped) return;
-    const { wg, logger } = this.options;
     let ifaces: string[];
     if (this.options.iface) {
       ifaces = [this.options.iface];
     } else {
       try {
-        ifaces = await wg.listDevices();
+        ifaces = await this.options.wg.listDevices();
+        this.solved("*", "WireGuard interfaces can be listed again");
       } catch (err) {
         this.problem("*", `cannot list WireGuard interfaces: ${String(err instanceof Error ? err.message : err)}`);
         return;
@@ -169,97 +196,252 @@ export class NodeAgent {
     }
     for (const iface of ifaces) {
       try {
-        let device = await wg.getDevice(iface);
-        // Undoing a crashed run's relay changes allowed IPs: decide on the state after it.
-        if (await this.repairRelay(iface, device)) device = await wg.getDevice(iface);
-        this.devices.set(iface, device);
-        let applied = this.applied.get(iface);
-        if (!applied) this.applied.set(iface, (applied = new Map()));
-        const self = view.endpoints.get(device.publicKey) ?? null;
-        const before = this.selfSeen.get(iface);
-        const selfMoved = before !== undefined && before !== null && self !== null && !endpointsEqual(before, self);
-        this.selfSeen.set(iface, self);
-        if (selfMoved) logger.info({ iface, from: formatEndpoint(before), to: formatEndpoint(self) }, "the registry sees this node at a new address");
-
-        const relayed = this.relayed.get(iface) ?? new Map<string, RelayEntry>();
-        const now = this.options.clock.now();
-        const rxGrewAtMs = new Map([...this.rxSamples(iface, device, now)].map(([k, v]) => [k, v.grewAtMs]));
-        // Relayed peers belong to the relay planner below, not to decide().
-        const direct: WgDevice = relayed.size === 0 ? device : { ...device, peers: device.peers.filter((p) => !relayed.has(p.publicKey)) };
-        // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
-        // Only this device's peers matter: decide() looks at nothing else.
-        const inTunnel = tunnelCheck(device);
-        const endpoints = new Map<string, Endpoint | null>();
-        const candidates = new Map<string, readonly Endpoint[]>();
-        for (const p of device.peers) {
-          const ep = view.endpoints.get(p.publicKey);
-          if (ep !== undefined && (ep === null || !inTunnel(ep))) endpoints.set(p.publicKey, ep);
-          const cs = view.candidates.get(p.publicKey)?.filter((c) => !inTunnel(c));
-          if (cs && cs.length > 0) candidates.set(p.publicKey, cs);
-        }
-        const result = decide({
-          device: direct,
-          registry: endpoints,
-          candidates,
-          selfEndpoint: self,
-          applied,
-          nowMs: now,
-          selfMoved,
-          rxGrewAtMs,
-          relayedBy: this.heardRelaying(iface, device.publicKey, view, now),
-          ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
-        });
-        for (const [key, record] of result.applied) applied.set(key, record);
-        const relay = planRelay({
-          device,
-          registryPublicKey: this.confirmedRegistry(device, view.registryPublicKey),
-          relayAvailable: view.relay && (this.options.allowRelay ?? false),
-          state: relayed,
-          applied,
-          registry: endpoints,
-          rxGrewAtMs,
-          nowMs: now,
-          ...(this.options.decideOptions?.defaultKeepaliveSec !== undefined ? { keepaliveSec: this.options.decideOptions.defaultKeepaliveSec } : {}),
-          ...(this.options.decideOptions?.healthyHandshakeMs !== undefined ? { healthyHandshakeMs: this.options.decideOptions.healthyHandshakeMs } : {}),
-          ...(this.options.decideOptions?.maxPunchAttempts !== undefined ? { maxPunchAttempts: this.options.decideOptions.maxPunchAttempts } : {}),
-          ...this.options.relayTimings,
-        });
-        const updates = [...result.updates, ...relay.updates];
-        if (updates.length > 0) await wg.updatePeers(iface, updates);
-        if (relay.decisions.length > 0) {
-          for (const d of relay.decisions) logger.info({ iface, peer: short(d.publicKey), action: d.action }, d.reason);
-          await this.saveRelayed(iface, relay.state);
-        }
-        this.relayed.set(iface, relay.state);
-        if (relay.nextDueMs !== null) this.wakeAt(relay.nextDueMs);
-        for (const d of result.decisions) {
-          const fields = { iface, peer: short(d.publicKey), endpoint: d.to ? formatEndpoint(d.to) : null, via: view.via };
-          if (d.verdict === "unchanged" || d.verdict === "unknown" || d.verdict === "keep-working" || d.verdict === "hearing") {
-            logger.debug({ ...fields, verdict: d.verdict }, d.reason);
-          } else {
-            logger.info({ ...fields, verdict: d.verdict }, d.reason);
-          }
-          // Written without a punch: make WireGuard want to send there now.
-          if (d.verdict === "set") this.pokePeer(device, d.publicKey);
-        }
-        if (result.nextDueMs !== null) this.wakeAt(result.nextDueMs);
-        this.solved(iface);
-        if (view.registryPublicKey && device.peers.some((p) => p.publicKey === view.registryPublicKey)) {
-          this.reportIfChanged(iface, device, view, now);
-        }
+        await this.passInterface(iface, view);
+        this.solved(iface, "WireGuard interface works again");
       } catch (err) {
         this.problem(iface, err instanceof Error ? err.message : String(err));
       }
     }
   }
 
-  /** The peers whose reports (passed on by the registry) say they relay this interface, with when each was first heard. */
-  private heardRelaying(iface: string, self: string, view: RegistryView, now: number): Map<string, number> {
-    const before = this.relayedBy.get(iface);
-    const heard = new Map<string, number>();
-    for (const [peer, relays] of view.relaying) if (relays.has(self)) heard.set(peer, before?.get(peer) ?? now);
-    this.relayedBy.set(iface, heard);
-    return heard;
+  private async passInterface(iface: string, view: RegistryView): Promise<void> {
+    const { wg, logger } = this.options;
+    const device = await wg.getDevice(iface);
+    this.devices.set(iface, device);
+    let applied = this.applied.get(iface);
+    if (!applied) this.applied.set(iface, (applied = new Map()));
+    const self = view.endpoints.get(device.publicKey) ?? null;
+    const before = this.selfSeen.get(iface);
+    const selfMoved = before !== undefined && before !== null && self !== null && !endpointsEqual(before, self);
+    this.selfSeen.set(iface, self);
+    if (selfMoved) logger.info({ iface, from: formatEndpoint(before), to: formatEndpoint(self) }, "the registry sees this node at a new address");
+
+    const registry = this.registryPeer(iface, device, view, applied);
+    const link = registry ? this.linkFor(iface, registry) : null;
+    const now = this.options.clock.now();
+    const rxGrewAtMs = new Map([...this.rxSamples(iface, device, now)].map(([k, v]) => [k, v.grewAtMs]));
+    // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
+    // Only this device's peers matter: decide() looks at nothing else.
+    const inTunnel = tunnelCheck(device);
+    const endpoints = new Map<string, Endpoint | null>();
+    const candidates = new Map<string, readonly Endpoint[]>();
+    const targets = new Map<string, readonly Endpoint[]>();
+    for (const p of device.peers) {
+      const ep = view.endpoints.get(p.publicKey);
+      if (ep !== undefined && (ep === null || !inTunnel(ep))) endpoints.set(p.publicKey, ep);
+      const cs = view.candidates.get(p.publicKey)?.filter((c) => !inTunnel(c));
+      if (cs && cs.length > 0) candidates.set(p.publicKey, cs);
+      if (ep) targets.set(p.publicKey, targetsFor(ep, cs ?? [], self));
+    }
+
+    const relay = planRelay({
+      device,
+      registryPublicKey: registry?.publicKey ?? "",
+      relayAvailable: link?.available() ?? false,
+      state: this.relayed.get(iface) ?? new Map(),
+      applied,
+      targets,
+      relayedKeyOf: (ep) => link?.relayedKeyOf(ep) ?? null,
+      rxGrewAtMs,
+      nowMs: now,
+      ...(this.options.decideOptions?.healthyHandshakeMs !== undefined ? { healthyHandshakeMs: this.options.decideOptions.healthyHandshakeMs } : {}),
+      ...this.options.relayTimings,
+    });
+    this.relayed.set(iface, relay.state);
+    // Relayed peers belong to the relay planner, not to decide(); a peer left
+    // pointing at a dead local port (an agent that crashed while relaying it)
+    // has no working path, whatever its last handshake says.
+    const stale = await this.staleLocalPorts(iface, device, link, endpoints, registry?.publicKey ?? view.registryPublicKey);
+    const direct: WgDevice = {
+      ...device,
+      peers: device.peers
+        .filter((p) => !relay.state.has(p.publicKey))
+        .map((p) => (p.endpoint && p.endpoint.ip === LOCAL_HOST && stale.has(p.endpoint.port) ? { ...p, lastHandshakeMs: 0 } : p)),
+    };
+    const result = decide({
+      device: direct,
+      registry: endpoints,
+      candidates,
+      selfEndpoint: self,
+      applied,
+      nowMs: now,
+      selfMoved,
+      rxGrewAtMs,
+      ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
+    });
+    for (const [key, record] of result.applied) applied.set(key, record);
+    const relayUpdates = link ? await this.relayUpdates(device, relay.decisions, link, applied, now) : [];
+    const updates = await this.withoutLateRecreates(iface, device, [...result.updates, ...relayUpdates]);
+    if (updates.length > 0) await wg.updatePeers(iface, updates);
+    for (const d of relay.decisions) logger.info({ iface, peer: short(d.publicKey), action: d.action }, d.reason);
+    if (relay.nextDueMs !== null) this.wakeAt(relay.nextDueMs);
+    for (const d of result.decisions) {
+      const fields = { iface, peer: short(d.publicKey), endpoint: d.to ? formatEndpoint(d.to) : null, via: view.via };
+      if (d.verdict === "unchanged" || d.verdict === "unknown" || d.verdict === "keep-working" || d.verdict === "hearing") {
+        logger.debug({ ...fields, verdict: d.verdict }, d.reason);
+      } else {
+        logger.info({ ...fields, verdict: d.verdict }, d.reason);
+      }
+      // Written without a punch: make WireGuard want to send there now.
+      if (d.verdict === "set") this.pokePeer(device, d.publicKey);
+    }
+    if (result.nextDueMs !== null) this.wakeAt(result.nextDueMs);
+    link?.prune(new Set(relay.state.keys()));
+    // Reports go to the registry we talk to (which it is needs no proof for that): when it names a peer we have as itself.
+    const registryKey = registry?.publicKey ?? (device.peers.some((p) => p.publicKey === view.registryPublicKey) ? view.registryPublicKey : null);
+    this.notePaths(iface, device, view, registryKey, now, link);
+    if (registryKey) this.reportIfChanged(iface, device, view);
+  }
+
+  /** The WireGuard updates that carry out the relay planner's decisions. */
+  private async relayUpdates(device: WgDevice, decisions: readonly RelayDecision[], link: RelayLink, applied: Map<string, AppliedRecord>, now: number): Promise<PeerUpdate[]> {
+    const keepaliveSec = this.options.decideOptions?.defaultKeepaliveSec ?? 25;
+    const updates: PeerUpdate[] = [];
+    for (const d of decisions) {
+      const peer = device.peers.find((p) => p.publicKey === d.publicKey);
+      if (!peer) continue;
+      let to: Endpoint;
+      if (d.action === "relay" || d.action === "relay-again") to = await link.endpointFor(peer.publicKey);
+      else if (d.action === "try-direct" && d.endpoint) to = d.endpoint;
+      else continue;
+      const keepalive = peer.persistentKeepaliveSec > 0 ? peer.persistentKeepaliveSec : keepaliveSec;
+      updates.push({ publicKey: peer.publicKey, endpoint: to, persistentKeepaliveSec: keepalive, ...(d.recreate ? { recreate: { allowedIps: [...peer.allowedIps] } } : {}) });
+      // A direct try is ours in decide()'s eyes (it may move it when the registry does), but never punched again by it.
+      if (d.action === "try-direct") applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts: this.options.decideOptions?.maxPunchAttempts ?? MAX_PUNCH_ATTEMPTS });
+    }
+    return updates;
+  }
+
+  /**
+   * Re-creating a peer drops its session. The decision to do so was taken on
+   * a read of the interface that may be a few milliseconds old: a peer that
+   * handshook (or heard from its peer) since then is left alone, and looked at
+   * again in the next pass. Without this, a handshake that completed between
+   * the read and the write was destroyed (seen in the lab: a public host
+   * against a symmetric NAT stayed down for seconds).
+   */
+  private async withoutLateRecreates(iface: string, read: WgDevice, updates: readonly PeerUpdate[]): Promise<PeerUpdate[]> {
+    if (!updates.some((u) => u.recreate)) return [...updates];
+    const fresh = await this.options.wg.getDevice(iface);
+    const kept: PeerUpdate[] = [];
+    for (const u of updates) {
+      const was = read.peers.find((p) => p.publicKey === u.publicKey);
+      const now = fresh.peers.find((p) => p.publicKey === u.publicKey);
+      if (u.recreate && was && now && (now.lastHandshakeMs > was.lastHandshakeMs || now.rxBytes > was.rxBytes)) {
+        this.options.logger.debug({ iface, peer: short(u.publicKey) }, "not re-creating the peer: it handshook since the decision; looking again");
+        this.applied.get(iface)?.delete(u.publicKey);
+        this.again = true;
+        continue;
+      }
+      kept.push(u);
+    }
+    return kept;
+  }
+
+  /**
+   * The local peer that is the registry: the one the registry names as itself,
+   * when its tunnel address is the host we dial, or its endpoint is that host
+   * and was set by the user (not written by this agent). Kept once proven, so
+   * a registry cannot later steer it to another peer.
+   */
+  private registryPeer(iface: string, device: WgDevice, view: RegistryView, applied: ReadonlyMap<string, AppliedRecord>): RegistryPeer | null {
+    const known = this.registryPeers.get(iface);
+    if (known && device.peers.some((p) => p.publicKey === known.publicKey)) return known;
+    const host = this.options.registryHost;
+    const claimed = view.registryPublicKey;
+    const peer = claimed ? device.peers.find((p) => p.publicKey === claimed) : undefined;
+    if (!peer || !host) return null;
+    const ok = peer.allowedIps.includes(`${host}/32`) || peer.allowedIps.includes(`${host}/128`) || (peer.endpoint?.ip === host && !applied.has(peer.publicKey));
+    if (!ok) {
+      this.notice(`registry:${iface}`, () =>
+        this.options.logger.warn(
+          { iface, registry: host },
+          "the peer the registry names as itself is neither at the registry's address nor its tunnel address; no reports, no relay",
+        ),
+      );
+      return null;
+    }
+    const tunnelIp = tunnelAddress(peer.allowedIps);
+    if (!tunnelIp) {
+      this.notice(`tunnel:${iface}`, () =>
+        this.options.logger.warn(
+          { iface, allowedIps: peer.allowedIps },
+          "the registry's peer has no single-host allowed IP (its tunnel address): no reports, no relay, and a new NAT mapping of ours reaches the registry only with the next keepalive",
+        ),
+      );
+    }
+    const found = { publicKey: peer.publicKey, tunnelIp };
+    this.registryPeers.set(iface, found);
+    if (tunnelIp && tunnelIp !== host) {
+      this.options.logger.info({ iface, tunnel: tunnelIp }, "reaching the registry at its tunnel address for reports and relaying");
+      this.options.source.useTunnel?.(tunnelIp);
+    }
+    return found;
+  }
+
+  private linkFor(iface: string, registry: RegistryPeer): RelayLink | null {
+    const existing = this.links.get(iface);
+    if (existing) return existing;
+    if (!registry.tunnelIp || this.options.probeIntervalMs === 0 || this.stopped) return null;
+    const link = new RelayLink({
+      iface,
+      registryIp: registry.tunnelIp,
+      port: this.options.registryPort ?? 1638,
+      acceptsRelay: this.options.allowRelay ?? true,
+      wgPort: () => this.devices.get(iface)?.listenPort ?? 0,
+      isPeer: (key) => key !== registry.publicKey && (this.devices.get(iface)?.peers.some((p) => p.publicKey === key) ?? false),
+      clock: this.options.clock,
+      logger: this.options.logger,
+      routed: this.routeCheck,
+      ...(this.options.relayBindAddress ? { bindAddress: this.options.relayBindAddress } : {}),
+    });
+    this.links.set(iface, link);
+    link.hello();
+    return link;
+  }
+
+  /**
+   * Ports on this machine where nothing listens and that peers the registry
+   * knows point at (checked once per port): only a relay of ours ever points
+   * such a peer there.
+   */
+  private async staleLocalPorts(
+    iface: string,
+    device: WgDevice,
+    link: RelayLink | null,
+    known: ReadonlyMap<string, Endpoint | null>,
+    registryKey: string,
+  ): Promise<ReadonlySet<number>> {
+    let stale = this.stalePorts.get(iface);
+    if (!stale) this.stalePorts.set(iface, (stale = new Set()));
+    for (const p of device.peers) {
+      const ep = p.endpoint;
+      if (p.publicKey === registryKey || !known.get(p.publicKey) || !ep || ep.ip !== LOCAL_HOST || stale.has(ep.port) || link?.relayedKeyOf(ep)) continue;
+      if (this.noticed.has(`port:${iface}:${ep.port}`)) continue;
+      this.noticed.add(`port:${iface}:${ep.port}`);
+      if (await freeLocalPort(ep.port)) {
+        stale.add(ep.port);
+        this.options.logger.info({ iface, peer: short(p.publicKey), endpoint: formatEndpoint(ep) }, "the peer points at a local port where nothing listens (left by an agent that stopped while relaying it); punching afresh");
+      }
+    }
+    return stale;
+  }
+
+  /** Works out the path to every peer (for status and reports), logging changes. */
+  private notePaths(iface: string, device: WgDevice, view: RegistryView, registryKey: string | null, now: number, link: RelayLink | null): void {
+    const before = this.paths.get(iface) ?? new Map<string, PathState>();
+    const paths = new Map<string, PathState>();
+    const relayed = this.relayed.get(iface);
+    for (const p of device.peers) {
+      if (p.publicKey === registryKey) continue;
+      const relayedNow = relayed?.get(p.publicKey)?.phase === "relayed" || (link?.relayedKeyOf(p.endpoint) ?? null) !== null;
+      const health = pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
+      const kind = relayedNow && health !== "down" ? "relayed" : health;
+      const old = before.get(p.publicKey);
+      paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs: old?.kind === kind ? old.sinceMs : now, endpoint: p.endpoint });
+      if (old && old.kind !== kind) this.options.logger.info({ iface, peer: short(p.publicKey), from: old.kind, to: kind }, "path changed");
+    }
+    this.paths.set(iface, paths);
   }
 
   /**
@@ -267,20 +449,10 @@ export class NodeAgent {
    * they changed or the registry connection is new. Not awaited: a slow or
    * refusing registry never holds up the WireGuard work.
    */
-  private reportIfChanged(iface: string, device: WgDevice, view: RegistryView, now: number): void {
+  private reportIfChanged(iface: string, device: WgDevice, view: RegistryView): void {
     const wgNames = new Set(this.devices.keys());
     const candidates = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), wgNames, device);
-    const before = this.paths.get(iface) ?? new Map<string, PathState>();
-    const paths = new Map<string, PathState>();
-    for (const p of device.peers) {
-      if (p.publicKey === view.registryPublicKey) continue;
-      const relayedNow = this.relayed.get(iface)?.has(p.publicKey) ?? false;
-      const kind = relayedNow ? "relayed" : pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
-      const old = before.get(p.publicKey);
-      paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs: old?.kind === kind ? old.sinceMs : now, endpoint: p.endpoint });
-      if (old && old.kind !== kind) this.options.logger.info({ iface, peer: short(p.publicKey), from: old.kind, to: kind }, "path changed");
-    }
-    this.paths.set(iface, paths);
+    const paths = this.paths.get(iface) ?? new Map<string, PathState>();
     const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind])]);
     if (this.reportDigest.get(iface) === digest) return;
     this.reportDigest.set(iface, digest);
@@ -295,56 +467,9 @@ export class NodeAgent {
         this.reportRefused.set(iface, why);
         this.options.logger.info(
           { iface, err: why },
-          "the registry does not take reports from this node, so peers behind our NAT cannot learn our LAN address (reach the registry at its tunnel address)",
+          "the registry does not take reports from this node, so peers behind our NAT cannot learn our LAN address (is the registry's tunnel address routed into the interface?)",
         );
       });
-  }
-
-  /**
-   * On first sight of an interface, undoes a relay that a previous run left
-   * behind (it did not stop cleanly): the peers get their addresses back.
-   * Returns whether it changed anything.
-   */
-  private async repairRelay(iface: string, device: WgDevice): Promise<boolean> {
-    if (this.relayed.has(iface)) return false;
-    const dir = this.options.relayStateDir;
-    let repaired = false;
-    if (dir) {
-      const left = await loadRelayState(dir, iface);
-      const present = new Map([...left].filter(([key]) => device.peers.some((p) => p.publicKey === key)));
-      if (present.size > 0) {
-        await this.options.wg.updatePeers(iface, restoreUpdates(present));
-        this.options.logger.warn({ iface, peers: [...present.keys()].map(short) }, "gave relayed peers their addresses back after an unclean stop");
-        repaired = true;
-      }
-      await saveRelayState(dir, iface, new Map());
-    }
-    this.relayed.set(iface, new Map());
-    return repaired;
-  }
-
-  private async saveRelayed(iface: string, state: ReadonlyMap<string, RelayEntry>): Promise<void> {
-    if (!this.options.relayStateDir) return;
-    try {
-      await saveRelayState(this.options.relayStateDir, iface, state);
-    } catch (err) {
-      this.options.logger.error({ iface, err: (err as Error).message }, "cannot save relay state; a crash now would leave relayed addresses on the registry peer");
-    }
-  }
-
-  /** Gives every relayed peer its addresses back (on stop). Never throws. */
-  private async unrelayAll(): Promise<void> {
-    for (const [iface, state] of this.relayed) {
-      if (state.size === 0) continue;
-      try {
-        await this.options.wg.updatePeers(iface, restoreUpdates(state));
-        this.relayed.set(iface, new Map());
-        await this.saveRelayed(iface, new Map());
-        this.options.logger.info({ iface, peers: state.size }, "gave relayed peers their addresses back");
-      } catch (err) {
-        this.options.logger.error({ iface, err: (err as Error).message }, "could not give relayed peers their addresses back; the next start will");
-      }
-    }
   }
 
   /** The paths this agent last saw, per interface (for status). */
@@ -359,7 +484,7 @@ export class NodeAgent {
     for (const iface of this.devices.keys()) {
       const device = await this.options.wg.getDevice(iface);
       const paths = this.pathStates(iface);
-      interfaces.push(interfaceStatus(device, paths, this.view?.registryPublicKey ?? "", NO_NAMES, now, await this.roundTrips(iface, device, paths)));
+      interfaces.push(interfaceStatus(device, paths, this.registryPeers.get(iface)?.publicKey ?? this.view?.registryPublicKey ?? "", NO_NAMES, now, await this.roundTrips(iface, device, paths)));
     }
     return { source: "agent", atMs: now, interfaces };
   }
@@ -369,36 +494,15 @@ export class NodeAgent {
     const meter = this.options.rttMeter;
     if (!meter) return new Map();
     const working = new Set(paths.filter((p) => p.kind !== "down").map((p) => p.peerPublicKey));
-    const registry = this.view?.registryPublicKey ?? "";
-    const relayed = this.relayed.get(iface);
+    const registry = this.registryPeers.get(iface)?.publicKey ?? this.view?.registryPublicKey ?? "";
     const targets: Array<[string, string]> = [];
     for (const p of device.peers) {
       if (!working.has(p.publicKey) && p.publicKey !== registry) continue;
-      // A relayed peer's addresses sit on the registry's peer; its own are in the relay state.
-      const host = tunnelAddress(relayed?.get(p.publicKey)?.allowedIps ?? p.allowedIps);
+      const host = tunnelAddress(p.allowedIps);
       if (host) targets.push([p.publicKey, host]);
     }
     const rtts = await mapLimit(targets, 16, ([, host]) => meter(host, iface));
     return new Map(targets.flatMap(([key], i) => (rtts[i] === null || rtts[i] === undefined ? [] : [[key, rtts[i] as number]])));
-  }
-
-  /**
-   * The registry's key when the local peer with that key is provably the
-   * registry (its tunnel address or endpoint IP is the host we dial), else "".
-   */
-  private confirmedRegistry(device: WgDevice, claimed: string): string {
-    const host = this.options.registryHost;
-    const peer = claimed ? device.peers.find((p) => p.publicKey === claimed) : undefined;
-    if (!peer || !host) return "";
-    const ok = peer.allowedIps.includes(`${host}/32`) || peer.allowedIps.includes(`${host}/128`) || peer.endpoint?.ip === host;
-    if (!ok && !this.reported.has(`registry:${device.name}`)) {
-      this.reported.set(`registry:${device.name}`, "unconfirmed");
-      this.options.logger.warn(
-        { iface: device.name, registry: host },
-        "the peer the registry names as itself is neither at the registry's address nor its tunnel address; not relaying through it",
-      );
-    }
-    return ok ? claimed : "";
   }
 
   private rxSamples(iface: string, device: WgDevice, now: number): Map<string, RxSample> {
@@ -415,24 +519,9 @@ export class NodeAgent {
     if (ip) this.options.prober?.poke(ip, device.name);
   }
 
-  /** One datagram to the registry's tunnel address on each interface that peers with it. */
-  private probeRegistry(): void {
-    const key = this.view?.registryPublicKey;
-    if (!key) return;
-    for (const [iface, device] of this.devices) {
-      const peer = device.peers.find((p) => p.publicKey === key);
-      if (!peer) continue;
-      const ip = tunnelAddress(peer.allowedIps);
-      if (ip) {
-        this.options.prober?.poke(ip, iface);
-      } else if (!this.reported.has(`probe:${iface}`)) {
-        this.reported.set(`probe:${iface}`, "no host address");
-        this.options.logger.info(
-          { iface, allowedIps: peer.allowedIps },
-          "the registry peer has no single-host allowed IP to probe; a new NAT mapping of ours reaches the registry only with the next keepalive",
-        );
-      }
-    }
+  /** One hello to the registry on every interface with a relay link. */
+  private hello(): void {
+    for (const link of this.links.values()) link.hello();
   }
 
   private wakeAt(atMs: number): void {
@@ -447,17 +536,24 @@ export class NodeAgent {
     this.dueTimer = { at: atMs, handle };
   }
 
-  /** Logs a problem once per distinct message, not on every pass. */
-  private problem(iface: string, message: string): void {
-    if (this.reported.get(iface) === message) {
-      this.options.logger.debug({ iface, err: message }, "still failing");
-      return;
-    }
-    this.reported.set(iface, message);
-    this.options.logger.warn({ iface, err: message }, "cannot update WireGuard interface; will retry");
+  /** Logs once per topic. */
+  private notice(topic: string, log: () => void): void {
+    if (this.noticed.has(topic)) return;
+    this.noticed.add(topic);
+    log();
   }
 
-  private solved(iface: string): void {
-    if (this.reported.delete(iface)) this.options.logger.info({ iface }, "WireGuard interface works again");
+  /** Logs a problem once per distinct message, not on every pass. */
+  private problem(scope: string, message: string): void {
+    if (this.failing.get(scope) === message) {
+      this.options.logger.debug({ iface: scope, err: message }, "still failing");
+      return;
+    }
+    this.failing.set(scope, message);
+    this.options.logger.warn({ iface: scope, err: message }, scope === "*" ? "cannot list WireGuard interfaces; will retry" : "cannot update WireGuard interface; will retry");
+  }
+
+  private solved(scope: string, message: string): void {
+    if (this.failing.delete(scope)) this.options.logger.info({ iface: scope }, message);
   }
 }

@@ -31,17 +31,20 @@ export function routeDevice(stdout: string): string | null {
 /** How long a route check is trusted. */
 const ROUTE_TTL_MS = 60_000;
 
+/** Whether datagrams for tunnel address `ip` go into WireGuard interface `iface` (cached; logs once when not). */
+export type RouteCheck = (ip: string, iface: string) => Promise<boolean>;
+
 /**
  * A datagram for a tunnel address must go into the tunnel: if the machine
  * routed it elsewhere (a misconfigured interface, a node run outside the
  * tunnel's namespace), it would leave for a private address on some other
- * network. So each destination's route is checked with `ip route get` (cached
- * for a minute) and the datagram is sent only when it names `iface`.
+ * network. So each destination's route is checked with `ip route get`
+ * (cached for a minute).
  */
-export function createUdpProber(logger: Logger, port = PROBE_PORT, runner: Runner = runCommand): Prober {
+export function createRouteCheck(logger: Logger, runner: Runner = runCommand): RouteCheck {
   const routes = new Map<string, { ok: boolean; atMs: number }>();
   const warned = new Set<string>();
-  const routed = async (ip: string, iface: string): Promise<boolean> => {
+  return async (ip, iface) => {
     const key = `${iface} ${ip}`;
     const cached = routes.get(key);
     if (cached && Date.now() - cached.atMs < ROUTE_TTL_MS) return cached.ok;
@@ -56,10 +59,15 @@ export function createUdpProber(logger: Logger, port = PROBE_PORT, runner: Runne
     routes.set(key, { ok, atMs: Date.now() });
     if (!ok && !warned.has(key)) {
       warned.add(key);
-      logger.warn({ to: ip, iface, routedVia: dev }, "not probing: this tunnel address is not routed into the WireGuard interface");
+      logger.warn({ to: ip, iface, routedVia: dev }, "not sending: this tunnel address is not routed into the WireGuard interface");
     }
     return ok;
   };
+}
+
+/** Sends datagrams to tunnel addresses, only where {@link createRouteCheck} allows. */
+export function createUdpProber(logger: Logger, port = PROBE_PORT, runner: Runner = runCommand): Prober {
+  const routed = createRouteCheck(logger, runner);
   const sockets = new Map<"udp4" | "udp6", Socket>();
   const socket = (type: "udp4" | "udp6"): Socket => {
     let s = sockets.get(type);

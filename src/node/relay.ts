@@ -1,91 +1,109 @@
 /**
- * Relaying through the registry, for pairs that cannot punch (symmetric
- * NATs, two bare masquerade routers). Pure.
+ * When to relay a peer through the registry, and when to try direct again.
+ * Pure: the agent carries the decisions out with its relay link
+ * (src/node/relay-link.ts), which owns the sockets.
  *
- * A node relays a peer by moving the peer's allowed IPs to the registry's
- * peer, so WireGuard sends that traffic to the registry, which forwards it
- * (`wormhole registry --relay`) to the other node, which does the same. Both
- * ends must move, or the receiving WireGuard drops the packets (they would
- * arrive from the registry with a source routed to the direct peer); both
- * decide on the same evidence at about the same time, because both were
- * pushed each other's endpoint at once. When one end relays anyway while the
- * other still has a session (it handshook before the first end gave up and
- * re-created its peer), the registry passes the first end's report on, and
- * the other end punches afresh (decide(), `relayedBy`): a handshake brings
- * the first end back to direct at once, and no handshake relays this end
- * too, by the rule below.
+ * Relaying a peer = pointing its WireGuard endpoint at a local socket of the
+ * agent, which passes the (still encrypted) packets through our tunnel to the
+ * registry and on to the peer. Allowed IPs, routes and keys never change.
  *
- * While relayed, the direct peer is kept quiet (no endpoint, no keepalive):
- * on a bare masquerade router every packet the peer sends refreshes the
- * stale conntrack entry that breaks the punch, so the entry only expires if
- * both sides stop (UDP unreplied timeout: 30 s). Punches are then retried at
- * wall-clock multiples of ROUND_MS, so both ends punch in step. A punch that
- * gets a handshake moves the addresses back: the pair is direct again.
- *
- * A peer with a preshared key is never relayed (its peer entry cannot be
- * re-created: the key is never read).
+ * Rules, per peer (the registry's own peer is never relayed):
+ *  1. Relay first when direct fails: a peer without a working session that
+ *     this agent punched at every place it knows (one place, or the LAN
+ *     candidates and then the public mapping), with no handshake within
+ *     RELAY_AFTER_MS of the last punch, is relayed — when the registry
+ *     answers our hellos and relays. Pairs that can punch have a handshake
+ *     long before that (0.2-0.3 s), so they never relay first. A peer that is
+ *     sending us authenticated packets is mid-handshake: it waits.
+ *  2. A peer whose endpoint WireGuard moved onto one of our relay sockets by
+ *     itself (the other end relays us) is relayed from then on: adopted.
+ *  3. While relayed, direct is tried again in the background, at wall-clock
+ *     multiples of a round that doubles with each failed try (40 s, 80 s, …,
+ *     640 s), so both ends try in the same second; the first try waits at
+ *     least QUIET_MS, so that stale NAT state (conntrack's 30 s for unreplied
+ *     UDP) left by the failed punches has expired. A try re-creates the peer
+ *     at its direct address (the relayed session drops) and lasts
+ *     TRY_DIRECT_MS: with a handshake the pair is direct; without, it is
+ *     relayed again at once. The relayed path is interrupted for about
+ *     TRY_DIRECT_MS plus one handshake per failed try.
+ *  4. A relayed peer that handshakes at a direct address (the other end's try
+ *     reached us, and WireGuard roamed) is direct again.
+ *  5. When the registry stops answering or stops relaying, relayed peers are
+ *     handed back to decide(), which punches.
+ *  Peers with a preshared key are relayed and tried by setting the endpoint
+ *  only (re-creating would lose the key, which is never read): WireGuard's
+ *  next handshake retry (5 s at most) then goes the new way.
  */
 import { endpointsEqual } from "../wg/endpoint.js";
-import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "../wg/types.js";
-import { DEFAULT_KEEPALIVE_SEC, HEALTHY_HANDSHAKE_MS, HEARING_GRACE_MS, MAX_PUNCH_ATTEMPTS, type AppliedRecord } from "./decide.js";
+import type { Endpoint, WgDevice, WgPeer } from "../wg/types.js";
+import { HEALTHY_HANDSHAKE_MS, type AppliedRecord } from "./decide.js";
 
-/** After the last punch attempt, this long without a handshake means: relay. */
-export const RELAY_AFTER_MS = 5_000;
-/** Longer than conntrack's 30 s timeout for unreplied UDP. */
+/** No handshake this long after the last punch: relay. */
+export const RELAY_AFTER_MS = 1_000;
+/** A direct try while relayed lasts this long. */
+export const TRY_DIRECT_MS = 1_500;
+/** Stale NAT state must expire before the first try (conntrack: 30 s for unreplied UDP). */
 export const QUIET_MS = 35_000;
-/** Punches while relayed happen at multiples of this (wall clock), on both ends. */
+/** Tries happen at wall-clock multiples of ROUND_MS × 2^tries (tries capped at MAX_DOUBLINGS). */
 export const ROUND_MS = 40_000;
+export const MAX_DOUBLINGS = 4;
 
 export interface RelayEntry {
-  /** The peer's own allowed IPs, to give back. */
-  readonly allowedIps: readonly string[];
   readonly sinceMs: number;
-  /** quiet: the direct peer sends nothing; punching: a direct punch is under way since `atMs`. */
-  readonly phase: "quiet" | "punching";
+  /** relayed: the endpoint is our relay socket; trying: a direct try is under way since atMs. */
+  readonly phase: "relayed" | "trying";
   readonly atMs: number;
-  /** When the next direct punch is due (quiet phase). */
-  readonly nextPunchMs: number;
+  /** Failed direct tries so far. */
+  readonly tries: number;
+  readonly nextTryMs: number;
 }
 
 export interface RelayInput {
   readonly device: WgDevice;
-  /** The registry's key on this interface ("" when unknown: then nothing is relayed). */
+  /** The registry's key on this interface (never relayed). */
   readonly registryPublicKey: string;
-  /** The registry forwards between peers. */
+  /** The registry answers our hellos and relays, and this node allows it. */
   readonly relayAvailable: boolean;
-  /** Relayed peers (persisted across restarts). */
   readonly state: ReadonlyMap<string, RelayEntry>;
   /** What decide() wrote (its punch records). */
   readonly applied: ReadonlyMap<string, AppliedRecord>;
-  /** Where the registry sees each peer (where a direct punch goes). */
-  readonly registry: ReadonlyMap<string, Endpoint | null>;
-  /** When each peer's receive counter last grew: a peer reaching us is not relayed. */
+  /** Where each peer may be reached directly, best first (decide's targets). */
+  readonly targets: ReadonlyMap<string, readonly Endpoint[]>;
+  /** The peer a relay socket endpoint stands for, or null when the endpoint is no relay socket of ours. */
+  readonly relayedKeyOf: (ep: Endpoint | null) => string | null;
+  /** When each peer's receive counter last grew. */
   readonly rxGrewAtMs?: ReadonlyMap<string, number>;
   readonly nowMs: number;
-  readonly keepaliveSec?: number;
   readonly healthyHandshakeMs?: number;
-  readonly maxPunchAttempts?: number;
-  /** Defaults RELAY_AFTER_MS, QUIET_MS, ROUND_MS (tests shorten them). */
+  /** Defaults above (tests shorten them). */
   readonly relayAfterMs?: number;
+  readonly tryDirectMs?: number;
   readonly quietMs?: number;
   readonly roundMs?: number;
 }
 
+export type RelayAction = "relay" | "adopt" | "try-direct" | "relay-again" | "direct-again" | "unrelay";
+
 export interface RelayDecision {
   readonly publicKey: string;
-  readonly action: "relay" | "direct-again" | "punch" | "quiet" | "unrelay";
+  readonly action: RelayAction;
+  /** For try-direct: where to. */
+  readonly endpoint?: Endpoint;
+  /** Re-create the peer so it initiates a handshake at once (false for peers with a preshared key). */
+  readonly recreate: boolean;
   readonly reason: string;
 }
 
 export interface RelayResult {
-  readonly updates: PeerUpdate[];
   readonly state: Map<string, RelayEntry>;
   readonly decisions: RelayDecision[];
   readonly nextDueMs: number | null;
 }
 
-export function nextRound(ms: number, roundMs = ROUND_MS): number {
-  return Math.ceil(ms / roundMs) * roundMs;
+/** The first wall-clock multiple of the round for try number `tries`, at or after `ms`. */
+export function nextTry(ms: number, tries: number, roundMs = ROUND_MS): number {
+  const round = roundMs * 2 ** Math.min(tries, MAX_DOUBLINGS);
+  return Math.ceil(ms / round) * round;
 }
 
 function working(peer: WgPeer, now: number, healthyMs: number): boolean {
@@ -95,93 +113,80 @@ function working(peer: WgPeer, now: number, healthyMs: number): boolean {
 export function planRelay(input: RelayInput): RelayResult {
   const now = input.nowMs;
   const healthyMs = input.healthyHandshakeMs ?? HEALTHY_HANDSHAKE_MS;
-  const keepalive = input.keepaliveSec ?? DEFAULT_KEEPALIVE_SEC;
-  const maxAttempts = input.maxPunchAttempts ?? MAX_PUNCH_ATTEMPTS;
   const relayAfterMs = input.relayAfterMs ?? RELAY_AFTER_MS;
+  const tryMs = input.tryDirectMs ?? TRY_DIRECT_MS;
   const quietMs = input.quietMs ?? QUIET_MS;
   const roundMs = input.roundMs ?? ROUND_MS;
   const state = new Map(input.state);
   const decisions: RelayDecision[] = [];
-  const peerUpdates: PeerUpdate[] = [];
   let nextDueMs: number | null = null;
   const due = (ms: number) => {
     nextDueMs = nextDueMs === null ? ms : Math.min(nextDueMs, ms);
   };
-  const registryPeer = input.device.peers.find((p) => p.publicKey === input.registryPublicKey);
-  // The registry peer's allowed IPs after this pass: its own, plus those of every relayed peer.
-  let registryIps = registryPeer ? [...registryPeer.allowedIps] : [];
-  let registryIpsChanged = false;
-
-  /** Moves the peer's addresses to the registry's peer and keeps the direct peer quiet until the next round. */
-  const relay = (peer: WgPeer, reason: string): void => {
-    const nextPunchMs = nextRound(now + quietMs, roundMs);
-    registryIps = [...registryIps, ...peer.allowedIps.filter((c) => !registryIps.includes(c))];
-    registryIpsChanged = true;
-    peerUpdates.push({ publicKey: peer.publicKey, persistentKeepaliveSec: 0, recreate: { allowedIps: [] } });
-    state.set(peer.publicKey, { allowedIps: [...peer.allowedIps], sinceMs: now, phase: "quiet", atMs: now, nextPunchMs });
-    due(nextPunchMs);
-    decisions.push({ publicKey: peer.publicKey, action: "relay", reason });
+  const decide = (peer: WgPeer, action: RelayAction, reason: string, endpoint?: Endpoint) =>
+    decisions.push({ publicKey: peer.publicKey, action, recreate: !peer.hasPresharedKey, reason, ...(endpoint ? { endpoint } : {}) });
+  const relayedEntry = (tries: number, sinceMs: number): RelayEntry => {
+    const nextTryMs = nextTry(now + quietMs, tries, roundMs);
+    due(nextTryMs);
+    return { sinceMs, phase: "relayed", atMs: now, tries, nextTryMs };
   };
 
   for (const peer of input.device.peers) {
     const key = peer.publicKey;
     if (key === input.registryPublicKey) continue;
     const entry = state.get(key);
+    const onRelay = input.relayedKeyOf(peer.endpoint) === key;
     if (entry) {
-      if (working(peer, now, healthyMs)) {
-        // The direct path answers: give the addresses back (WireGuard moves them off the registry peer).
-        peerUpdates.push({ publicKey: key, allowedIps: [...entry.allowedIps] });
-        registryIps = registryIps.filter((c) => !entry.allowedIps.includes(c));
+      if (!input.relayAvailable) {
         state.delete(key);
-        decisions.push({ publicKey: key, action: "direct-again", reason: "a direct handshake succeeded; routing the peer directly again" });
+        decide(peer, "unrelay", "the registry no longer relays for us; trying the peer directly");
         continue;
       }
-      if (!input.relayAvailable || !registryPeer) {
-        peerUpdates.push({ publicKey: key, allowedIps: [...entry.allowedIps] });
-        registryIps = registryIps.filter((c) => !entry.allowedIps.includes(c));
-        state.delete(key);
-        decisions.push({ publicKey: key, action: "unrelay", reason: "the registry no longer relays; routing the peer directly again" });
+      if (entry.phase === "relayed") {
+        if (!onRelay && working(peer, now, healthyMs) && peer.endpoint) {
+          state.delete(key);
+          decide(peer, "direct-again", "the peer reached us directly; no longer relayed");
+        } else if (now >= entry.nextTryMs && input.targets.get(key)?.[0]) {
+          const to = input.targets.get(key)?.[0] as Endpoint;
+          state.set(key, { ...entry, phase: "trying", atMs: now });
+          due(now + tryMs);
+          decide(peer, "try-direct", `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
+        } else {
+          due(entry.nextTryMs);
+        }
         continue;
       }
-      const target = input.registry.get(key) ?? null;
-      if (entry.phase === "quiet" && now >= entry.nextPunchMs && target && !peer.hasPresharedKey) {
-        peerUpdates.push({ publicKey: key, endpoint: target, persistentKeepaliveSec: keepalive, recreate: { allowedIps: [] } });
-        state.set(key, { ...entry, phase: "punching", atMs: now });
-        due(now + relayAfterMs);
-        decisions.push({ publicKey: key, action: "punch", reason: "relayed; trying the direct path again, in step with the peer" });
-      } else if (entry.phase === "punching" && now - entry.atMs >= relayAfterMs) {
-        const nextPunchMs = nextRound(now + quietMs, roundMs);
-        peerUpdates.push({ publicKey: key, persistentKeepaliveSec: 0, recreate: { allowedIps: [] } });
-        state.set(key, { ...entry, phase: "quiet", atMs: now, nextPunchMs });
-        due(nextPunchMs);
-        decisions.push({ publicKey: key, action: "quiet", reason: "no direct handshake; staying relayed and quiet so stale NAT state can expire" });
+      // Trying: a handshake since the try began, away from the relay, makes it direct.
+      if (!onRelay && peer.lastHandshakeMs >= entry.atMs && working(peer, now, healthyMs)) {
+        state.delete(key);
+        decide(peer, "direct-again", "a direct handshake succeeded; no longer relayed");
+      } else if (now - entry.atMs >= tryMs) {
+        const next = relayedEntry(entry.tries + 1, entry.sinceMs);
+        state.set(key, next);
+        decide(peer, "relay-again", `no direct handshake within ${tryMs} ms; relayed again, next try in ${Math.round((next.nextTryMs - now) / 1000)} s`);
       } else {
-        due(entry.phase === "quiet" ? entry.nextPunchMs : entry.atMs + relayAfterMs);
+        due(entry.atMs + tryMs);
       }
       continue;
     }
-    // Not relayed yet: relay when our punches at the registry's endpoint got no handshake.
+    if (onRelay) {
+      state.set(key, relayedEntry(0, now));
+      decide(peer, "adopt", "the peer reaches us through the relay; relayed");
+      continue;
+    }
+    if (!input.relayAvailable || working(peer, now, healthyMs)) continue;
     const record = input.applied.get(key);
-    if (!input.relayAvailable || !registryPeer || peer.hasPresharedKey || !record || working(peer, now, healthyMs)) continue;
-    if (record.attempts < maxAttempts || !endpointsEqual(peer.endpoint, record.endpoint)) continue;
-    // The peer is reaching us directly: its handshake is under way, and relaying
-    // alone (the peer would not) would break the pair.
+    const places = Math.max(1, input.targets.get(key)?.length ?? 1);
+    if (!record || record.attempts < places || !endpointsEqual(peer.endpoint, record.endpoint)) continue;
+    // Authenticated packets from the peer: a handshake is under way.
     const grewAt = input.rxGrewAtMs?.get(key);
-    const waitUntil = Math.max(record.atMs + relayAfterMs, grewAt === undefined ? 0 : grewAt + HEARING_GRACE_MS);
+    const waitUntil = Math.max(record.atMs + relayAfterMs, grewAt === undefined ? 0 : grewAt + relayAfterMs);
     if (now < waitUntil) {
       due(waitUntil);
       continue;
     }
-    relay(peer, `no direct handshake after ${record.attempts} punches; relaying through the registry`);
+    state.set(key, relayedEntry(0, now));
+    decide(peer, "relay", `no direct handshake ${Math.round((now - record.atMs) / 100) / 10} s after punching; relaying through the registry (end to end encrypted)`);
   }
-  const updates: PeerUpdate[] = [];
-  // The registry peer takes the addresses first; then the direct peers are re-created without them.
-  if (registryPeer && registryIpsChanged) updates.push({ publicKey: registryPeer.publicKey, allowedIps: registryIps });
-  updates.push(...peerUpdates);
-  return { updates, state, decisions, nextDueMs };
-}
-
-/** Updates that give every relayed peer its addresses back (on exit, or after a crash). */
-export function restoreUpdates(state: ReadonlyMap<string, RelayEntry>): PeerUpdate[] {
-  return [...state].map(([publicKey, entry]) => ({ publicKey, allowedIps: [...entry.allowedIps] }));
+  return { state, decisions, nextDueMs };
 }

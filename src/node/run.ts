@@ -6,10 +6,10 @@ import { WgError, type WireGuard } from "../wg/types.js";
 import { NodeAgent } from "./agent.js";
 import { startControl, stopControl } from "./control.js";
 import type { DecideOptions } from "./decide.js";
-import { createUdpProber, type Prober } from "./prober.js";
+import { createUdpProber, type Prober, type RouteCheck } from "./prober.js";
 import { pingMeter, type RttMeter } from "./rtt.js";
 import { channelCredentials, type ClientTls } from "../tls/client.js";
-import { createGrpcSource, type RegistrySource } from "./source.js";
+import { addressPort, createGrpcSource, type RegistrySource } from "./source.js";
 
 export interface NodeConfig {
   /** Registry host:port. */
@@ -19,11 +19,9 @@ export interface NodeConfig {
   readonly iface: string | null;
   readonly refreshMs: number;
   readonly keepaliveSec: number;
-  /** Datagram to the registry's tunnel address this often; 0 for never. */
+  /** Hello to the registry's tunnel address this often; 0 for never (and no relay). */
   readonly probeIntervalMs: number;
-  /** Where relay state is kept so a crash can be repaired; null: not kept. */
-  readonly stateDir?: string | null;
-  /** The user allows relaying through the registry (it must relay too). Default false. */
+  /** Relay through the registry (end to end encrypted) what cannot go direct. Default true. */
   readonly allowRelay?: boolean;
   /** Unix socket where `wormhole status` finds the agent; null: none. */
   readonly controlSocket?: string | null;
@@ -41,7 +39,11 @@ export interface NodeDeps {
   /** Defaults to a UDP prober; null for none. */
   readonly prober?: Prober | null;
   /** Relay timings (tests shorten them). */
-  readonly relayTimings?: { readonly relayAfterMs?: number; readonly quietMs?: number; readonly roundMs?: number };
+  readonly relayTimings?: { readonly relayAfterMs?: number; readonly tryDirectMs?: number; readonly quietMs?: number; readonly roundMs?: number };
+  /** Route check for tunnel addresses (`ip route get` by default). */
+  readonly routeCheck?: RouteCheck;
+  /** Source address of the relay link (tests). */
+  readonly relayBindAddress?: string;
   /** The machine's network interfaces (for LAN candidates); os.networkInterfaces by default. */
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   /** Round trips for `wormhole status`; ping(8) by default, null for none. */
@@ -77,6 +79,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
       refreshMs: config.refreshMs,
       logger,
       credentials: channelCredentials(config.tls ?? null),
+      secure: (config.tls ?? null) !== null,
     });
   const agent = new NodeAgent({
     wg,
@@ -90,9 +93,11 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     probeIntervalMs: config.probeIntervalMs,
     ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
     ...(deps.relayTimings ? { relayTimings: deps.relayTimings } : {}),
-    relayStateDir: config.stateDir ?? null,
-    allowRelay: config.allowRelay ?? false,
+    allowRelay: config.allowRelay ?? true,
     registryHost: addressHost(config.address),
+    registryPort: addressPort(config.address) ?? 1638,
+    ...(deps.routeCheck ? { routeCheck: deps.routeCheck } : {}),
+    ...(deps.relayBindAddress ? { relayBindAddress: deps.relayBindAddress } : {}),
     rttMeter: deps.rttMeter === undefined ? pingMeter() : deps.rttMeter,
   });
   agent.start();
@@ -106,7 +111,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     }
   }
   logger.info(
-    { registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null) },
+    { registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null), relay: config.allowRelay ?? true },
     "node agent started",
   );
   return agent;

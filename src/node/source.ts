@@ -12,6 +12,7 @@ import { backoffDelay } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
 import { isKey } from "../wg/keys.js";
 import type { Endpoint } from "../wg/types.js";
+import { addressHost } from "../config/values.js";
 import { MAX_PEER_CANDIDATES, MAX_PEER_PATHS, MAX_VIEW_PEERS, registryClients, registryEndpoint } from "./validate.js";
 
 /** The registry's view as the node uses it. */
@@ -42,7 +43,20 @@ export interface RegistrySource {
   start(onView: (view: RegistryView) => void): void;
   /** Sends a report about this node; rejects with the registry's error (a grpc ServiceError). */
   report(message: NodeReportMessage): Promise<void>;
+  /**
+   * From now on, send reports to the registry's tunnel address `host` (same
+   * port, same credentials; TLS still verifies the name first dialled), where
+   * the registry knows us by our tunnel address. Watch stays where it is.
+   */
+  useTunnel?(host: string): void;
   stop(): void;
+}
+
+/** The port of a host:port address (the seed's form), or null. */
+export function addressPort(address: string): number | null {
+  const m = /:(\d{1,5})$/.exec(address.trim());
+  const port = m ? Number(m[1]) : NaN;
+  return port >= 1 && port <= 65535 ? port : null;
 }
 
 export interface GrpcSourceOptions {
@@ -70,6 +84,8 @@ export interface GrpcSourceOptions {
   readonly watchRetryMs?: number;
   /** How the channel is secured; plaintext (the seed's way) by default. */
   readonly credentials?: grpc.ChannelCredentials;
+  /** The credentials are TLS: a tunnel channel must verify the name first dialled. */
+  readonly secure?: boolean;
 }
 
 /** Client channel options: HTTP/2 pings find a dead registry under an idle Watch. */
@@ -222,6 +238,8 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   const creds = options.credentials ?? grpc.credentials.createInsecure();
   let v1: V1Client | null = null;
   let seed: SeedClient | null = null;
+  /** Reports go here once the registry's tunnel address is known (useTunnel). */
+  let tunnelV1: { host: string; client: V1Client } | null = null;
   let stream: grpc.ClientReadableStream<WatchEvent__Output> | null = null;
   let timer: NodeJS.Timeout | null = null;
   let snapshotTimer: NodeJS.Timeout | null = null;
@@ -384,9 +402,21 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       if (mode === "watch") watch();
       else poll();
     },
+    useTunnel(host) {
+      if (stopped || tunnelV1?.host === host) return;
+      const port = addressPort(address);
+      const dialled = addressHost(address);
+      if (port === null || dialled === null || dialled === host) return;
+      tunnelV1?.client.close();
+      const target = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+      // TLS checks the certificate against the name the user gave, not the tunnel address.
+      const tlsName: grpc.ChannelOptions = options.secure ? { "grpc.ssl_target_name_override": dialled, "grpc.default_authority": dialled } : {};
+      tunnelV1 = { host, client: registryClients(target, creds, { ...CHANNEL_OPTIONS, ...tlsName }).v1 };
+    },
     report(message) {
+      const client = tunnelV1?.client ?? v1;
       return new Promise<void>((resolve, reject) => {
-        if (!v1 || stopped) {
+        if (!client || stopped) {
           reject(new Error("not connected"));
           return;
         }
@@ -400,7 +430,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
             endpoint: p.endpoint ? { ip: p.endpoint.ip, port: p.endpoint.port } : null,
           })),
         };
-        v1.Report(request, metadata(), { deadline: Date.now() + callTimeoutMs }, (err) => (err ? reject(err) : resolve()));
+        client.Report(request, metadata(), { deadline: Date.now() + callTimeoutMs }, (err) => (err ? reject(err) : resolve()));
       });
     },
     stop() {
@@ -411,6 +441,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       stream = null;
       v1?.close();
       seed?.close();
+      tunnelV1?.client.close();
     },
   };
 }

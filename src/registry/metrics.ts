@@ -8,6 +8,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { AuthRefusal } from "./server.js";
 import type { PeerTable } from "./table.js";
+import type { RelayCore, RelayDrop } from "./relay.js";
 
 export interface RegistryMetricsOptions {
   readonly table: PeerTable;
@@ -15,6 +16,8 @@ export interface RegistryMetricsOptions {
   readonly processMetrics?: boolean;
   /** When the TLS certificate being served expires; absent when the API is plaintext. */
   readonly tlsNotAfter?: () => Date;
+  /** The relay's counters, once it listens (null: none). */
+  readonly relay?: () => RelayCore | null;
 }
 
 /** Pairs of current peers of which at least one end reports the other as relayed. Pure. */
@@ -53,6 +56,11 @@ export const METRIC_NAMES = {
   tlsNotAfter: "wormhole_registry_tls_cert_not_after_seconds",
   interfaceReadable: "wormhole_registry_interface_readable",
   pollDuration: "wormhole_registry_poll_duration_seconds",
+  relayBytes: "wormhole_registry_relay_bytes_total",
+  relayPackets: "wormhole_registry_relay_packets_total",
+  relayDropped: "wormhole_registry_relay_dropped_total",
+  relayActivePairs: "wormhole_registry_relay_active_pairs",
+  relayNodes: "wormhole_registry_relay_nodes",
 } as const;
 
 /**
@@ -146,6 +154,7 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
       this.set(table.lastReadDurationMs / 1000);
     },
   });
+  if (options.relay) addRelayMetrics(options.relay, registers);
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
   // endpointRevision steps each time the table sees a peer's endpoint change;
@@ -170,4 +179,58 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
       unsubscribe();
     },
   };
+}
+
+/** Counters that mirror the relay's own (read when scraped). */
+function addRelayMetrics(relay: () => RelayCore | null, registers: Registry[]): void {
+  /** A counter set from a running total: it steps by what the total grew since the last scrape. */
+  const mirror = (name: string, help: string, read: (core: RelayCore) => number) => {
+    let last = 0;
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        const core = relay();
+        const now = core ? read(core) : last;
+        if (now > last) this.inc(now - last);
+        last = now;
+      },
+    });
+  };
+  mirror(METRIC_NAMES.relayBytes, "Bytes of WireGuard packets relayed between nodes (payload, still encrypted end to end).", (c) => c.stats.bytes);
+  mirror(METRIC_NAMES.relayPackets, "WireGuard packets relayed between nodes.", (c) => c.stats.packets);
+  const lastDropped = new Map<RelayDrop, number>();
+  new Counter({
+    name: METRIC_NAMES.relayDropped,
+    help: "Relay datagrams refused, by reason: unidentified sender, malformed, relaying off, unknown destination, an end not relaying, over the rate limit.",
+    labelNames: ["reason"],
+    registers,
+    collect() {
+      const core = relay();
+      if (!core) return;
+      for (const [reason, n] of Object.entries(core.stats.dropped) as [RelayDrop, number][]) {
+        const before = lastDropped.get(reason) ?? 0;
+        if (n > before) this.inc({ reason }, n - before);
+        else if (n === 0) this.inc({ reason }, 0);
+        lastDropped.set(reason, n);
+      }
+    },
+  });
+  new Gauge({
+    name: METRIC_NAMES.relayActivePairs,
+    help: "Pairs of nodes that passed a relayed packet in the last 30 s.",
+    registers,
+    collect() {
+      this.set(relay()?.activePairs() ?? 0);
+    },
+  });
+  new Gauge({
+    name: METRIC_NAMES.relayNodes,
+    help: "Nodes whose hello (accepting relayed packets) arrived in the last 10 s.",
+    registers,
+    collect() {
+      this.set(relay()?.relayingNodes() ?? 0);
+    },
+  });
 }

@@ -8,7 +8,8 @@ import type { WireGuard } from "../wg/types.js";
 import { addReflection, HealthService, type ServingStatus } from "./grpc-standard.js";
 import { startRegistryHttp, unhealthyReason, type RegistryHttp } from "./http.js";
 import { createRegistryMetrics, type RegistryMetrics } from "./metrics.js";
-import { forwardingProblem } from "./forwarding.js";
+import { startRelay, type RelayServer } from "./relay.js";
+import { systemClock } from "../util/clock.js";
 import { bindServer, createRegistryServer } from "./server.js";
 import { PeerTable } from "./table.js";
 import { describeIdentity, ReloadingIdentity, serverCredentials, type TlsFiles } from "../tls/server.js";
@@ -24,8 +25,11 @@ export interface RegistryConfig {
   readonly http?: ListenAddress | null;
   /** Peer names for the status page. Default none. */
   readonly names?: PeerNames;
-  /** Forward between peers so pairs that cannot punch can relay (needs IP forwarding). */
+  /** Relay (end to end encrypted) between nodes that cannot reach each other directly. Default true. */
   readonly relay?: boolean;
+  /** Relayed Mbit/s per pair and in all; 0: no limit. Defaults 100 and 1000. */
+  readonly relayPairMbps?: number;
+  readonly relayMbps?: number;
   /** Serve the API over TLS with this certificate and key; null or absent: plaintext. */
   readonly tls?: TlsFiles | null;
   /** How often the TLS files are read again (renewals). Default 60 s. */
@@ -35,8 +39,8 @@ export interface RegistryConfig {
 export interface RegistryDeps {
   readonly wg: WireGuard;
   readonly logger: Logger;
-  /** Checks IP forwarding for --relay; the real sysctl check by default. */
-  readonly forwardingProblem?: () => Promise<string | null>;
+  /** Where the relay listens: the interface's addresses by default (tests give loopback ones). */
+  readonly relayAddresses?: readonly string[];
 }
 
 export interface RunningRegistry {
@@ -47,6 +51,8 @@ export interface RunningRegistry {
   readonly health: HealthService;
   /** The HTTP port, or null when HTTP is off. */
   readonly httpPort: number | null;
+  /** The relay (it also answers the nodes' hellos), or null when it could not listen. */
+  readonly relay: RelayServer | null;
   stop(): Promise<void>;
 }
 
@@ -56,20 +62,18 @@ export const HEALTH_SERVICES = ["", "wormhole.v1.Registry", "wgSvc.proto.Registr
 /** Reads the interface once (fails fast when it cannot), then serves. */
 export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): Promise<RunningRegistry> {
   const { logger } = deps;
-  if (config.relay) {
-    const problem = await (deps.forwardingProblem ?? forwardingProblem)();
-    if (problem) throw new Error(problem);
-  }
+  const relayOn = config.relay ?? true;
   // Before anything starts: a bad certificate or key is a start-up error.
   const identity = config.tls ? new ReloadingIdentity(config.tls, logger) : null;
   const table = new PeerTable({ wg: deps.wg, iface: config.iface, pollIntervalMs: config.pollIntervalMs, logger });
   await table.start();
-  const metrics = createRegistryMetrics({ table, ...(identity ? { tlsNotAfter: () => identity.identity.notAfter } : {}) });
+  let relay: RelayServer | null = null;
+  const metrics = createRegistryMetrics({ table, relay: () => relay?.core ?? null, ...(identity ? { tlsNotAfter: () => identity.identity.notAfter } : {}) });
   const server = createRegistryServer({
     table,
     token: config.token,
     logger,
-    relay: config.relay ?? false,
+    relay: relayOn,
     onAuthFailure: metrics.onAuthFailure,
     onWatch: metrics.onWatch,
   });
@@ -87,6 +91,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
 
   let http: RegistryHttp | null = null;
   const cleanUp = () => {
+    void relay?.close();
     identity?.stop();
     clearInterval(healthTimer);
     metrics.close();
@@ -96,6 +101,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   try {
     port = await bindServer(server, config.address, identity ? serverCredentials(identity) : undefined);
     identity?.watch(config.tlsReloadMs ?? 60_000);
+    relay = await listenRelay(deps.relayAddresses ?? tunnelAddresses(config.iface), port, relayOn, config, table, logger);
     if (config.http) {
       http = await startRegistryHttp(config.http, { table, iface: config.iface, metrics, names: config.names ?? NO_NAMES, logger });
     }
@@ -130,6 +136,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     metrics,
     health,
     httpPort: http?.port ?? null,
+    relay,
     stop: async () => {
       // Tell health watchers first, then stop taking calls.
       health.setAll("NOT_SERVING");
@@ -144,6 +151,44 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
       });
     },
   };
+}
+
+/**
+ * The relay listens on the gRPC port, UDP, of the tunnel addresses only: its
+ * datagrams come through the nodes' tunnels. Without a tunnel address it
+ * cannot (the interface has none, or is not a network device here): the
+ * registry then serves without it, and says so.
+ */
+async function listenRelay(
+  addresses: readonly string[],
+  port: number,
+  enabled: boolean,
+  config: RegistryConfig,
+  table: PeerTable,
+  logger: Logger,
+): Promise<RelayServer | null> {
+  if (addresses.length === 0) {
+    logger.warn({ iface: config.iface }, "the interface has no address here: no relay, and nodes' hellos go unanswered");
+    return null;
+  }
+  try {
+    const relay = await startRelay(addresses, port, {
+      table,
+      enabled,
+      clock: systemClock,
+      logger,
+      pairBytesPerSec: ((config.relayPairMbps ?? 100) * 1_000_000) / 8,
+      totalBytesPerSec: ((config.relayMbps ?? 1000) * 1_000_000) / 8,
+    });
+    logger.info(
+      { udp: relay.addresses.map((a) => (a.includes(":") ? `[${a}]:${relay.port}` : `${a}:${relay.port}`)), relay: enabled, pairMbps: config.relayPairMbps ?? 100, totalMbps: config.relayMbps ?? 1000 },
+      enabled ? "relaying between nodes that cannot reach each other directly (their WireGuard packets, still encrypted)" : "answering nodes' hellos; not relaying (--no-relay)",
+    );
+    return relay;
+  } catch (err) {
+    logger.warn({ err: (err as Error).message }, "no relay");
+    return null;
+  }
 }
 
 /** The addresses of the WireGuard interface on this host (its tunnel addresses). */

@@ -46,7 +46,8 @@ function nodeWg(self: string, other: string, otherTunnel: string): FakeWireGuard
       publicKey: self,
       listenPort: 51820,
       peers: [
-        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["10.200.0.1/32"], persistentKeepaliveSec: 25 },
+        // Dialled at 127.0.0.1, which stands for its tunnel address here.
+        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["127.0.0.1/32"], persistentKeepaliveSec: 25 },
         { publicKey: other, allowedIps: [otherTunnel] },
       ],
     },

@@ -1,19 +1,21 @@
 /**
- * Relay fallback with fake WireGuards that never complete a handshake: the
- * nodes move each other's addresses to the registry peer, give them back on
- * stop, and a node that did not stop cleanly repairs that at its next start.
+ * The end-to-end relay over real UDP on loopback, with fake WireGuards that
+ * never handshake (so every pair "cannot punch"). Each node's "tunnel
+ * address" is a loopback address of its own (127.0.0.2, 127.0.0.3), the
+ * registry's is 127.0.0.1, and a plain UDP socket stands in for each node's
+ * WireGuard at its listen port: what one WireGuard sends to its relay
+ * endpoint for the other must come out at the other WireGuard, from the
+ * other's relay endpoint for the first — unchanged, and through the registry.
  */
 import assert from "node:assert/strict";
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { createSocket, type Socket } from "node:dgram";
 import { after, describe, it } from "node:test";
 import type { NodeAgent } from "../../src/node/agent.js";
-import { relayStatePath, saveRelayState } from "../../src/node/relay-state.js";
 import { runNode } from "../../src/node/run.js";
 import { runRegistry } from "../../src/registry/run.js";
 import { systemClock } from "../../src/util/clock.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
+import type { Endpoint } from "../../src/wg/types.js";
 import { key } from "../support/keys.js";
 import { captureLogger } from "../support/logs.js";
 import { waitFor } from "../support/wait.js";
@@ -21,145 +23,124 @@ import { waitFor } from "../support/wait.js";
 const ALICE = key(1);
 const BOB = key(2);
 const REGISTRY = key(9);
-const dir = mkdtempSync(join(tmpdir(), "wormhole-relay-it-"));
 const cleanups: Array<() => unknown> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c();
-  rmSync(dir, { recursive: true, force: true });
 });
 
-function aliceWg(): FakeWireGuard {
-  return new FakeWireGuard([
+/** A UDP socket on 127.0.0.1 standing in for a node's WireGuard; keeps what it receives. */
+async function fakeWireGuardSocket(): Promise<{ socket: Socket; port: number; got: Array<{ data: string; from: number }> }> {
+  const socket = createSocket("udp4");
+  const got: Array<{ data: string; from: number }> = [];
+  socket.on("message", (m, rinfo) => got.push({ data: m.toString(), from: rinfo.port }));
+  await new Promise<void>((resolve) => socket.bind({ address: "127.0.0.1", port: 0 }, resolve));
+  cleanups.push(() => new Promise<void>((resolve) => socket.close(() => resolve())));
+  return { socket, port: socket.address().port, got };
+}
+
+async function registry(relay = true) {
+  const wg = new FakeWireGuard([
     {
       name: "wg0",
-      publicKey: ALICE,
-      listenPort: 51820,
+      publicKey: REGISTRY,
       peers: [
-        // The registry peer's endpoint is the address the node dials (127.0.0.1): provably the registry.
-        { publicKey: REGISTRY, endpoint: { ip: "127.0.0.1", port: 51820 }, allowedIps: ["10.200.0.1/32"], persistentKeepaliveSec: 25 },
-        { publicKey: BOB, allowedIps: ["10.200.0.3/32", "192.168.2.0/24"] },
+        { publicKey: ALICE, endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["127.0.0.2/32"] },
+        { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["127.0.0.3/32"] },
       ],
     },
   ]);
+  const log = captureLogger();
+  const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay }, { wg, logger: log.logger, relayAddresses: ["127.0.0.1"] });
+  cleanups.push(() => reg.stop());
+  return reg;
 }
 
-async function start(wg: FakeWireGuard, port: number, stateDir: string, allowRelay = true): Promise<NodeAgent> {
+async function node(self: string, other: string, tunnelIp: string, port: number, wgPort: number, allowRelay = true): Promise<{ wg: FakeWireGuard; agent: NodeAgent }> {
+  const wg = new FakeWireGuard([
+    {
+      name: "wg0",
+      publicKey: self,
+      listenPort: wgPort,
+      peers: [
+        // The registry's tunnel address is the host the node dials: provably the registry.
+        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["127.0.0.1/32"], persistentKeepaliveSec: 25 },
+        { publicKey: other, allowedIps: ["10.200.0.9/32"] },
+      ],
+    },
+  ]);
   const agent = await runNode(
-    { address: `127.0.0.1:${port}`, token: "t", iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0, stateDir, allowRelay },
+    { address: `127.0.0.1:${port}`, token: "t", iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 100, allowRelay },
     {
       wg,
       logger: captureLogger().logger,
       clock: systemClock,
       prober: null,
       interfaces: () => ({}),
+      routeCheck: async () => true,
+      relayBindAddress: tunnelIp,
       decideOptions: { punchRetryMs: 50 },
-      relayTimings: { relayAfterMs: 100, quietMs: 60_000, roundMs: 1_000 },
+      relayTimings: { relayAfterMs: 100, quietMs: 600_000 },
     },
   );
-  return agent;
+  cleanups.push(() => agent.stop());
+  return { wg, agent };
 }
 
-/** A registry (with --relay unless told otherwise) whose interface has Alice and Bob at public endpoints. */
-async function relayingRegistry(relay = true) {
-  const regWg = new FakeWireGuard([
-    {
-      name: "wg0",
-      publicKey: REGISTRY,
-      peers: [
-        { publicKey: ALICE, endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] },
-        { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] },
-      ],
-    },
-  ]);
-  const reg = await runRegistry(
-    { address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20, relay },
-    { wg: regWg, logger: captureLogger().logger, forwardingProblem: async () => null },
-  );
-  cleanups.push(() => reg.stop());
-  return reg;
+const onLoopback = (ep: Endpoint | null | undefined): ep is Endpoint => ep?.ip === "127.0.0.1";
+
+/** Waits until the node points `peer` at a relay socket; returns that endpoint. */
+async function relayEndpoint(wg: FakeWireGuard, peer: string): Promise<Endpoint> {
+  const ep = await waitFor(`${peer.slice(0, 8)} relayed`, () => {
+    const now = wg.peer("wg0", peer)?.endpoint;
+    return onLoopback(now) ? now : null;
+  });
+  return ep as Endpoint;
 }
 
-/** Waits out three punches at Bob and a little more, then checks no allowed IP was ever moved. */
-async function assertNeverRelays(wg: FakeWireGuard): Promise<void> {
-  await waitFor("three punches", () => wg.calls.filter((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)).length >= 3);
-  await new Promise((r) => setTimeout(r, 400));
-  assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
-  assert.ok(wg.calls.every((c) => c.updates.every((u) => u.allowedIps === undefined)));
-}
+describe("the end-to-end relay", () => {
+  it("a pair that cannot punch is relayed within a few punch intervals, and packets pass unchanged both ways", async () => {
+    const reg = await registry();
+    const wa = await fakeWireGuardSocket();
+    const wb = await fakeWireGuardSocket();
+    const alice = await node(ALICE, BOB, "127.0.0.2", reg.port, wa.port);
+    const bob = await node(BOB, ALICE, "127.0.0.3", reg.port, wb.port);
+    const aToB = await relayEndpoint(alice.wg, BOB);
+    const bToA = await relayEndpoint(bob.wg, ALICE);
+    // Relaying re-creates the peer so that WireGuard initiates at once, with its own allowed IPs.
+    const relayCall = alice.wg.calls.find((c) => c.updates.some((u) => u.publicKey === BOB && onLoopback(u.endpoint)));
+    assert.deepEqual(relayCall?.updates.find((u) => u.publicKey === BOB)?.recreate, { allowedIps: ["10.200.0.9/32"] });
 
-describe("relay through the registry", () => {
-  it("a pair that cannot punch is relayed, and the addresses go back on stop", async () => {
-    const reg = await relayingRegistry();
-    const wg = aliceWg();
-    const agent = await start(wg, reg.port, dir);
-    cleanups.push(() => agent.stop());
-
-    await waitFor("Bob's addresses on the registry peer", () => wg.peer("wg0", REGISTRY)?.allowedIps.includes("10.200.0.3/32"));
-    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32", "10.200.0.3/32", "192.168.2.0/24"]);
-    assert.deepEqual(wg.peer("wg0", BOB)?.allowedIps, []);
-    assert.equal(wg.peer("wg0", BOB)?.persistentKeepaliveSec, 0, "the direct peer is quiet while relayed");
-    await waitFor("the relay written down for crash repair", () => existsSync(relayStatePath(dir, "wg0")));
-
-    await agent.stop();
-    assert.deepEqual(wg.peer("wg0", BOB)?.allowedIps, ["10.200.0.3/32", "192.168.2.0/24"]);
-    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
-    assert.equal(existsSync(relayStatePath(dir, "wg0")), false);
+    wa.socket.send("ciphertext from alice", aToB.port, "127.0.0.1");
+    await waitFor("Bob's WireGuard gets Alice's packet", () => wb.got.length > 0);
+    assert.deepEqual(wb.got[0], { data: "ciphertext from alice", from: bToA.port }, "it arrives from Bob's relay endpoint for Alice, where his WireGuard answers");
+    wb.socket.send("ciphertext from bob", bToA.port, "127.0.0.1");
+    await waitFor("Alice's WireGuard gets Bob's answer", () => wa.got.length > 0);
+    assert.deepEqual(wa.got[0], { data: "ciphertext from bob", from: aToB.port });
+    assert.ok(reg.relay && reg.relay.core.stats.packets >= 2 && reg.relay.core.activePairs() === 1);
+    // Nothing but endpoints and keepalives changed: allowed IPs never.
+    for (const n of [alice, bob]) assert.ok(n.wg.calls.every((c) => c.updates.every((u) => u.allowedIps === undefined)));
   });
 
-  it("a node whose peer reports relaying it punches afresh, though its old session looked fine, and relays too when that gets no handshake", async () => {
-    const reg = await relayingRegistry();
-    const wg = aliceWg();
-    // Alice's session with Bob handshook 20 s ago: to her it works, so she leaves it alone.
-    // (This fake WireGuard never handshakes again: a punch gets no answer.)
-    wg.setPeerEndpoint("wg0", BOB, { ip: "198.51.100.2", port: 2 });
-    wg.setHandshake("wg0", BOB, Date.now() - 20_000);
-    const agent = await start(wg, reg.port, mkdtempSync(join(dir, "follow-")));
-    cleanups.push(() => agent.stop());
-    // Passes run every 100 ms (and on each view): give it several.
-    await new Promise((r) => setTimeout(r, 600));
-    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"], "nothing relayed while the session looks fine");
-
-    // Bob's agent gave up on the direct path and relays Alice (his report, as the registry takes it from his tunnel address).
-    reg.table.report(BOB, { candidates: [], paths: [{ peerPublicKey: ALICE, kind: "relayed", sinceMs: Date.now(), endpoint: null }], atMs: Date.now() });
-    const callsBefore = wg.calls.length;
-    await waitFor("Bob's addresses on the registry peer", () => wg.peer("wg0", REGISTRY)?.allowedIps.includes("10.200.0.3/32"), 3_000);
-    assert.deepEqual(wg.peer("wg0", BOB)?.allowedIps, []);
-    const after = wg.calls.slice(callsBefore).flatMap((c) => c.updates.filter((u) => u.publicKey === BOB));
-    assert.deepEqual(after[0], { publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, persistentKeepaliveSec: 25, recreate: { allowedIps: ["10.200.0.3/32", "192.168.2.0/24"] } }, "a fresh punch first");
+  it("the registry refuses to relay to a node that runs --no-relay, and that node never relays", async () => {
+    const reg = await registry();
+    const wa = await fakeWireGuardSocket();
+    const wb = await fakeWireGuardSocket();
+    const alice = await node(ALICE, BOB, "127.0.0.2", reg.port, wa.port);
+    const bob = await node(BOB, ALICE, "127.0.0.3", reg.port, wb.port, false);
+    const aToB = await relayEndpoint(alice.wg, BOB);
+    wa.socket.send("for bob", aToB.port, "127.0.0.1");
+    await waitFor("the registry drops it", () => (reg.relay?.core.stats.dropped.destination_not_relaying ?? 0) > 0);
+    assert.equal(reg.relay?.core.stats.packets, 0);
+    assert.deepEqual(wb.got, []);
+    assert.ok(bob.wg.calls.every((c) => c.updates.every((u) => !onLoopback(u.endpoint))), "Bob pointed a peer at a relay socket");
   });
 
-  it("a node the user did not allow to relay never relays, though the registry offers it", async () => {
-    const reg = await relayingRegistry();
-    const wg = aliceWg();
-    const agent = await start(wg, reg.port, dir, false);
-    cleanups.push(() => agent.stop());
-    await assertNeverRelays(wg);
-  });
-
-  it("a registry without --relay: nothing is relayed", async () => {
-    const reg = await relayingRegistry(false);
-    const wg = aliceWg();
-    const agent = await start(wg, reg.port, dir);
-    cleanups.push(() => agent.stop());
-    await assertNeverRelays(wg);
-  });
-
-  it("after an unclean stop, the next start gives the addresses back before anything else", async () => {
-    const crashDir = mkdtempSync(join(dir, "crash-"));
-    const wg = aliceWg();
-    // What a node that died while relaying leaves behind.
-    await wg.updatePeers("wg0", [
-      { publicKey: REGISTRY, allowedIps: ["10.200.0.1/32", "10.200.0.3/32", "192.168.2.0/24"] },
-      { publicKey: BOB, persistentKeepaliveSec: 0, recreate: { allowedIps: [] } },
-    ]);
-    await saveRelayState(crashDir, "wg0", new Map([[BOB, { allowedIps: ["10.200.0.3/32", "192.168.2.0/24"], sinceMs: 1, phase: "quiet", atMs: 1, nextPunchMs: 2 }]]));
-    const regWg = new FakeWireGuard([{ name: "wg0", publicKey: REGISTRY, peers: [{ publicKey: BOB, endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] }] }]);
-    const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: "t", pollIntervalMs: 20 }, { wg: regWg, logger: captureLogger().logger });
-    cleanups.push(() => reg.stop());
-    const agent = await start(wg, reg.port, crashDir);
-    cleanups.push(() => agent.stop());
-    await waitFor("Bob's addresses back", () => wg.peer("wg0", BOB)?.allowedIps.length === 2);
-    assert.deepEqual(wg.peer("wg0", REGISTRY)?.allowedIps, ["10.200.0.1/32"]);
-    await waitFor("the state file gone once repaired", () => !existsSync(relayStatePath(crashDir, "wg0")));
+  it("a registry run with --no-relay answers hellos but relays nothing, and its nodes keep punching", async () => {
+    const reg = await registry(false);
+    const wa = await fakeWireGuardSocket();
+    const alice = await node(ALICE, BOB, "127.0.0.2", reg.port, wa.port);
+    await waitFor("Alice punched Bob several times", () => alice.wg.calls.filter((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)).length >= 3);
+    await waitFor("a hello answered", () => (reg.relay?.core.relayingNodes() ?? 0) >= 1);
+    assert.ok(alice.wg.calls.every((c) => c.updates.every((u) => !onLoopback(u.endpoint))));
   });
 });

@@ -119,6 +119,7 @@ describe("classifyPath", () => {
     { name: "ping without a session with B: via something else", peer: peer(null, null), ping: true, want: "relayed" },
     { name: "handshake older than 180 s is not recent", peer: peer("203.0.113.101", 181_000), ping: true, want: "relayed" },
     { name: "endpoint at the relay", peer: peer("203.0.113.1", 1_000), ping: true, want: "relayed" },
+    { name: "endpoint at a local relay socket", peer: peer("127.0.0.1", 1_000), ping: true, want: "relayed" },
     { name: "no such peer", peer: undefined, ping: false, want: "down" },
   ];
   for (const c of cases) {

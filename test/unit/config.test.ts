@@ -249,8 +249,7 @@ describe("merging: flag > environment > file > default", () => {
       refreshMs: 15_000,
       keepaliveSec: 25,
       probeIntervalMs: 1_000,
-      stateDir: "/var/lib/wormhole",
-      allowRelay: false,
+      allowRelay: true,
       controlSocket: "/run/wormhole/node.sock",
       tls: null,
       logLevel: "info",
@@ -303,7 +302,7 @@ describe("merging: flag > environment > file > default", () => {
     ];
     assert.equal(mergeRegistry(layers).relay, false);
     assert.equal(mergeRegistry(layers.slice(1)).relay, true);
-    assert.equal(mergeRegistry([]).relay, false);
+    assert.equal(mergeRegistry([]).relay, true, "relaying is on by default");
   });
 
   it("http off in the environment overrides the file's address", () => {

@@ -1,11 +1,7 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { after, describe, it } from "node:test";
-import { MAX_PUNCH_ATTEMPTS, type AppliedRecord } from "../../src/node/decide.js";
-import { nextRound, planRelay, QUIET_MS, RELAY_AFTER_MS, restoreUpdates, ROUND_MS, type RelayEntry, type RelayInput } from "../../src/node/relay.js";
-import { loadRelayState, relayStatePath, saveRelayState } from "../../src/node/relay-state.js";
+import { describe, it } from "node:test";
+import type { AppliedRecord } from "../../src/node/decide.js";
+import { nextTry, planRelay, QUIET_MS, RELAY_AFTER_MS, ROUND_MS, TRY_DIRECT_MS, type RelayEntry, type RelayInput } from "../../src/node/relay.js";
 import type { Endpoint, WgDevice, WgPeer } from "../../src/wg/types.js";
 import { key } from "../support/keys.js";
 
@@ -13,6 +9,7 @@ const NOW = 1_000 * ROUND_MS + 1_234; // not on a round boundary
 const REG = key(9);
 const B = key(2);
 const B_EP: Endpoint = { ip: "203.0.113.102", port: 40000 };
+const RELAY_EP: Endpoint = { ip: "127.0.0.1", port: 45000 };
 
 function peer(p: Partial<WgPeer> & { publicKey: string }): WgPeer {
   return { endpoint: null, lastHandshakeMs: 0, rxBytes: 0, txBytes: 0, allowedIps: [], persistentKeepaliveSec: 0, hasPresharedKey: false, ...p };
@@ -35,104 +32,104 @@ const input = (over: Partial<RelayInput>): RelayInput => ({
   registryPublicKey: REG,
   relayAvailable: true,
   state: new Map(),
-  applied: punched(MAX_PUNCH_ATTEMPTS, NOW - RELAY_AFTER_MS),
-  registry: new Map([[B, B_EP]]),
+  applied: punched(1, NOW - RELAY_AFTER_MS),
+  targets: new Map([[B, [B_EP]]]),
+  relayedKeyOf: (ep) => (ep?.ip === RELAY_EP.ip && ep.port === RELAY_EP.port ? B : null),
   nowMs: NOW,
   ...over,
 });
-const quietEntry = (over: Partial<RelayEntry> = {}): RelayEntry => ({
-  allowedIps: ["10.200.0.3/32"],
-  sinceMs: NOW - 60_000,
-  phase: "quiet",
-  atMs: NOW - 60_000,
-  nextPunchMs: NOW,
-  ...over,
-});
+const relayed = (over: Partial<RelayEntry> = {}): RelayEntry => ({ sinceMs: NOW - 60_000, phase: "relayed", atMs: NOW - 60_000, tries: 0, nextTryMs: NOW + 5_000, ...over });
 
 describe("planRelay", () => {
-  it("relays a peer whose last punch got no handshake: the registry peer takes its addresses, the direct peer goes quiet", () => {
+  it("relays a peer whose punch got no handshake within RELAY_AFTER_MS, and schedules the first direct try after the quiet time", () => {
     const r = planRelay(input({}));
-    assert.deepEqual(r.updates, [
-      { publicKey: REG, allowedIps: ["10.200.0.1/32", "10.200.0.3/32"] },
-      { publicKey: B, persistentKeepaliveSec: 0, recreate: { allowedIps: [] } },
-    ]);
-    assert.deepEqual(r.state.get(B), { allowedIps: ["10.200.0.3/32"], sinceMs: NOW, phase: "quiet", atMs: NOW, nextPunchMs: nextRound(NOW + QUIET_MS) });
-    assert.equal(r.decisions[0]?.action, "relay");
-    assert.equal((r.state.get(B)?.nextPunchMs ?? 0) % ROUND_MS, 0, "punch retries on a round boundary");
+    assert.deepEqual(
+      r.decisions.map((d) => [d.publicKey, d.action, d.recreate]),
+      [[B, "relay", true]],
+    );
+    assert.deepEqual(r.state.get(B), { sinceMs: NOW, phase: "relayed", atMs: NOW, tries: 0, nextTryMs: nextTry(NOW + QUIET_MS, 0) });
+    assert.equal(r.nextDueMs, nextTry(NOW + QUIET_MS, 0));
   });
 
-  const nothing: Array<[string, Partial<RelayInput>]> = [
-    ["the registry does not relay", { relayAvailable: false }],
-    ["the punches are not all spent", { applied: punched(MAX_PUNCH_ATTEMPTS - 1, NOW - RELAY_AFTER_MS) }],
-    ["the last punch is recent", { applied: punched(MAX_PUNCH_ATTEMPTS, NOW - RELAY_AFTER_MS + 1) }],
-    ["we never punched it", { applied: new Map() }],
-    ["it works", { device: device({ lastHandshakeMs: NOW - 1000 }) }],
-    ["it has a preshared key", { device: device({ hasPresharedKey: true }) }],
-    ["the registry's key is unknown", { registryPublicKey: "" }],
-    ["WireGuard roamed it elsewhere", { device: device({ endpoint: { ip: "198.51.100.1", port: 1 } }) }],
-    ["the peer is reaching us (a handshake under way)", { rxGrewAtMs: new Map([[B, NOW - 1_000]]) }],
+  const notYet: Array<[string, Partial<RelayInput>]> = [
+    ["the punch is younger than RELAY_AFTER_MS", { applied: punched(1, NOW - RELAY_AFTER_MS + 1) }],
+    ["the registry does not relay (or this node refuses)", { relayAvailable: false }],
+    ["the peer has a working session", { device: device({ lastHandshakeMs: NOW - 1_000 }) }],
+    ["this agent never punched the peer", { applied: new Map() }],
+    ["the endpoint is no longer what was punched (WireGuard roamed)", { device: device({ endpoint: { ip: "203.0.113.9", port: 1 } }) }],
+    ["the peer has LAN candidates still to try", { targets: new Map([[B, [{ ip: "192.168.1.11", port: 51820 }, B_EP]]]) }],
+    ["the peer was heard from within RELAY_AFTER_MS (its handshake is under way)", { rxGrewAtMs: new Map([[B, NOW - 100]]) }],
   ];
-  for (const [why, over] of nothing) {
+  for (const [why, over] of notYet) {
     it(`does not relay when ${why}`, () => {
       const r = planRelay(input(over));
-      assert.deepEqual(r.updates, []);
+      assert.deepEqual(r.decisions, []);
       assert.equal(r.state.size, 0);
     });
   }
 
-  it("a quiet relayed peer is punched again at its round, toward the registry's endpoint, keeping its addresses on the registry", () => {
-    const r = planRelay(input({ device: device({ endpoint: null, persistentKeepaliveSec: 0 }), state: new Map([[B, quietEntry()]]) }));
-    assert.deepEqual(r.updates, [{ publicKey: B, endpoint: B_EP, persistentKeepaliveSec: 25, recreate: { allowedIps: [] } }]);
-    assert.equal(r.state.get(B)?.phase, "punching");
-    assert.equal(r.nextDueMs, NOW + RELAY_AFTER_MS);
+  it("never relays the registry's own peer", () => {
+    const r = planRelay(input({ applied: new Map([[REG, { endpoint: { ip: "203.0.113.1", port: 51820 }, atMs: 0, attempts: 3 }]]), device: { ...device(), peers: [device().peers[0] as WgPeer] } }));
+    assert.deepEqual(r.decisions, []);
   });
 
-  it("a quiet relayed peer before its round: nothing, and a wake-up at the round", () => {
-    const r = planRelay(input({ state: new Map([[B, quietEntry({ nextPunchMs: NOW + 5_000 })]]) }));
-    assert.deepEqual(r.updates, []);
+  it("a peer with a preshared key is relayed by setting the endpoint only (re-creating would lose the key)", () => {
+    const r = planRelay(input({ device: device({ hasPresharedKey: true }) }));
+    assert.equal(r.decisions[0]?.action, "relay");
+    assert.equal(r.decisions[0]?.recreate, false);
+  });
+
+  it("adopts a peer that WireGuard moved onto our relay socket (the other end relays us)", () => {
+    const r = planRelay(input({ applied: new Map(), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100 }) }));
+    assert.deepEqual(r.decisions.map((d) => d.action), ["adopt"]);
+    assert.equal(r.state.get(B)?.phase, "relayed");
+  });
+
+  it("tries direct at the scheduled time, at the first target, and comes back to the relay when that gets no handshake", () => {
+    const at = planRelay(input({ state: new Map([[B, relayed({ nextTryMs: NOW })]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 10_000 }) }));
+    assert.deepEqual(at.decisions.map((d) => [d.action, d.endpoint]), [["try-direct", B_EP]]);
+    assert.equal(at.state.get(B)?.phase, "trying");
+    assert.equal(at.nextDueMs, NOW + TRY_DIRECT_MS);
+
+    const later = NOW + TRY_DIRECT_MS;
+    const back = planRelay(input({ nowMs: later, state: at.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
+    assert.deepEqual(back.decisions.map((d) => d.action), ["relay-again"]);
+    assert.deepEqual(back.state.get(B), { sinceMs: NOW - 60_000, phase: "relayed", atMs: later, tries: 1, nextTryMs: nextTry(later + QUIET_MS, 1) });
+  });
+
+  it("is direct again when a try gets a handshake", () => {
+    const state = new Map([[B, relayed({ phase: "trying", atMs: NOW - 500 })]]);
+    const r = planRelay(input({ state, device: device({ endpoint: B_EP, lastHandshakeMs: NOW - 100 }) }));
+    assert.deepEqual(r.decisions.map((d) => d.action), ["direct-again"]);
+    assert.equal(r.state.has(B), false);
+  });
+
+  it("is direct again when the peer reaches us directly while relayed (its try worked, and WireGuard roamed)", () => {
+    const r = planRelay(input({ state: new Map([[B, relayed()]]), device: device({ endpoint: B_EP, lastHandshakeMs: NOW - 100 }) }));
+    assert.deepEqual(r.decisions.map((d) => d.action), ["direct-again"]);
+  });
+
+  it("waits while relayed and working, until the next try", () => {
+    const r = planRelay(input({ state: new Map([[B, relayed()]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100 }) }));
+    assert.deepEqual(r.decisions, []);
     assert.equal(r.nextDueMs, NOW + 5_000);
   });
 
-  it("a punch while relayed that gets no handshake goes quiet again until the next round", () => {
-    const r = planRelay(input({ state: new Map([[B, quietEntry({ phase: "punching", atMs: NOW - RELAY_AFTER_MS })]]) }));
-    assert.deepEqual(r.updates, [{ publicKey: B, persistentKeepaliveSec: 0, recreate: { allowedIps: [] } }]);
-    assert.equal(r.state.get(B)?.phase, "quiet");
-    assert.equal(r.state.get(B)?.nextPunchMs, nextRound(NOW + QUIET_MS));
-  });
-
-  it("a direct handshake while relayed gives the addresses back", () => {
-    const r = planRelay(input({ device: device({ lastHandshakeMs: NOW - 500 }), state: new Map([[B, quietEntry({ phase: "punching", atMs: NOW - 1000 })]]) }));
-    assert.deepEqual(r.updates, [{ publicKey: B, allowedIps: ["10.200.0.3/32"] }]);
+  it("hands relayed peers back when the registry stops relaying", () => {
+    const r = planRelay(input({ relayAvailable: false, state: new Map([[B, relayed()]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100 }) }));
+    assert.deepEqual(r.decisions.map((d) => d.action), ["unrelay"]);
     assert.equal(r.state.size, 0);
-    assert.equal(r.decisions[0]?.action, "direct-again");
-  });
-
-  it("a registry that stopped relaying: addresses go back", () => {
-    const r = planRelay(input({ relayAvailable: false, state: new Map([[B, quietEntry({ nextPunchMs: NOW + 1 })]]) }));
-    assert.deepEqual(r.updates, [{ publicKey: B, allowedIps: ["10.200.0.3/32"] }]);
-    assert.equal(r.decisions[0]?.action, "unrelay");
-  });
-
-  it("restoreUpdates gives every relayed peer its own addresses", () => {
-    assert.deepEqual(restoreUpdates(new Map([[B, quietEntry()]])), [{ publicKey: B, allowedIps: ["10.200.0.3/32"] }]);
   });
 });
 
-describe("relay state file", () => {
-  const dir = mkdtempSync(join(tmpdir(), "wormhole-relay-"));
-  after(() => rmSync(dir, { recursive: true, force: true }));
-
-  it("round-trips, is private, and disappears when nothing is relayed", async () => {
-    await saveRelayState(dir, "wg0", new Map([[B, quietEntry()]]));
-    assert.equal(statSync(relayStatePath(dir, "wg0")).mode & 0o777, 0o600);
-    assert.deepEqual(await loadRelayState(dir, "wg0"), new Map([[B, quietEntry()]]));
-    await saveRelayState(dir, "wg0", new Map());
-    assert.deepEqual(await loadRelayState(dir, "wg0"), new Map());
-    assert.throws(() => readFileSync(relayStatePath(dir, "wg0")));
-  });
-
-  it("a damaged file is an error naming it", async () => {
-    writeFileSync(relayStatePath(dir, "wg1"), "{ not json");
-    await assert.rejects(loadRelayState(dir, "wg1"), new RegExp(`relay state \`${relayStatePath(dir, "wg1").replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}' is damaged`));
+describe("nextTry", () => {
+  it("lands on wall-clock multiples of a round that doubles per failed try, up to 16 rounds", () => {
+    assert.equal(nextTry(1, 0), ROUND_MS);
+    assert.equal(nextTry(ROUND_MS, 0), ROUND_MS);
+    assert.equal(nextTry(ROUND_MS + 1, 1), 2 * ROUND_MS);
+    assert.equal(nextTry(1, 4), 16 * ROUND_MS);
+    assert.equal(nextTry(1, 9), 16 * ROUND_MS);
+    // A coarser grid is a subset of a finer one: two ends a try apart still meet.
+    for (let t = 0; t < 4; t++) assert.equal(nextTry(nextTry(5 * ROUND_MS + 7, t + 1), t) , nextTry(5 * ROUND_MS + 7, t + 1));
   });
 });

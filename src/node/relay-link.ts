@@ -1,0 +1,204 @@
+/**
+ * A node's end of the relay, for one WireGuard interface.
+ *
+ * The uplink socket talks to the registry's relay (src/registry/relay.ts)
+ * through the tunnel: a hello every second (which also keeps the registry's
+ * WireGuard seeing our current NAT mapping), and relayed packets both ways.
+ *
+ * Each relayed peer gets a local socket on 127.0.0.1 and the peer's
+ * WireGuard endpoint is set to it. Whatever WireGuard sends there (the peer's
+ * packets, encrypted by WireGuard) goes up to the registry addressed to the
+ * peer's key; whatever the registry hands down from that key is given to
+ * WireGuard from that socket. WireGuard authenticates every packet itself, so
+ * a packet the registry (or anyone) altered or made up is dropped there, and
+ * WireGuard's roaming follows a peer that starts reaching us through the relay
+ * (or directly again) by itself.
+ *
+ * Nothing is written to disk and nothing but endpoints changes: a node killed
+ * while relaying leaves peers pointing at a closed local port, which the next
+ * agent sees as "no working session" and punches afresh.
+ */
+import { createSocket, type RemoteInfo, type Socket } from "node:dgram";
+import { isIPv6 } from "node:net";
+import type { Clock } from "../util/clock.js";
+import type { Logger } from "../util/log.js";
+import { decode, encode, MAX_PAYLOAD } from "../relay/wire.js";
+import type { Endpoint } from "../wg/types.js";
+import type { RouteCheck } from "./prober.js";
+
+/** The registry's welcome counts this long: three missed hellos and relaying stops being offered. */
+export const WELCOME_TTL_MS = 3_500;
+/** A peer's local socket unused this long is closed. */
+export const LOCAL_IDLE_MS = 120_000;
+
+export const LOCAL_HOST = "127.0.0.1";
+
+export interface RelayLinkOptions {
+  readonly iface: string;
+  /** The registry's tunnel address and its relay port (the gRPC port). */
+  readonly registryIp: string;
+  readonly port: number;
+  /** Offer to be relayed (false: `--no-relay`; hellos still go out as probes). */
+  readonly acceptsRelay: boolean;
+  /** WireGuard's listen port on this interface, where relayed packets are handed in. */
+  readonly wgPort: () => number;
+  /** Whether a key is a peer of this interface (packets from anyone else are dropped). */
+  readonly isPeer: (key: string) => boolean;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  /** Checks that the registry's address is routed into the interface before anything is sent. */
+  readonly routed: RouteCheck;
+  /** Source address for the uplink (tests); default any. */
+  readonly bindAddress?: string;
+}
+
+interface Local {
+  readonly socket: Socket;
+  readonly port: Promise<number>;
+  lastMs: number;
+}
+
+export interface RelayLinkStats {
+  up: number;
+  down: number;
+  dropped: number;
+}
+
+export class RelayLink {
+  private readonly uplink: Socket;
+  private readonly locals = new Map<string, Local>();
+  /** Local port → peer key, for ports already bound. */
+  private readonly byPort = new Map<number, string>();
+  private welcomeMs = -Infinity;
+  private routeOk = false;
+  private relays = false;
+  private closed = false;
+  readonly stats: RelayLinkStats = { up: 0, down: 0, dropped: 0 };
+
+  constructor(private readonly options: RelayLinkOptions) {
+    this.uplink = createSocket(isIPv6(options.registryIp) ? "udp6" : "udp4");
+    this.uplink.on("error", (err) => options.logger.debug({ iface: options.iface, err: err.message }, "relay uplink error"));
+    this.uplink.on("message", (bytes: Buffer, rinfo: RemoteInfo) => this.fromRegistry(bytes, rinfo));
+    this.uplink.bind(options.bindAddress ? { address: options.bindAddress, port: 0 } : { port: 0 });
+    this.uplink.unref();
+  }
+
+  /** The registry answered a hello lately and relays. */
+  available(): boolean {
+    return this.relays && this.options.acceptsRelay && this.options.clock.now() - this.welcomeMs < WELCOME_TTL_MS;
+  }
+
+  /** The registry answered a hello lately (whether or not it relays). */
+  answering(): boolean {
+    return this.options.clock.now() - this.welcomeMs < WELCOME_TTL_MS;
+  }
+
+  /** Checks the route to the registry and sends one hello (the agent calls this every probe interval). */
+  hello(): void {
+    const { registryIp, iface } = this.options;
+    void this.options.routed(registryIp, iface).then((ok) => {
+      this.routeOk = ok;
+      this.toRegistry(encode({ type: "hello", acceptsRelay: this.options.acceptsRelay }));
+    });
+  }
+
+  /** The local endpoint that relays `key` (its socket opened when needed). */
+  async endpointFor(key: string): Promise<Endpoint> {
+    const local = this.local(key);
+    local.lastMs = this.options.clock.now();
+    return { ip: LOCAL_HOST, port: await local.port };
+  }
+
+  /** The peer this endpoint relays, when it is one of this link's local sockets. */
+  relayedKeyOf(ep: Endpoint | null): string | null {
+    if (!ep || ep.ip !== LOCAL_HOST) return null;
+    return this.byPort.get(ep.port) ?? null;
+  }
+
+  /** Closes local sockets unused for LOCAL_IDLE_MS whose peer is not in `keep`. */
+  prune(keep: ReadonlySet<string>): void {
+    const now = this.options.clock.now();
+    for (const [key, local] of this.locals) {
+      if (keep.has(key) || now - local.lastMs < LOCAL_IDLE_MS) continue;
+      this.closeLocal(key, local);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [key, local] of this.locals) this.closeLocal(key, local);
+    this.uplink.close();
+  }
+
+  private local(key: string): Local {
+    const existing = this.locals.get(key);
+    if (existing) return existing;
+    const socket = createSocket("udp4");
+    socket.on("error", (err) => this.options.logger.debug({ iface: this.options.iface, err: err.message }, "relay local socket error"));
+    const port = new Promise<number>((resolve) => {
+      socket.bind({ address: LOCAL_HOST, port: 0 }, () => {
+        const p = socket.address().port;
+        this.byPort.set(p, key);
+        resolve(p);
+      });
+    });
+    socket.on("message", (payload: Buffer, rinfo: RemoteInfo) => {
+      // Only WireGuard on this machine sends here.
+      if (rinfo.address !== LOCAL_HOST || payload.length > MAX_PAYLOAD) return;
+      const l = this.locals.get(key);
+      if (l) l.lastMs = this.options.clock.now();
+      this.stats.up += 1;
+      this.toRegistry(encode({ type: "to", key, payload }));
+    });
+    socket.unref();
+    const local: Local = { socket, port, lastMs: this.options.clock.now() };
+    this.locals.set(key, local);
+    return local;
+  }
+
+  private closeLocal(key: string, local: Local): void {
+    this.locals.delete(key);
+    void local.port.then((p) => {
+      if (this.byPort.get(p) === key) this.byPort.delete(p);
+    });
+    try {
+      local.socket.close();
+    } catch {
+      /* already closed */
+    }
+  }
+
+  private fromRegistry(bytes: Buffer, rinfo: RemoteInfo): void {
+    if (rinfo.address !== this.options.registryIp || rinfo.port !== this.options.port) {
+      this.stats.dropped += 1;
+      return;
+    }
+    const message = decode(bytes);
+    if (message?.type === "welcome") {
+      if (!this.relays && message.relays && this.options.acceptsRelay) {
+        this.options.logger.info({ iface: this.options.iface, registry: `${this.options.registryIp}:${this.options.port}` }, "the registry relays for this node (end to end encrypted)");
+      }
+      this.welcomeMs = this.options.clock.now();
+      this.relays = message.relays;
+      return;
+    }
+    if (message?.type !== "from" || !this.options.acceptsRelay || !this.options.isPeer(message.key)) {
+      this.stats.dropped += 1;
+      return;
+    }
+    const local = this.local(message.key);
+    local.lastMs = this.options.clock.now();
+    this.stats.down += 1;
+    const payload = Buffer.from(message.payload);
+    void local.port.then(() => {
+      if (!this.closed) local.socket.send(payload, this.options.wgPort(), LOCAL_HOST, () => {});
+    });
+  }
+
+  /** Sends when the last route check (one per hello) found the registry inside the tunnel. */
+  private toRegistry(datagram: Buffer): void {
+    if (this.closed || !this.routeOk) return;
+    this.uplink.send(datagram, this.options.port, this.options.registryIp, () => {});
+  }
+}
