@@ -6,7 +6,7 @@
  * whole grid costs one of each.
  */
 import type { AgentDriver } from "./agents.js";
-import { startAgents, wormholeAgents } from "./agents.js";
+import { wormholeAgents } from "./agents.js";
 import type { Expectation, Verdict } from "./expectations.js";
 import { expectedPath, judge } from "./expectations.js";
 import type { Lab } from "./lab.js";
@@ -89,7 +89,7 @@ export function renderGrid(behaviours: readonly NatBehaviour[], pairs: readonly 
   const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd());
   lines.push(
     "",
-    "cells: path, seconds from agents started to the first ping over the tunnel.",
+    "cells: path, seconds from the later of the pair's two agents started to the first ping over the tunnel (pings every ~0.25 s).",
     "  * known gap (expected)   ~ race, either outcome expected   ! worse than expected   + better than expected   ? other",
   );
   const gaps = new Map<string, string[]>();
@@ -125,7 +125,13 @@ export function legend(behaviours: readonly NatBehaviour[]): string {
 }
 
 /** Measures every directed pair of an already built lab whose agents started at `startMs`. */
-export async function measureMatrix(lab: Lab, startMs: number, timeoutMs: number, log?: (line: string) => void): Promise<PairVerdict[]> {
+export async function measureMatrix(
+  lab: Lab,
+  startMs: number,
+  timeoutMs: number,
+  log?: (line: string) => void,
+  startedAt?: ReadonlyMap<string, number>,
+): Promise<PairVerdict[]> {
   const nodes = lab.plan.nodes;
   const pairs = nodes.flatMap((a) => nodes.filter((b) => b !== a).map((b) => [a.name, b.name] as const));
   const results = await measurePaths(lab, {
@@ -133,6 +139,7 @@ export async function measureMatrix(lab: Lab, startMs: number, timeoutMs: number
     startMs,
     timeoutMs,
     relayIps: [lab.plan.registry.ip],
+    ...(startedAt ? { pairStartMs: (a: string, b: string) => Math.max(startedAt.get(a) ?? startMs, startedAt.get(b) ?? startMs) } : {}),
     ...(log ? { onResult: (r: PairResult) => log(`pair ${r.from} -> ${r.to}: ${r.path}${r.pingMs !== null ? ` after ${r.pingMs} ms` : ""}`) } : {}),
   });
   return results.map((r) => {
@@ -158,8 +165,13 @@ export async function runMatrix(options: MatrixOptions = {}): Promise<MatrixResu
       runId = lab.runId;
       options.out?.(`NAT matrix, lab run ${lab.runId}: ${lab.plan.nodes.length} nodes, ${agents.name} agents, waiting up to ${timeoutMs / 1000}s\n`);
       const start = Date.now();
-      await startAgents(lab, agents);
-      const result = await measureMatrix(lab, start, timeoutMs, options.log);
+      const startedAt = new Map<string, number>();
+      await agents.startRegistry(lab);
+      for (const n of lab.plan.nodes) {
+        startedAt.set(n.name, Date.now());
+        await agents.startNode(lab, n.name);
+      }
+      const result = await measureMatrix(lab, start, timeoutMs, options.log, startedAt);
       await agents.stopAll(lab);
       return result;
     },

@@ -71,6 +71,8 @@ export interface MeasureOptions {
   readonly pairs: readonly (readonly [string, string])[];
   /** Reference time the results' times count from (e.g. when the agents were started). */
   readonly startMs: number;
+  /** Per pair, the time its times count from instead (e.g. when the later of its two agents started). */
+  readonly pairStartMs?: (from: string, to: string) => number;
   /** Give up on pairs still without a ping at startMs + timeoutMs. */
   readonly timeoutMs: number;
   /** Pause between rounds. Default 250. */
@@ -92,7 +94,7 @@ export interface MeasureOptions {
 export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<PairResult[]> {
   const deadline = options.startMs + options.timeoutMs;
   const froms = [...new Set(options.pairs.map(([a]) => a))];
-  const pending = new Map(options.pairs.map(([a, b]) => [`${a}>${b}`, { from: a, to: b, handshakeMs: null as number | null }]));
+  const pending = new Map(options.pairs.map(([a, b]) => [`${a}>${b}`, { from: a, to: b, handshakeMs: null as number | null, t0: options.pairStartMs?.(a, b) ?? options.startMs }]));
   const done = new Map<string, PairResult>();
   const peerOf = (peers: Map<string, readonly WgPeer[]>, a: string, b: string): WgPeer | undefined =>
     peers.get(a)?.find((p) => p.publicKey === lab.publicKey(b));
@@ -112,11 +114,11 @@ export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<P
     lab.checkOpen("measure paths");
     const peers = await readAll();
     const now = Date.now();
-    const ready: [string, { from: string; to: string; handshakeMs: number | null }][] = [];
+    const ready: [string, { from: string; to: string; handshakeMs: number | null; t0: number }][] = [];
     for (const [key, p] of pending) {
       const peer = peerOf(peers, p.from, p.to);
       if (peer && peer.lastHandshakeMs > 0) {
-        p.handshakeMs ??= now - options.startMs;
+        p.handshakeMs ??= now - p.t0;
         ready.push([key, p]);
       }
     }
@@ -126,7 +128,7 @@ export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<P
       const pingAt = Date.now();
       const peer = peerOf(peers, p.from, p.to);
       const path = classifyPath({ peer, nowMs: pingAt, pingOk: true, ...(options.relayIps ? { relayIps: options.relayIps } : {}) });
-      decide(key, { from: p.from, to: p.to, path, endpoint: peer?.endpoint ?? null, handshakeMs: p.handshakeMs, pingMs: pingAt - options.startMs, rttMs: ping.rttMs });
+      decide(key, { from: p.from, to: p.to, path, endpoint: peer?.endpoint ?? null, handshakeMs: p.handshakeMs, pingMs: pingAt - p.t0, rttMs: ping.rttMs });
     });
     const left = deadline - Date.now();
     if (pending.size > 0 && left > 0) await delay(Math.min(options.intervalMs ?? 250, left));
@@ -149,7 +151,7 @@ export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<P
         path,
         endpoint: peer?.endpoint ?? null,
         handshakeMs: p.handshakeMs,
-        pingMs: ping.ok ? now - options.startMs : null,
+        pingMs: ping.ok ? now - p.t0 : null,
         rttMs: ping.rttMs,
         ...(note ? { note } : {}),
       });

@@ -372,9 +372,14 @@ export class NodeAgent {
     }
     const found = { publicKey: peer.publicKey, tunnelIp };
     this.registryPeers.set(iface, found);
-    if (tunnelIp && tunnelIp !== host) {
-      this.options.logger.info({ iface, tunnel: tunnelIp }, "reaching the registry at its tunnel address for reports and relaying");
-      this.options.source.useTunnel?.(tunnelIp);
+    if (tunnelIp && tunnelIp !== host && this.options.source.useTunnel) {
+      const useTunnel = this.options.source.useTunnel.bind(this.options.source);
+      // Only where the machine routes the tunnel address into the interface: anywhere else it is some other network's address.
+      void this.routeCheck(tunnelIp, iface).then((ok) => {
+        if (!ok || this.stopped) return;
+        this.options.logger.info({ iface, tunnel: tunnelIp }, "reaching the registry at its tunnel address (watch, reports, relay)");
+        useTunnel(tunnelIp);
+      });
     }
     return found;
   }

@@ -44,9 +44,11 @@ export interface RegistrySource {
   /** Sends a report about this node; rejects with the registry's error (a grpc ServiceError). */
   report(message: NodeReportMessage): Promise<void>;
   /**
-   * From now on, send reports to the registry's tunnel address `host` (same
-   * port, same credentials; TLS still verifies the name first dialled), where
-   * the registry knows us by our tunnel address. Watch stays where it is.
+   * From now on, watch and report at the registry's tunnel address `host`
+   * (same port, same credentials; TLS still verifies the name first dialled):
+   * there the registry knows us by our tunnel address, and the connection
+   * survives our NAT losing its mappings. When the tunnel does not answer,
+   * the address given serves, and the tunnel is tried again later.
    */
   useTunnel?(host: string): void;
   stop(): void;
@@ -87,6 +89,9 @@ export interface GrpcSourceOptions {
   /** The credentials are TLS: a tunnel channel must verify the name first dialled. */
   readonly secure?: boolean;
 }
+
+/** After a Watch through the registry's tunnel address failed, this long at the address given before the tunnel is tried again. */
+export const TUNNEL_RETRY_MS = 30_000;
 
 /** Client channel options: HTTP/2 pings find a dead registry under an idle Watch. */
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
@@ -238,8 +243,12 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   const creds = options.credentials ?? grpc.credentials.createInsecure();
   let v1: V1Client | null = null;
   let seed: SeedClient | null = null;
-  /** Reports go here once the registry's tunnel address is known (useTunnel). */
+  /** Watch and reports go here once the registry's tunnel address is known (useTunnel). */
   let tunnelV1: { host: string; client: V1Client } | null = null;
+  /** When a Watch through the tunnel last failed: the public address serves until TUNNEL_RETRY_MS later. */
+  let tunnelFailedAtMs = -Infinity;
+  let streamViaTunnel = false;
+  let tunnelTimer: NodeJS.Timeout | null = null;
   let stream: grpc.ClientReadableStream<WatchEvent__Output> | null = null;
   let timer: NodeJS.Timeout | null = null;
   let snapshotTimer: NodeJS.Timeout | null = null;
@@ -312,8 +321,33 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
     });
   };
 
+  /** Ends the current Watch (its handlers ignore it from now on) and subscribes again. */
+  const rewatch = () => {
+    const s = stream;
+    stream = null;
+    s?.cancel();
+    watch();
+  };
+
   const watch = () => {
     if (stopped || !v1) return;
+    const viaTunnel = tunnelV1 !== null && Date.now() - tunnelFailedAtMs >= TUNNEL_RETRY_MS;
+    const client = viaTunnel && tunnelV1 ? tunnelV1.client : v1;
+    streamViaTunnel = viaTunnel;
+    /** A Watch through the tunnel that fails falls back to the public address, and tries the tunnel again later. */
+    const failed = (err: unknown) => {
+      if (viaTunnel) {
+        tunnelFailedAtMs = Date.now();
+        logger.warn({ registry: address, tunnel: tunnelV1?.host, err: describe(err), retryTunnelInMs: TUNNEL_RETRY_MS }, "the registry's tunnel address does not answer; watching at the address given until it does");
+        if (tunnelTimer) clearTimeout(tunnelTimer);
+        tunnelTimer = setTimeout(() => {
+          tunnelTimer = null;
+          if (!stopped && stream !== null && !streamViaTunnel && mode === "watch") rewatch();
+        }, TUNNEL_RETRY_MS);
+        tunnelTimer.unref?.();
+      }
+      markFailed(err, watch);
+    };
     const state: WatchState = { endpoints: new Map(), candidates: new Map(), relaying: new Map() };
     let gotSnapshot = false;
     let registryPublicKey = "";
@@ -336,7 +370,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         via: "watch",
       });
     };
-    const call = v1.Watch({ publicKey: "" }, metadata());
+    const call = client.Watch({ publicKey: "" }, metadata());
     stream = call;
     // A registry that accepts the Watch and then says nothing would hold the node forever.
     if (snapshotTimer) clearTimeout(snapshotTimer);
@@ -345,7 +379,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       if (stopped || stream !== call || gotSnapshot) return;
       stream = null;
       call.cancel();
-      markFailed(new Error(`no snapshot within ${snapshotTimeoutMs} ms of subscribing`), watch);
+      failed(new Error(`no snapshot within ${snapshotTimeoutMs} ms of subscribing`));
     }, snapshotTimeoutMs);
     call.on("data", (event: WatchEvent__Output) => {
       if (!applyWatchEvent(state, event, streamLog)) {
@@ -385,12 +419,12 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         poll();
         return;
       }
-      markFailed(err, watch);
+      failed(err);
     });
     call.on("end", () => {
       if (stopped || stream !== call) return;
       stream = null;
-      markFailed(new Error("registry closed the Watch stream"), watch);
+      failed(new Error("registry closed the Watch stream"));
     });
   };
 
@@ -412,6 +446,9 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       // TLS checks the certificate against the name the user gave, not the tunnel address.
       const tlsName: grpc.ChannelOptions = options.secure ? { "grpc.ssl_target_name_override": dialled, "grpc.default_authority": dialled } : {};
       tunnelV1 = { host, client: registryClients(target, creds, { ...CHANNEL_OPTIONS, ...tlsName }).v1 };
+      tunnelFailedAtMs = -Infinity;
+      // The Watch moves into the tunnel: a TCP connection through our NAT dies with its mapping (a router reboot), one through the tunnel does not.
+      if (mode === "watch" && stream !== null) rewatch();
     },
     report(message) {
       const client = tunnelV1?.client ?? v1;
@@ -437,6 +474,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       stopped = true;
       if (timer) clearTimeout(timer);
       if (snapshotTimer) clearTimeout(snapshotTimer);
+      if (tunnelTimer) clearTimeout(tunnelTimer);
       stream?.cancel();
       stream = null;
       v1?.close();

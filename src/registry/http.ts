@@ -15,6 +15,7 @@ import type { Logger } from "../util/log.js";
 import type { PathState } from "../util/path.js";
 import type { RegistryMetrics } from "./metrics.js";
 import { renderStatusPage, STATUS_PAGE_CSP } from "./page.js";
+import type { RelayCore } from "./relay.js";
 import type { PeerTable } from "./table.js";
 
 export interface RegistryHttpOptions {
@@ -27,6 +28,8 @@ export interface RegistryHttpOptions {
   readonly now?: () => number;
   /** Seconds between the status page's reloads. Default 5. */
   readonly refreshSeconds?: number;
+  /** The relay, when it runs and relays. */
+  readonly relay?: () => RelayCore | null;
 }
 
 export interface RegistryHttp {
@@ -106,6 +109,7 @@ export function createHttpHandler(options: RegistryHttpOptions): (req: IncomingM
       nowMs: now(),
       error: unhealthyReason(table, iface) === null ? null : (table.lastError?.message ?? "not read yet"),
       watchers: metrics.watchers(),
+      relay: relayFigures(options.relay?.() ?? null),
       ...(options.refreshSeconds !== undefined ? { refreshSeconds: options.refreshSeconds } : {}),
     });
     send(res, req, 200, "text/html; charset=utf-8", html, {
@@ -113,6 +117,10 @@ export function createHttpHandler(options: RegistryHttpOptions): (req: IncomingM
       "x-frame-options": "DENY",
     });
   };
+}
+
+function relayFigures(core: RelayCore | null): { activePairs: number; bytes: number } | null {
+  return core?.enabled ? { activePairs: core.activePairs(), bytes: core.stats.bytes } : null;
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -19,6 +19,8 @@ export interface StatusPageInput {
   /** Why the interface cannot be read now; null when the last read worked. */
   readonly error: string | null;
   readonly watchers: number;
+  /** The relay's figures; null or absent: the registry does not relay. */
+  readonly relay?: { readonly activePairs: number; readonly bytes: number } | null;
   /** Per node (public key): the paths it last reported to its peers. Absent: it reported nothing. */
   readonly pathStates?: ReadonlyMap<string, readonly PathState[]>;
   /** Seconds between the browser's reloads. Default 5. */
@@ -139,6 +141,18 @@ function row(p: RegistryPeer, input: StatusPageInput): string {
   return `<tr data-key="${escapeHtml(p.publicKey)}">${cells.join("")}</tr>`;
 }
 
+/** 1536 → "1.5 KB" (powers of 1000, one decimal). */
+export function formatBytes(n: number): string {
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let v = n;
+  let i = 0;
+  while (v >= 1000 && i < units.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
+}
+
 export function renderStatusPage(input: StatusPageInput): string {
   const refresh = input.refreshSeconds ?? 5;
   const maxRows = input.maxRows ?? 1000;
@@ -151,6 +165,9 @@ export function renderStatusPage(input: StatusPageInput): string {
     input.publicKey ? `key <code title="${escapeHtml(input.publicKey)}">${escapeHtml(peerLabel(new Map(), input.publicKey))}</code>` : "",
     `${peers.length} ${peers.length === 1 ? "peer" : "peers"}`,
     `${input.watchers} ${input.watchers === 1 ? "node" : "nodes"} watching`,
+    input.relay
+      ? `<span id="relay">relaying ${input.relay.activePairs} ${input.relay.activePairs === 1 ? "pair" : "pairs"}, ${formatBytes(input.relay.bytes)} so far (end to end encrypted)</span>`
+      : `<span id="relay">not relaying</span>`,
     `updated ${escapeHtml(updated)}`,
   ].filter(Boolean);
   const body =

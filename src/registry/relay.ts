@@ -104,6 +104,11 @@ export class RelayCore {
     dropped: { unidentified: 0, malformed: 0, off: 0, unknown_destination: 0, sender_not_relaying: 0, destination_not_relaying: 0, rate_limited: 0 },
   };
 
+  /** It relays (false: it only answers hellos). */
+  get enabled(): boolean {
+    return this.options.enabled;
+  }
+
   constructor(private readonly options: RelayOptions) {
     this.total = new ByteBucket(options.totalBytesPerSec ?? DEFAULT_TOTAL_BYTES_PER_SEC, options.clock.now());
   }

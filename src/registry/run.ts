@@ -103,7 +103,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     identity?.watch(config.tlsReloadMs ?? 60_000);
     relay = await listenRelay(deps.relayAddresses ?? tunnelAddresses(config.iface), port, relayOn, config, table, logger);
     if (config.http) {
-      http = await startRegistryHttp(config.http, { table, iface: config.iface, metrics, names: config.names ?? NO_NAMES, logger });
+      http = await startRegistryHttp(config.http, { table, iface: config.iface, metrics, names: config.names ?? NO_NAMES, logger, relay: () => relay?.core ?? null });
     }
   } catch (err) {
     cleanUp();

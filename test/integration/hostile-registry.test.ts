@@ -145,6 +145,7 @@ async function startNode(port: number, wg: FakeWireGuard, options: NodeOptions =
       clock: systemClock,
       source,
       prober: null, // never a datagram to the fake peers' addresses
+      routeCheck: async () => false, // no tunnel here (and no `ip route get`): nothing goes to the registry's tunnel address
       interfaces: () => ({}),
       decideOptions: { punchRetryMs: 30 },
     },

@@ -35,7 +35,7 @@ describe("prober", () => {
     const prober = createUdpProber(log.logger, port, runner);
     try {
       prober.poke("127.0.0.1", "wg0"); // routed via lo, not wg0: must not be sent
-      await waitFor("the refusal logged", () => log.records.some((r) => String(r.msg).startsWith("not probing")));
+      await waitFor("the refusal logged", () => log.records.some((r) => String(r.msg).startsWith("not sending")));
       prober.poke("127.0.0.1", "lo");
       await waitFor("the datagram", () => got.length > 0);
       assert.deepEqual(got, ["wormhole-probe"], "exactly the one routed through the named interface arrived");
