@@ -13,7 +13,7 @@
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { applyWatchEvent, viewFromSeedReply, type WatchState, type WarnSink } from "../src/node/source.js";
-import { guardedServices, MAX_PEER_CANDIDATES, MAX_PEER_PATHS, MAX_VIEW_PEERS, registryEndpoint } from "../src/node/validate.js";
+import { guardedServices, MAX_PEER_CANDIDATES, MAX_VIEW_PEERS, registryEndpoint } from "../src/node/validate.js";
 import { seedProto, v1Proto, type GetEndpointReply, type WatchEvent__Output } from "../src/rpc/proto.js";
 import { isKey } from "../src/wg/keys.js";
 import type { Endpoint } from "../src/wg/types.js";
@@ -83,11 +83,6 @@ function checkState(state: WatchState): void {
     assert.ok(list.length > 0 && list.length <= MAX_PEER_CANDIDATES);
     for (const c of list) checkEndpointOk(c);
   }
-  for (const [k, relayed] of state.relaying) {
-    assert.ok(isKey(k) && state.endpoints.has(k));
-    assert.ok(relayed.size > 0 && relayed.size <= MAX_PEER_PATHS);
-    for (const r of relayed) assert.ok(isKey(r), `kept a relayed key that is not one: ${r}`);
-  }
 }
 
 function decode<T>(method: { responseDeserialize: (b: Buffer) => unknown }, bytes: Buffer): T | null {
@@ -110,7 +105,7 @@ export const target: FuzzTarget<Input> = {
     fc.oneof(seedReply, junkObject).map((reply): Input => ({ kind: "seed-object", reply })),
   ),
   check(input) {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), relaying: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     switch (input.kind) {
       case "watch-bytes": {
         for (const bytes of input.then ? [input.bytes, input.then] : [input.bytes]) {
@@ -122,7 +117,7 @@ export const target: FuzzTarget<Input> = {
       }
       case "seed-bytes": {
         const reply = decode<GetEndpointReply>(guardedSeed, input.bytes);
-        if (reply !== null) checkState({ endpoints: viewFromSeedReply(reply, silent), candidates: new Map(), relaying: new Map() });
+        if (reply !== null) checkState({ endpoints: viewFromSeedReply(reply, silent), candidates: new Map() });
         return;
       }
       case "watch-object":
@@ -133,7 +128,7 @@ export const target: FuzzTarget<Input> = {
         }
         return;
       case "seed-object":
-        checkState({ endpoints: viewFromSeedReply(input.reply as GetEndpointReply, silent), candidates: new Map(), relaying: new Map() });
+        checkState({ endpoints: viewFromSeedReply(input.reply as GetEndpointReply, silent), candidates: new Map() });
     }
   },
 };

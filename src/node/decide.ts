@@ -38,14 +38,6 @@
  *     which may not hairpin) is tried at the LAN candidates it reported to
  *     the registry first, then at its public mapping; each punch retry moves
  *     to the next.
- *  8. A peer that reports relaying us (the registry passes its report on)
- *     has re-created its end of our session. If our session still looks
- *     fine (it handshook before we heard that, and we have not punched
- *     since), it is dead on the peer's side: we punch afresh (up to
- *     `maxPunchAttempts` times, as in 6). A handshake brings the peer back
- *     to direct, and none makes the relay planner relay it here too
- *     (src/node/relay.ts), so both ends route the pair the same way. Without
- *     a session we are punching or relaying already: nothing changes.
  */
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import type { PathKind } from "../util/path.js";
@@ -103,11 +95,6 @@ export interface DecideInput {
   readonly candidates?: ReadonlyMap<string, readonly Endpoint[]>;
   /** Where the registry sees this interface (its NAT's public address). */
   readonly selfEndpoint?: Endpoint | null;
-  /**
-   * Peers that report relaying us, each with when this agent first heard it
-   * (rule 8).
-   */
-  readonly relayedBy?: ReadonlyMap<string, number>;
   readonly options?: DecideOptions;
 }
 
@@ -201,15 +188,6 @@ export function decide(input: DecideInput): DecideResult {
     if (!working && !input.selfMoved && grewAt !== undefined && now - grewAt < HEARING_GRACE_MS) {
       due(grewAt + HEARING_GRACE_MS);
       note("hearing", `the peer is reaching us${current ? ` from ${show(current)}` : ""}; letting WireGuard finish the handshake`);
-      continue;
-    }
-
-    // Rule 8: our session looks fine, but the peer relays us since after its last handshake (and our last punch): its end is gone.
-    const heardAt = input.relayedBy?.get(key);
-    if (working && heardAt !== undefined && peer.lastHandshakeMs <= heardAt && (record === undefined || record.atMs < heardAt) && canPunch(peer)) {
-      const first = targets[0] as Endpoint;
-      updates.push(write(peer, first, 1).update);
-      note("punch", `the peer relays us, so whatever session we had is gone on its side; punching ${show(first)} afresh (no handshake: we relay too)`);
       continue;
     }
 

@@ -7,13 +7,13 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { GetEndpointReply, PeerInfo__Output, SeedClient, V1Client, WatchEvent__Output } from "../rpc/proto.js";
-import { pathKindFromWire, pathKindToWire, type PathState } from "../util/path.js";
+import { pathKindToWire, type PathState } from "../util/path.js";
 import { backoffDelay } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
 import { isKey } from "../wg/keys.js";
 import type { Endpoint } from "../wg/types.js";
 import { addressHost } from "../config/values.js";
-import { MAX_PEER_CANDIDATES, MAX_PEER_PATHS, MAX_VIEW_PEERS, registryClients, registryEndpoint } from "./validate.js";
+import { MAX_PEER_CANDIDATES, MAX_VIEW_PEERS, registryClients, registryEndpoint } from "./validate.js";
 
 /** The registry's view as the node uses it. */
 export interface RegistryView {
@@ -27,8 +27,6 @@ export interface RegistryView {
   readonly generation: number;
   /** The registry forwards between its peers (relay). */
   readonly relay: boolean;
-  /** For each peer that reported relaying some of its peers, their keys; empty from a seed registry. */
-  readonly relaying: ReadonlyMap<string, ReadonlySet<string>>;
   /** How it arrived; for logs. */
   readonly via: "watch" | "poll";
 }
@@ -151,8 +149,6 @@ export function viewFromSeedReply(reply: GetEndpointReply, logger: WarnSink): Ma
 export interface WatchState {
   readonly endpoints: Map<string, Endpoint | null>;
   readonly candidates: Map<string, readonly Endpoint[]>;
-  /** The peers each peer says it relays. */
-  readonly relaying: Map<string, ReadonlySet<string>>;
 }
 
 /** Candidates as sent, keeping only usable endpoints (at most 16). */
@@ -162,16 +158,6 @@ function candidatesOf(list: readonly { ip: string; port: number }[], key: string
     const r = registryEndpoint(c?.ip, c?.port);
     if ("problem" in r) garbage.endpoint(key, c?.ip, c?.port, `candidate: ${r.problem}`);
     else if (r.endpoint) out.push(r.endpoint);
-  }
-  return out;
-}
-
-/** The keys of the peers a node says it relays (valid keys only). */
-function relayedOf(paths: readonly { peerPublicKey?: unknown; kind?: unknown }[]): Set<string> {
-  const out = new Set<string>();
-  for (const p of paths.slice(0, MAX_PEER_PATHS)) {
-    if (typeof p?.kind !== "string" || pathKindFromWire(p.kind) !== "relayed") continue;
-    if (typeof p.peerPublicKey === "string" && isKey(p.peerPublicKey)) out.add(p.peerPublicKey);
   }
   return out;
 }
@@ -196,15 +182,11 @@ export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, lo
     const candidates = candidatesOf(Array.isArray(p.candidates) ? p.candidates : [], key, garbage);
     if (candidates.length > 0) state.candidates.set(key, candidates);
     else state.candidates.delete(key);
-    const relayed = relayedOf(Array.isArray(p.paths) ? p.paths : []);
-    if (relayed.size > 0) state.relaying.set(key, relayed);
-    else state.relaying.delete(key);
   };
   switch (event?.event) {
     case "snapshot":
       state.endpoints.clear();
       state.candidates.clear();
-      state.relaying.clear();
       for (const p of Array.isArray(event.snapshot?.peers) ? event.snapshot.peers : []) take(p);
       garbage.log(logger);
       return true;
@@ -216,7 +198,6 @@ export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, lo
     case "removedPublicKey":
       state.endpoints.delete(event.removedPublicKey ?? "");
       state.candidates.delete(event.removedPublicKey ?? "");
-      state.relaying.delete(event.removedPublicKey ?? "");
       return true;
     default:
       return false;
@@ -308,7 +289,6 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         candidates: new Map(),
         generation,
         relay: false,
-        relaying: new Map(),
         via: "poll",
       });
       // Now and then, try Watch again in place of a poll (it falls back here if still missing).
@@ -348,7 +328,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       }
       markFailed(err, watch);
     };
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), relaying: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     let gotSnapshot = false;
     let registryPublicKey = "";
     let relay = false;
@@ -363,7 +343,6 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       onView({
         endpoints: new Map(state.endpoints),
         candidates: new Map(state.candidates),
-        relaying: new Map(state.relaying),
         registryPublicKey,
         generation,
         relay,

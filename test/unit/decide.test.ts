@@ -56,8 +56,6 @@ interface Case {
   applied?: AppliedRecord;
   selfMoved?: boolean;
   rxGrewAtMs?: number;
-  /** When this agent heard that the peer relays us. */
-  relayedBy?: number;
   options?: DecideOptions;
   verdict: Verdict;
   update: PeerUpdate | null;
@@ -264,52 +262,6 @@ const cases: Case[] = [
     verdict: "unchanged",
     update: null,
   },
-  // Rule 8: the peer reports relaying us.
-  {
-    name: "the peer relays us since after our handshake: its end is gone; punch afresh though the session looks fine",
-    peer: { endpoint: A, lastHandshakeMs: recent, persistentKeepaliveSec: 25 },
-    registry: A,
-    applied: mine(A, MAX_PUNCH_ATTEMPTS, NOW - 60_000),
-    relayedBy: NOW - 2_000,
-    verdict: "punch",
-    update: punch(A, 25),
-    record: { endpoint: A, atMs: NOW, attempts: 1 },
-  },
-  {
-    name: "the peer relays us, and we never had a session: our punches run their course (then the relay planner relays)",
-    peer: { endpoint: A, persistentKeepaliveSec: 25 },
-    registry: A,
-    applied: mine(A, MAX_PUNCH_ATTEMPTS, NOW - 2_000),
-    relayedBy: NOW - 50,
-    verdict: "unchanged",
-    update: null,
-  },
-  {
-    name: "the peer relays us, but we punched since we heard it: the punch runs its course (then the relay planner decides)",
-    peer: { endpoint: A, persistentKeepaliveSec: 25, lastHandshakeMs: recent },
-    registry: A,
-    applied: mine(A, 1, NOW - 100),
-    relayedBy: NOW - 2_000,
-    verdict: "unchanged",
-    update: null,
-  },
-  {
-    name: "the peer relays us, but we handshook after we heard it: it sees our session and comes back direct",
-    peer: { endpoint: A, lastHandshakeMs: NOW - 1_000, persistentKeepaliveSec: 25 },
-    registry: A,
-    applied: mine(A, MAX_PUNCH_ATTEMPTS, NOW - 60_000),
-    relayedBy: NOW - 2_000,
-    verdict: "unchanged",
-    update: null,
-  },
-  {
-    name: "the peer relays us, and has a preshared key: nothing (it cannot be re-created)",
-    peer: { endpoint: A, lastHandshakeMs: recent, persistentKeepaliveSec: 25, hasPresharedKey: true },
-    registry: A,
-    relayedBy: NOW - 2_000,
-    verdict: "unchanged",
-    update: null,
-  },
 ];
 
 describe("rxGrowth", () => {
@@ -337,8 +289,7 @@ describe("decide", () => {
       const applied = new Map<string, AppliedRecord>();
       if (c.applied) applied.set(key(1), c.applied);
       const rxGrewAtMs = new Map(c.rxGrewAtMs === undefined ? [] : [[key(1), c.rxGrewAtMs]]);
-      const relayedBy = new Map(c.relayedBy === undefined ? [] : [[key(1), c.relayedBy]]);
-      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, rxGrewAtMs, relayedBy, ...(c.options ? { options: c.options } : {}) });
+      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, rxGrewAtMs, ...(c.options ? { options: c.options } : {}) });
       assert.equal(result.decisions.length, 1);
       assert.equal(result.decisions[0]?.verdict, c.verdict, result.decisions[0]?.reason);
       assert.deepEqual(result.updates, c.update ? [c.update] : []);

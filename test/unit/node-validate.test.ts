@@ -276,7 +276,7 @@ function warnings(): WarnSink & { records: Array<{ fields: Record<string, unknow
 describe("applyWatchEvent and viewFromSeedReply", () => {
   it("keep a peer with an unusable endpoint as known without one, and warn once per message with a count", () => {
     const log = warnings();
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), relaying: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     const peers = [
       { publicKey: key(1), endpoint: { ip: "127.0.0.1", port: 51820 }, candidates: [{ ip: "224.0.0.1", port: 1 }, { ip: "192.168.1.5", port: 51820 }] },
       { publicKey: key(2), endpoint: { ip: "203.0.113.2", port: 0 }, candidates: [] },
@@ -306,7 +306,7 @@ describe("applyWatchEvent and viewFromSeedReply", () => {
   });
 
   it(`never holds more than ${MAX_VIEW_PEERS} peers, however many changes arrive; known peers still change`, () => {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), relaying: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     const log = warnings();
     const keyOf = (n: number) => {
       const b = Buffer.alloc(32);
@@ -322,24 +322,8 @@ describe("applyWatchEvent and viewFromSeedReply", () => {
     assert.equal(state.endpoints.size, MAX_VIEW_PEERS - 1);
   });
 
-  it("keep, per peer, the peers it says it relays (valid keys, relayed paths only), and forget them with the peer", () => {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), relaying: new Map() };
-    const path = (peer: string, kind: string) => ({ peerPublicKey: peer, kind });
-    const peers = [
-      { publicKey: key(1), endpoint: null, candidates: [], paths: [path(key(2), "PATH_KIND_RELAYED"), path(key(3), "PATH_KIND_DIRECT"), path("junk", "PATH_KIND_RELAYED")] },
-      { publicKey: key(2), endpoint: null, candidates: [], paths: [path(key(1), "PATH_KIND_DOWN"), path(key(3), "PATH_KIND_UNSPECIFIED")] },
-    ];
-    applyWatchEvent(state, { event: "snapshot", snapshot: { relay: true, registryPublicKey: key(9), peers } } as never, warnings());
-    assert.deepEqual([...state.relaying].map(([k, v]) => [k, [...v]]), [[key(1), [key(2)]]]);
-    applyWatchEvent(state, { event: "changed", changed: { publicKey: key(1), endpoint: null, candidates: [], paths: [] } } as never, warnings());
-    assert.equal(state.relaying.size, 0, "a change without relayed paths clears them");
-    applyWatchEvent(state, { event: "changed", changed: { publicKey: key(2), endpoint: null, candidates: [], paths: [path(key(1), "PATH_KIND_RELAYED")] } } as never, warnings());
-    applyWatchEvent(state, { event: "removedPublicKey", removedPublicKey: key(2) } as never, warnings());
-    assert.equal(state.relaying.size, 0, "a removed peer's relays go with it");
-  });
-
   it("read events of the wrong shape without throwing", () => {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), relaying: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     for (const e of [null, undefined, 5, "x", {}, { event: "snapshot" }, { event: "snapshot", snapshot: { peers: 5 } }, { event: "snapshot", snapshot: { peers: [null, 5, { publicKey: 5 }] } }, { event: "changed", changed: { publicKey: key(1), endpoint: 5, candidates: "x" } }]) {
       assert.equal(typeof applyWatchEvent(state, e as never, warnings()), "boolean");
     }
