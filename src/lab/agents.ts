@@ -75,7 +75,12 @@ export function defaultWormholeCommand(): string[] {
   return [process.execPath, resolve(process.cwd(), "dist/wormhole.cjs")];
 }
 
-export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver {
+/** The real agents, which can also stop one node's agent (`signal` SIGKILL simulates a crash). */
+export interface WormholeDriver extends AgentDriver {
+  stopNode(lab: Lab, node: string, signal?: NodeJS.Signals): Promise<void>;
+}
+
+export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDriver {
   const command = options.command ?? defaultWormholeCommand();
   const refresh = options.refresh ?? "60s";
   const apiVia = options.apiVia ?? "public";
@@ -130,6 +135,11 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): AgentDriver
         logName: `${name}.wormhole.${++starts}`,
       });
       nodes.set(name, proc);
+    },
+    async stopNode(lab, name, signal) {
+      const proc = nodes.get(name);
+      if (proc) await lab.stopProcess(proc, signal ? { signal } : {});
+      nodes.delete(name);
     },
     async stopAll(lab) {
       await Promise.allSettled([...nodes.values()].map((p) => lab.stopProcess(p)));

@@ -1,5 +1,5 @@
 /** The NAT lab's public surface. See lab.ts for the topology. */
-export type { AgentDriver, ManualAgentsOptions, WormholeAgentsOptions } from "./agents.js";
+export type { AgentDriver, ManualAgentsOptions, WormholeAgentsOptions, WormholeDriver } from "./agents.js";
 export { defaultWormholeCommand, manualAgents, startAgents, wormholeAgents } from "./agents.js";
 export type { DemoOptions, DemoResult, DemoRow } from "./demo.js";
 export { renderDemoTable, runDemo } from "./demo.js";

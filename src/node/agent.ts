@@ -273,7 +273,11 @@ export class NodeAgent {
     const relayUpdates = link ? await this.relayUpdates(device, relay.decisions, link, applied, now) : [];
     const updates = await this.withoutLateRecreates(iface, device, [...result.updates, ...relayUpdates]);
     if (updates.length > 0) await wg.updatePeers(iface, updates);
-    for (const d of relay.decisions) logger.info({ iface, peer: short(d.publicKey), action: d.action }, d.reason);
+    for (const d of relay.decisions) {
+      logger.info({ iface, peer: short(d.publicKey), action: d.action }, d.reason);
+      // The end that does not initiate a direct try sends on its old session now: that opens its NAT for the initiation.
+      if (d.action === "try-direct" && !d.recreate) this.pokePeer(device, d.publicKey);
+    }
     if (relay.nextDueMs !== null) this.wakeAt(relay.nextDueMs);
     for (const d of result.decisions) {
       const fields = { iface, peer: short(d.publicKey), endpoint: d.to ? formatEndpoint(d.to) : null, via: view.via };
@@ -301,7 +305,7 @@ export class NodeAgent {
       const peer = device.peers.find((p) => p.publicKey === d.publicKey);
       if (!peer) continue;
       let to: Endpoint;
-      if (d.action === "relay" || d.action === "relay-again") to = await link.endpointFor(peer.publicKey);
+      if (d.action === "relay" || d.action === "relay-again" || d.action === "kick") to = await link.endpointFor(peer.publicKey);
       else if (d.action === "try-direct" && d.endpoint) to = d.endpoint;
       else continue;
       const keepalive = peer.persistentKeepaliveSec > 0 ? peer.persistentKeepaliveSec : keepaliveSec;

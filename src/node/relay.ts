@@ -30,6 +30,15 @@
  *     reached us, and WireGuard roamed) is direct again.
  *  5. When the registry stops answering or stops relaying, relayed peers are
  *     handed back to decide(), which punches.
+ *  6. Only one end initiates. When both ends re-create their peers at the
+ *     same moment, both handshake initiations cross, each end answers the
+ *     other's (which discards its own), and both answers are refused: nothing
+ *     until WireGuard's next try 5 s later (seen in the lab, one run in ten).
+ *     So the end with the lower public key re-creates the peer (it initiates
+ *     at once); the other only sets the endpoint, so that it answers, and
+ *     re-creates (initiates) only if no handshake came within KICK_MS. For a
+ *     direct try, the agent makes the non-initiating end send a packet on
+ *     its old session at once, which opens its NAT for the initiation.
  *  Peers with a preshared key are relayed and tried by setting the endpoint
  *  only (re-creating would lose the key, which is never read): WireGuard's
  *  next handshake retry (5 s at most) then goes the new way.
@@ -44,6 +53,8 @@ export const RELAY_AFTER_MS = 1_000;
 export const TRY_DIRECT_MS = 1_500;
 /** Stale NAT state must expire before the first try (conntrack: 30 s for unreplied UDP). */
 export const QUIET_MS = 35_000;
+/** The end that does not initiate re-creates the peer itself when no handshake came this long after relaying. */
+export const KICK_MS = 1_000;
 /** Tries happen at wall-clock multiples of ROUND_MS × 2^tries (tries capped at MAX_DOUBLINGS). */
 export const ROUND_MS = 40_000;
 export const MAX_DOUBLINGS = 4;
@@ -56,6 +67,8 @@ export interface RelayEntry {
   /** Failed direct tries so far. */
   readonly tries: number;
   readonly nextTryMs: number;
+  /** This end has re-created the peer since it was (re)relayed: it initiated. */
+  readonly initiated: boolean;
 }
 
 export interface RelayInput {
@@ -77,19 +90,23 @@ export interface RelayInput {
   readonly healthyHandshakeMs?: number;
   /** Defaults above (tests shorten them). */
   readonly relayAfterMs?: number;
+  readonly kickMs?: number;
   readonly tryDirectMs?: number;
   readonly quietMs?: number;
   readonly roundMs?: number;
 }
 
-export type RelayAction = "relay" | "adopt" | "try-direct" | "relay-again" | "direct-again" | "unrelay";
+export type RelayAction = "relay" | "adopt" | "try-direct" | "relay-again" | "kick" | "direct-again" | "unrelay";
 
 export interface RelayDecision {
   readonly publicKey: string;
   readonly action: RelayAction;
   /** For try-direct: where to. */
   readonly endpoint?: Endpoint;
-  /** Re-create the peer so it initiates a handshake at once (false for peers with a preshared key). */
+  /**
+   * Re-create the peer so it initiates a handshake at once: the end with the
+   * lower key, or a kick; never for peers with a preshared key.
+   */
   readonly recreate: boolean;
   readonly reason: string;
 }
@@ -114,6 +131,8 @@ export function planRelay(input: RelayInput): RelayResult {
   const now = input.nowMs;
   const healthyMs = input.healthyHandshakeMs ?? HEALTHY_HANDSHAKE_MS;
   const relayAfterMs = input.relayAfterMs ?? RELAY_AFTER_MS;
+  const kickMs = input.kickMs ?? KICK_MS;
+  const self = input.device.publicKey;
   const tryMs = input.tryDirectMs ?? TRY_DIRECT_MS;
   const quietMs = input.quietMs ?? QUIET_MS;
   const roundMs = input.roundMs ?? ROUND_MS;
@@ -123,12 +142,15 @@ export function planRelay(input: RelayInput): RelayResult {
   const due = (ms: number) => {
     nextDueMs = nextDueMs === null ? ms : Math.min(nextDueMs, ms);
   };
-  const decide = (peer: WgPeer, action: RelayAction, reason: string, endpoint?: Endpoint) =>
-    decisions.push({ publicKey: peer.publicKey, action, recreate: !peer.hasPresharedKey, reason, ...(endpoint ? { endpoint } : {}) });
-  const relayedEntry = (tries: number, sinceMs: number): RelayEntry => {
+  /** This end initiates with `peer` (rule 6). */
+  const initiates = (peer: WgPeer) => !peer.hasPresharedKey && self < peer.publicKey;
+  const decide = (peer: WgPeer, action: RelayAction, recreate: boolean, reason: string, endpoint?: Endpoint) =>
+    decisions.push({ publicKey: peer.publicKey, action, recreate, reason, ...(endpoint ? { endpoint } : {}) });
+  const relayedEntry = (tries: number, sinceMs: number, initiated: boolean): RelayEntry => {
     const nextTryMs = nextTry(now + quietMs, tries, roundMs);
     due(nextTryMs);
-    return { sinceMs, phase: "relayed", atMs: now, tries, nextTryMs };
+    if (!initiated) due(now + kickMs);
+    return { sinceMs, phase: "relayed", atMs: now, tries, nextTryMs, initiated };
   };
 
   for (const peer of input.device.peers) {
@@ -139,39 +161,43 @@ export function planRelay(input: RelayInput): RelayResult {
     if (entry) {
       if (!input.relayAvailable) {
         state.delete(key);
-        decide(peer, "unrelay", "the registry no longer relays for us; trying the peer directly");
+        decide(peer, "unrelay", false, "the registry no longer relays for us; trying the peer directly");
         continue;
       }
       if (entry.phase === "relayed") {
         if (!onRelay && working(peer, now, healthyMs) && peer.endpoint) {
           state.delete(key);
-          decide(peer, "direct-again", "the peer reached us directly; no longer relayed");
+          decide(peer, "direct-again", false, "the peer reached us directly; no longer relayed");
         } else if (now >= entry.nextTryMs && input.targets.get(key)?.[0]) {
           const to = input.targets.get(key)?.[0] as Endpoint;
           state.set(key, { ...entry, phase: "trying", atMs: now });
           due(now + tryMs);
-          decide(peer, "try-direct", `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
+          decide(peer, "try-direct", initiates(peer), `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
+        } else if (!entry.initiated && !peer.hasPresharedKey && peer.lastHandshakeMs < entry.atMs && now - entry.atMs >= kickMs) {
+          state.set(key, { ...entry, initiated: true });
+          decide(peer, "kick", true, `no handshake through the relay ${kickMs} ms after relaying; initiating`);
         } else {
           due(entry.nextTryMs);
+          if (!entry.initiated && !peer.hasPresharedKey && peer.lastHandshakeMs < entry.atMs) due(entry.atMs + kickMs);
         }
         continue;
       }
       // Trying: a handshake since the try began, away from the relay, makes it direct.
       if (!onRelay && peer.lastHandshakeMs >= entry.atMs && working(peer, now, healthyMs)) {
         state.delete(key);
-        decide(peer, "direct-again", "a direct handshake succeeded; no longer relayed");
+        decide(peer, "direct-again", false, "a direct handshake succeeded; no longer relayed");
       } else if (now - entry.atMs >= tryMs) {
-        const next = relayedEntry(entry.tries + 1, entry.sinceMs);
+        const next = relayedEntry(entry.tries + 1, entry.sinceMs, initiates(peer));
         state.set(key, next);
-        decide(peer, "relay-again", `no direct handshake within ${tryMs} ms; relayed again, next try in ${Math.round((next.nextTryMs - now) / 1000)} s`);
+        decide(peer, "relay-again", initiates(peer), `no direct handshake within ${tryMs} ms; relayed again, next try in ${Math.round((next.nextTryMs - now) / 1000)} s`);
       } else {
         due(entry.atMs + tryMs);
       }
       continue;
     }
     if (onRelay) {
-      state.set(key, relayedEntry(0, now));
-      decide(peer, "adopt", "the peer reaches us through the relay; relayed");
+      state.set(key, relayedEntry(0, now, true));
+      decide(peer, "adopt", false, "the peer reaches us through the relay; relayed");
       continue;
     }
     if (!input.relayAvailable || working(peer, now, healthyMs)) continue;
@@ -185,8 +211,8 @@ export function planRelay(input: RelayInput): RelayResult {
       due(waitUntil);
       continue;
     }
-    state.set(key, relayedEntry(0, now));
-    decide(peer, "relay", `no direct handshake ${Math.round((now - record.atMs) / 100) / 10} s after punching; relaying through the registry (end to end encrypted)`);
+    state.set(key, relayedEntry(0, now, initiates(peer)));
+    decide(peer, "relay", initiates(peer), `no direct handshake ${Math.round((now - record.atMs) / 100) / 10} s after punching; relaying through the registry (end to end encrypted)`);
   }
   return { state, decisions, nextDueMs };
 }

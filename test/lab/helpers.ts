@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import type { AgentDriver } from "../../src/lab/index.js";
+import type { AgentDriver, WormholeDriver } from "../../src/lab/index.js";
 import { findLeftovers, isEmpty, manualAgents, whyLabCannotRun, wormholeAgents } from "../../src/lab/index.js";
 
 /** Why the lab tests cannot run on this machine (not root, tools missing), or false. */
@@ -13,7 +13,7 @@ export const WORMHOLE_CJS = process.env.WORMHOLE_BIN ?? fileURLToPath(new URL(".
 export const WORMHOLE_COMMAND = [process.execPath, WORMHOLE_CJS];
 
 /** The real agents; fails (does not skip) when the CLI has not been built. */
-export function realAgents(): AgentDriver {
+export function realAgents(): WormholeDriver {
   assert.ok(existsSync(WORMHOLE_CJS), `${WORMHOLE_CJS} is missing: run \`npm run build' before the lab tests`);
   return wormholeAgents({ command: WORMHOLE_COMMAND });
 }

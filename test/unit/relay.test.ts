@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { AppliedRecord } from "../../src/node/decide.js";
-import { nextTry, planRelay, QUIET_MS, RELAY_AFTER_MS, ROUND_MS, TRY_DIRECT_MS, type RelayEntry, type RelayInput } from "../../src/node/relay.js";
+import { KICK_MS, nextTry, planRelay, QUIET_MS, RELAY_AFTER_MS, ROUND_MS, TRY_DIRECT_MS, type RelayEntry, type RelayInput } from "../../src/node/relay.js";
 import type { Endpoint, WgDevice, WgPeer } from "../../src/wg/types.js";
 import { key } from "../support/keys.js";
 
@@ -38,17 +38,31 @@ const input = (over: Partial<RelayInput>): RelayInput => ({
   nowMs: NOW,
   ...over,
 });
-const relayed = (over: Partial<RelayEntry> = {}): RelayEntry => ({ sinceMs: NOW - 60_000, phase: "relayed", atMs: NOW - 60_000, tries: 0, nextTryMs: NOW + 5_000, ...over });
+const relayed = (over: Partial<RelayEntry> = {}): RelayEntry => ({ sinceMs: NOW - 60_000, phase: "relayed", atMs: NOW - 60_000, tries: 0, nextTryMs: NOW + 5_000, initiated: true, ...over });
 
 describe("planRelay", () => {
   it("relays a peer whose punch got no handshake within RELAY_AFTER_MS, and schedules the first direct try after the quiet time", () => {
     const r = planRelay(input({}));
+    // This end (key 1) sorts before the peer (key 2): it initiates, re-creating the peer.
     assert.deepEqual(
       r.decisions.map((d) => [d.publicKey, d.action, d.recreate]),
       [[B, "relay", true]],
     );
-    assert.deepEqual(r.state.get(B), { sinceMs: NOW, phase: "relayed", atMs: NOW, tries: 0, nextTryMs: nextTry(NOW + QUIET_MS, 0) });
+    assert.deepEqual(r.state.get(B), { sinceMs: NOW, phase: "relayed", atMs: NOW, tries: 0, nextTryMs: nextTry(NOW + QUIET_MS, 0), initiated: true });
     assert.equal(r.nextDueMs, nextTry(NOW + QUIET_MS, 0));
+  });
+
+  it("only the end with the lower key initiates; the other sets the endpoint and initiates itself only when nothing came within KICK_MS", () => {
+    const higher = { ...device(), publicKey: key(3) };
+    const r = planRelay(input({ device: higher }));
+    assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["relay", false]]);
+    assert.equal(r.state.get(B)?.initiated, false);
+    assert.equal(r.nextDueMs, NOW + KICK_MS);
+    const answered = planRelay(input({ device: { ...higher, peers: [higher.peers[0] as WgPeer, peer({ publicKey: B, endpoint: RELAY_EP, lastHandshakeMs: NOW + 200 })] }, state: r.state, nowMs: NOW + KICK_MS }));
+    assert.deepEqual(answered.decisions, [], "the initiation through the relay arrived: nothing to do");
+    const silent = planRelay(input({ device: { ...higher, peers: [higher.peers[0] as WgPeer, peer({ publicKey: B, endpoint: RELAY_EP })] }, state: r.state, nowMs: NOW + KICK_MS }));
+    assert.deepEqual(silent.decisions.map((d) => [d.action, d.recreate]), [["kick", true]]);
+    assert.equal(silent.state.get(B)?.initiated, true);
   });
 
   const notYet: Array<[string, Partial<RelayInput>]> = [
@@ -87,14 +101,14 @@ describe("planRelay", () => {
 
   it("tries direct at the scheduled time, at the first target, and comes back to the relay when that gets no handshake", () => {
     const at = planRelay(input({ state: new Map([[B, relayed({ nextTryMs: NOW })]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 10_000 }) }));
-    assert.deepEqual(at.decisions.map((d) => [d.action, d.endpoint]), [["try-direct", B_EP]]);
+    assert.deepEqual(at.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B_EP, true]]);
     assert.equal(at.state.get(B)?.phase, "trying");
     assert.equal(at.nextDueMs, NOW + TRY_DIRECT_MS);
 
     const later = NOW + TRY_DIRECT_MS;
     const back = planRelay(input({ nowMs: later, state: at.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
     assert.deepEqual(back.decisions.map((d) => d.action), ["relay-again"]);
-    assert.deepEqual(back.state.get(B), { sinceMs: NOW - 60_000, phase: "relayed", atMs: later, tries: 1, nextTryMs: nextTry(later + QUIET_MS, 1) });
+    assert.deepEqual(back.state.get(B), { sinceMs: NOW - 60_000, phase: "relayed", atMs: later, tries: 1, nextTryMs: nextTry(later + QUIET_MS, 1), initiated: true });
   });
 
   it("is direct again when a try gets a handshake", () => {
