@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { envNames, formatListen, ifaceValue, listenValue, mergeRegistry, registryFromEnv, type RegistryValues } from "../config/index.js";
+import { envNames, formatListen, ifaceValue, listenValue, stunValue, mergeRegistry, registryFromEnv, type RegistryValues } from "../config/index.js";
 import { runRegistry } from "../registry/run.js";
 import { createWireGuard } from "../wg/index.js";
 import {
@@ -30,6 +30,7 @@ const ATTRIBUTES = {
   pollIntervalMs: "pollInterval",
   http: "http",
   relay: "relay",
+  stun: "stun",
   tlsCert: "tlsCert",
   tlsKey: "tlsKey",
   logLevel: "logLevel",
@@ -58,6 +59,14 @@ export function registryCommand(): Command {
   cmd
     .option("--relay", "forward between peers that cannot punch each other (needs IP forwarding on this host)")
     .option("--no-relay", "do not relay, whatever the config file or WORMHOLE_RELAY say")
+    .addOption(
+      new Option(
+        "--stun <address>",
+        "answer STUN Binding requests on this UDP address and on its port + 1, so nodes (and `wormhole netcheck`) learn their public address and NAT type; off turns it off",
+      )
+        .argParser(configOption("--stun", stunValue))
+        .default(undefined, "port 3478 of the --address host"),
+    )
     .option("--tls-cert <path>", "serve the API over TLS with this certificate (PEM, leaf first); read again every minute, so renewals need no restart")
     .option("--tls-key <path>", "the certificate's private key (PEM, unencrypted; chmod 600)");
   addConfigOption(cmd, "registry");
@@ -92,6 +101,12 @@ export function registryCommand(): Command {
         pollIntervalMs: settings.pollIntervalMs,
         http: settings.http,
         relay: settings.relay,
+        stun: settings.stun && {
+          host: settings.stun.host,
+          port: settings.stun.port,
+          altPort: settings.stun.port === 0 ? 0 : settings.stun.port + 1,
+          optional: layers.every((l) => l.values.stun === undefined),
+        },
         tls: settings.tls,
         names: file?.names,
       },

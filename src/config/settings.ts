@@ -5,6 +5,7 @@
  */
 import type { LogFormat, LogLevel } from "../util/log.js";
 import {
+  addressHost,
   addressValue,
   booleanValue,
   ConfigError,
@@ -16,11 +17,15 @@ import {
   logLevelValue,
   pathValue,
   pinsValue,
+  stunValue,
   tokenValue,
   type ListenAddress,
 } from "./values.js";
 
 export type Role = "registry" | "node";
+
+/** The registry answers STUN here unless told otherwise (and on the next port, for RFC 5780 tests). */
+export const DEFAULT_STUN_PORT = 3478;
 
 /** What one layer (flags, environment, file) says about the registry; unset keys are absent. */
 export interface RegistryValues {
@@ -32,6 +37,8 @@ export interface RegistryValues {
   /** null: "off". */
   readonly http?: ListenAddress | null;
   readonly relay?: boolean;
+  /** Where to answer STUN; null: "off". */
+  readonly stun?: ListenAddress | null;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
   readonly logLevel?: LogLevel;
@@ -115,6 +122,7 @@ export const REGISTRY_KEYS = {
     kind: "boolean",
     parse: bool,
   },
+  stun: { example: '":3478"', file: "stun", env: "WORMHOLE_STUN", flag: "--stun", kind: "string", parse: str(stunValue) },
   tlsCert: {
     example: '"/etc/wormhole/registry.crt"',
     file: "tls_cert",
@@ -290,6 +298,11 @@ export interface RegistrySettings {
   readonly http: ListenAddress | null;
   /** Forward between peers that cannot punch (`--relay`). */
   readonly relay: boolean;
+  /**
+   * Where STUN Binding requests are answered (and on port + 1); null: off.
+   * Default: port 3478 of the host the API listens on.
+   */
+  readonly stun: ListenAddress | null;
   /** Serve the API over TLS; null: plaintext. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   readonly logLevel: LogLevel;
@@ -320,13 +333,15 @@ export interface NodeSettings {
 /** Merges layers given highest first (flags, environment, file); defaults fill the rest. */
 export function mergeRegistry(layers: readonly Layer<RegistryValues>[]): RegistrySettings {
   const d = REGISTRY_DEFAULTS;
+  const address = pick(layers, "address") ?? d.address;
   return {
-    address: pick(layers, "address") ?? d.address,
+    address,
     iface: pick(layers, "iface") ?? null,
     token: chooseToken("registry", layers),
     pollIntervalMs: pick(layers, "pollIntervalMs") ?? d.pollIntervalMs,
     http: pick(layers, "http") ?? d.http,
     relay: pick(layers, "relay") ?? d.relay,
+    stun: stunSetting(layers, address),
     tls: registryTls(layers),
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
@@ -356,6 +371,14 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
 function givenName<V>(role: Role, layers: readonly Layer<V>[], key: keyof V & string): string {
   const layer = layers.find((l) => l.values[key] !== undefined);
   return layer ? describeOrigin(originOf(role, key, layer.source)) : key;
+}
+
+/** The STUN address given, else port 3478 of the API's host (every address when the API listens on every address). */
+function stunSetting(layers: readonly Layer<RegistryValues>[], address: string): ListenAddress | null {
+  const given = pick(layers, "stun");
+  if (given !== undefined) return given;
+  const host = addressHost(address.trim());
+  return { host: host === null || host === "0.0.0.0" || host === "::" ? null : host, port: DEFAULT_STUN_PORT };
 }
 
 /** TLS needs both the certificate and its key; either alone is a mistake, not plaintext. */

@@ -11,6 +11,7 @@ import { createRegistryMetrics, type RegistryMetrics } from "./metrics.js";
 import { forwardingProblem } from "./forwarding.js";
 import { bindServer, createRegistryServer } from "./server.js";
 import { PeerTable } from "./table.js";
+import { startStunServer, type StunServer } from "../stun/server.js";
 import { describeIdentity, ReloadingIdentity, serverCredentials, type TlsFiles } from "../tls/server.js";
 
 export interface RegistryConfig {
@@ -30,6 +31,17 @@ export interface RegistryConfig {
   readonly tls?: TlsFiles | null;
   /** How often the TLS files are read again (renewals). Default 60 s. */
   readonly tlsReloadMs?: number;
+  /**
+   * Answer STUN Binding requests on this address (host null: every address)
+   * and on `altPort`; null or absent: no STUN. Ports 0: any free ones (tests).
+   */
+  readonly stun?: {
+    readonly host: string | null;
+    readonly port: number;
+    readonly altPort: number;
+    /** Only the default, not asked for: when it cannot be bound, warn and serve without STUN. */
+    readonly optional?: boolean;
+  } | null;
 }
 
 export interface RegistryDeps {
@@ -47,6 +59,8 @@ export interface RunningRegistry {
   readonly health: HealthService;
   /** The HTTP port, or null when HTTP is off. */
   readonly httpPort: number | null;
+  /** The STUN responder, or null when it is off. */
+  readonly stun: StunServer | null;
   stop(): Promise<void>;
 }
 
@@ -86,6 +100,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   healthTimer.unref();
 
   let http: RegistryHttp | null = null;
+  let stun: StunServer | null = null;
   const cleanUp = () => {
     identity?.stop();
     clearInterval(healthTimer);
@@ -94,13 +109,22 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   };
   let port: number;
   try {
-    port = await bindServer(server, config.address, identity ? serverCredentials(identity) : undefined);
+    port = await bindServer(server, dualStack(config.address), identity ? serverCredentials(identity) : undefined);
     identity?.watch(config.tlsReloadMs ?? 60_000);
     if (config.http) {
       http = await startRegistryHttp(config.http, { table, iface: config.iface, metrics, names: config.names ?? NO_NAMES, logger });
     }
+    if (config.stun) {
+      try {
+        stun = await startStunServer({ host: config.stun.host, port: config.stun.port, altPort: config.stun.altPort, logger });
+      } catch (err) {
+        if (!config.stun.optional) throw err;
+        logger.warn({ err: (err as Error).message }, "not answering STUN (give --stun to choose where, or --stun off)");
+      }
+    }
   } catch (err) {
     cleanUp();
+    await http?.close();
     server.forceShutdown();
     throw err;
   }
@@ -130,11 +154,13 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     metrics,
     health,
     httpPort: http?.port ?? null,
+    stun,
     stop: async () => {
       // Tell health watchers first, then stop taking calls.
       health.setAll("NOT_SERVING");
       cleanUp();
       await http?.close();
+      await stun?.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 2_000);
         server.tryShutdown(() => {
@@ -144,6 +170,17 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
       });
     },
   };
+}
+
+/**
+ * The listen address grpc-js gets: `0.0.0.0:PORT` means every address, IPv6
+ * too, as the seed's Go listener takes it (Node's 0.0.0.0 alone is IPv4
+ * only); bindServer turns `:PORT` into `[::]` (dual-stack) with a fallback to
+ * 0.0.0.0 on hosts without IPv6. Pure.
+ */
+export function dualStack(address: string): string {
+  const m = /^\s*0\.0\.0\.0:(\d+)\s*$/.exec(address);
+  return m ? `:${m[1]}` : address;
 }
 
 /** The addresses of the WireGuard interface on this host (its tunnel addresses). */

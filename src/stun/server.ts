@@ -101,7 +101,7 @@ export interface StunServer {
 
 function bind(ip: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = createSocket({ type: isV6(ip) ? "udp6" : "udp4", ipv6Only: true });
+    const s = isV6(ip) ? createSocket({ type: "udp6", ipv6Only: true }) : createSocket({ type: "udp4" });
     s.once("error", reject);
     s.bind({ address: ip, port, exclusive: true }, () => {
       s.off("error", reject);

@@ -15,6 +15,7 @@ import {
 } from "../../src/stun/codec.js";
 import { answerStun, StunLimiter, type AnswerContext } from "../../src/stun/answer.js";
 import { checkReply } from "../../src/stun/client.js";
+import { planStunAddresses } from "../../src/stun/server.js";
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const TID = hex("b7e7a701 bc34d686 fa87dfae");
@@ -254,5 +255,35 @@ describe("STUN rate limit", () => {
     const allowed = Array.from({ length: 10 }, (_, i) => l.allow(`198.51.100.${i}`, 0)).filter(Boolean).length;
     assert.equal(allowed, 4);
     assert.equal(l.sources, 3);
+  });
+});
+
+describe("which addresses answer STUN", () => {
+  const nic = (address: string, family: "IPv4" | "IPv6", internal = false) =>
+    ({ address, family, internal, netmask: "", mac: "00:00:00:00:00:00", cidr: null, ...(family === "IPv6" ? { scopeid: 0 } : {}) }) as never;
+  const host = {
+    lo: [nic("127.0.0.1", "IPv4", true), nic("::1", "IPv6", true)],
+    eth0: [nic("203.0.113.1", "IPv4"), nic("203.0.113.2", "IPv4"), nic("2001:db8::1", "IPv6"), nic("fe80::1", "IPv6")],
+    wg0: [nic("10.200.0.1", "IPv4")],
+  };
+  it("every address: each pairs with another of its family on its own interface; link-local never served", () => {
+    assert.deepEqual(planStunAddresses(null, host), [
+      { ip: "127.0.0.1", alt: null, otherFamily: "::1" },
+      { ip: "::1", alt: null, otherFamily: "127.0.0.1" },
+      { ip: "203.0.113.1", alt: "203.0.113.2", otherFamily: "2001:db8::1" },
+      { ip: "203.0.113.2", alt: "203.0.113.1", otherFamily: "2001:db8::1" },
+      { ip: "2001:db8::1", alt: null, otherFamily: "203.0.113.1" },
+      { ip: "10.200.0.1", alt: null, otherFamily: null },
+    ]);
+  });
+  it("one address brings its interface's others along as alternates, not the tunnel's", () => {
+    const plan = planStunAddresses("203.0.113.2", host);
+    assert.ok(Array.isArray(plan));
+    assert.deepEqual(plan.map((p) => p.ip), ["203.0.113.2", "203.0.113.1", "2001:db8::1"]);
+    assert.equal(plan[0]?.alt, "203.0.113.1");
+  });
+  it("an address this host does not have, or a name, is refused with the value quoted", () => {
+    assert.equal(planStunAddresses("192.0.2.1", host), "STUN address `192.0.2.1' is not an address of this host");
+    assert.equal(planStunAddresses("stun.example.net", host), "STUN address `stun.example.net' is not an IP address");
   });
 });
