@@ -54,7 +54,8 @@ export function formatEndpoint(ep: Endpoint): string {
   return ep.ip.includes(":") ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
-export type BindingResult = (BindingReply & { readonly rttMs: number }) | { readonly problem: string };
+/** A reply, or a problem (`timeout`: nothing usable came back in time). */
+export type BindingResult = (BindingReply & { readonly rttMs: number }) | { readonly problem: string; readonly timeout: boolean };
 
 export interface BindingOptions {
   readonly change?: ChangeRequest;
@@ -99,13 +100,13 @@ export function binding(socket: Socket, to: Endpoint, options: BindingOptions = 
         others++;
         return;
       }
-      finish("problem" in r ? r : { ...r, rttMs: Date.now() - sentAt });
+      finish("problem" in r ? { problem: r.problem, timeout: false } : { ...r, rttMs: Date.now() - sentAt });
     };
     socket.on("message", onMessage);
     const send = (): void => {
       sentAt = Date.now();
       socket.send(request, to.port, to.ip, (err) => {
-        if (err) finish({ problem: `cannot send to ${formatEndpoint(to)}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
+        if (err) finish({ problem: `cannot send to ${formatEndpoint(to)}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, timeout: false });
       });
     };
     for (let i = 0; i < tries; i++) timers.push(setTimeout(send, Math.floor((i * timeoutMs) / (tries + 1))));
@@ -113,6 +114,7 @@ export function binding(socket: Socket, to: Endpoint, options: BindingOptions = 
       setTimeout(
         () =>
           finish({
+            timeout: true,
             problem: `no reply from ${formatEndpoint(expectFrom)} within ${timeoutMs} ms (${tries} tries${others ? `; ${others} other datagram(s) ignored` : ""})`,
           }),
         timeoutMs,
