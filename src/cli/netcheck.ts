@@ -1,7 +1,10 @@
 import * as grpc from "@grpc/grpc-js";
 import { Command, Option } from "commander";
 import { addressHost } from "../config/values.js";
-import { envNames, mergeNode, nodeFromEnv, pinsValue, type NodeValues } from "../config/index.js";
+import { envNames, ifaceValue, mergeNode, nodeFromEnv, pinsValue, type NodeValues } from "../config/index.js";
+import { stunTargetFor, type StunTarget } from "../netcheck/target.js";
+import { createWireGuard } from "../wg/index.js";
+import type { WgDevice } from "../wg/types.js";
 import { probeNetwork } from "../netcheck/probe.js";
 import { verdict, type FamilyVerdict, type Verdict } from "../netcheck/verdict.js";
 import { seedProto, type SeedClient } from "../rpc/proto.js";
@@ -13,11 +16,13 @@ interface NetcheckFlags {
   config?: string;
   json?: boolean;
   stunPort: number;
+  stunHost?: string;
 }
 
 /** Settings key → the commander attribute that gives it (the node's settings, so its config file and environment work). */
 const ATTRIBUTES = {
   address: "address",
+  iface: "iface",
   token: "token",
   tokenFile: "tokenFile",
   tls: "tls",
@@ -32,6 +37,8 @@ export function netcheckCommand(): Command {
   const cmd = new Command("netcheck")
     .description("tell what this network does to UDP (NAT mapping, filtering, hairpinning, IPv6), asking the registry's STUN responder, and what that means for pairs")
     .option("-a, --address <address>", "the registry's rpc address (host:port, as the node's); STUN goes to the same host")
+    .option("-i, --iface <name>", "the node's WireGuard interface: when --address is inside a peer's allowed IPs, STUN goes to that peer's endpoint", configOption("--iface", ifaceValue))
+    .option("--stun-host <host>", "send STUN here instead (default: the registry's host, or the endpoint of the WireGuard peer that routes it)")
     .option("-t, --token <token>", "token for the registry's API (prefer --token-file or WORMHOLE_TOKEN); STUN itself needs none")
     .option("--token-file <path>", "read the token from this file")
     .option("--tls", "reach the registry's API over TLS (as the node)")
@@ -50,14 +57,27 @@ export function netcheckCommand(): Command {
     if (host === null) throw new UsageError(`--address \`${settings.address}' is not host:port or [IPv6]:port`);
     const token = tokenFor(settings.token);
     const tls = settings.tls && { ca: settings.tls.caFile === null ? null : asUsage(() => readCaFile("--tls-ca", settings.tls?.caFile as string)), pins: settings.tls.pins };
+    const target: StunTarget = flags.stunHost ? { host: flags.stunHost, via: "--stun-host" } : stunTargetFor(host, await wireGuardDevices(settings.iface));
     const [obs, api] = await Promise.all([
-      probeNetwork({ host, port: flags.stunPort, altPort: flags.stunPort + 1 }),
+      probeNetwork({ host: target.host, port: flags.stunPort, altPort: flags.stunPort + 1 }),
       checkApi(settings.address, token ?? "", channelCredentials(tls)),
     ]);
     const v = verdict(obs);
-    process.stdout.write(flags.json ? `${JSON.stringify(netcheckJson(v, api), null, 2)}\n` : renderNetcheck(v, api, `${host.includes(":") ? `[${host}]` : host}:${flags.stunPort}`));
+    const stun = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${flags.stunPort}`;
+    process.stdout.write(flags.json ? `${JSON.stringify({ ...netcheckJson(v, api), stun, stunVia: target.via }, null, 2)}\n` : renderNetcheck(v, api, stun, target.via));
   });
   return cmd;
+}
+
+/** The local WireGuard devices (only `iface` when given); none when they cannot be read (not root, no WireGuard). */
+async function wireGuardDevices(iface: string | null): Promise<WgDevice[]> {
+  const wg = createWireGuard();
+  try {
+    const names = iface ? [iface] : await wg.listDevices();
+    return await Promise.all(names.map((n) => wg.getDevice(n)));
+  } catch {
+    return [];
+  }
 }
 
 /** The seed's GetEndpoint (every registry has it), with the token, 5 s bound. */
@@ -97,7 +117,7 @@ export function netcheckJson(v: Verdict, api: ApiCheck) {
 }
 
 /** The text report. Pure. */
-export function renderNetcheck(v: Verdict, api: ApiCheck, stun: string): string {
+export function renderNetcheck(v: Verdict, api: ApiCheck, stun: string, via: string | null = null): string {
   const said = (value: string, why: string | undefined): string => (value === "unknown" && why ? `unknown: ${why}` : value);
   const yesNo = (b: boolean | null, why: string | undefined): string => (b === null ? `unknown: ${why ?? "not tested"}` : b ? "yes" : "no");
   const rtt = (ms: number | null): string => (ms === null ? "-" : `${ms} ms`);
@@ -105,7 +125,7 @@ export function renderNetcheck(v: Verdict, api: ApiCheck, stun: string): string 
   const d6 = v.ipv6Detail;
   const ep = (e: { ip: string; port: number } | null): string => (e === null ? "" : ` (seen as ${e.ip.includes(":") ? `[${e.ip}]` : e.ip}:${e.port})`);
   const lines = [
-    `registry STUN ${stun}: RTT ${rtt(d4.rttMs)} over IPv4, ${rtt(d6.rttMs)} over IPv6`,
+    `registry STUN ${stun}${via ? ` (${via})` : ""}: RTT ${rtt(d4.rttMs)} over IPv4, ${rtt(d6.rttMs)} over IPv6`,
     `registry API: ${api.ok ? `token accepted, RTT ${api.rttMs} ms` : `unknown: ${api.why}`}`,
     `IPv4 mapping:   ${said(v.mapping, d4.why.mapping)}${ep(d4.mapped)}`,
     `IPv4 filtering: ${said(v.filtering, d4.why.filtering)}`,

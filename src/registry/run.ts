@@ -116,7 +116,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     }
     if (config.stun) {
       try {
-        stun = await startStunServer({ host: config.stun.host, port: config.stun.port, altPort: config.stun.altPort, logger });
+        stun = await startStunServer({ host: stunHost(config.stun, config.iface), port: config.stun.port, altPort: config.stun.altPort, logger });
       } catch (err) {
         if (!config.stun.optional) throw err;
         logger.warn({ err: (err as Error).message }, "not answering STUN (give --stun to choose where, or --stun off)");
@@ -181,6 +181,21 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
 export function dualStack(address: string): string {
   const m = /^\s*0\.0\.0\.0:(\d+)\s*$/.exec(address);
   return m ? `:${m[1]}` : address;
+}
+
+/**
+ * Where STUN listens: as configured, except that the default never stays on
+ * the tunnel: when the API listens only on the WireGuard interface's address,
+ * STUN (which is for what the outside sees) listens on every address.
+ */
+function stunHost(stun: NonNullable<RegistryConfig["stun"]>, iface: string): string | null {
+  return defaultStunHost(stun, tunnelAddresses(iface));
+}
+
+/** {@link stunHost} given the tunnel's addresses. Pure. */
+export function defaultStunHost(stun: { readonly host: string | null; readonly optional?: boolean }, tunnel: readonly string[]): string | null {
+  if (!stun.optional || stun.host === null) return stun.host;
+  return tunnel.some((a) => tryCanonicalIp(a) === stun.host) ? null : stun.host;
 }
 
 /** The addresses of the WireGuard interface on this host (its tunnel addresses). */

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { netcheckJson, renderNetcheck } from "../../src/cli/netcheck.js";
 import { isGlobalIpv6 } from "../../src/netcheck/probe.js";
+import { stunTargetFor } from "../../src/netcheck/target.js";
 import { familyVerdict, verdict, type FamilyObservations, type Heard, type Probe } from "../../src/netcheck/verdict.js";
 
 const LOCAL = { ip: "192.168.1.10", port: 40000 };
@@ -109,4 +110,43 @@ describe("global IPv6", () => {
     ["203.0.113.1", false],
   ];
   for (const [ip, want] of cases) it(`${ip}: ${want}`, () => assert.equal(isGlobalIpv6(ip), want));
+});
+
+describe("where netcheck sends STUN", () => {
+  const peer = (publicKey: string, endpoint: { ip: string; port: number } | null, allowedIps: string[]) => ({
+    publicKey,
+    endpoint,
+    allowedIps,
+    lastHandshakeMs: 0,
+    rxBytes: 0,
+    txBytes: 0,
+    persistentKeepaliveSec: 0,
+    hasPresharedKey: false,
+  });
+  const wg0 = {
+    name: "wg0",
+    type: "userspace" as const,
+    publicKey: "",
+    listenPort: 51820,
+    peers: [
+      peer("REGISTRYKEYxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx=", { ip: "203.0.113.1", port: 51820 }, ["10.200.0.1/32", "fd00:200::1/128"]),
+      peer("WIDEKEYxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx=", { ip: "198.51.100.9", port: 51820 }, ["10.200.0.0/24"]),
+      peer("EXITKEYxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx=", { ip: "192.0.2.50", port: 51820 }, ["0.0.0.0/0"]),
+      peer("NOENDPOINTxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx=", null, ["10.200.0.7/32"]),
+    ],
+  };
+  const cases: Array<[string, string, string, boolean]> = [
+    ["the registry's tunnel address: its peer's endpoint (the most specific prefix)", "10.200.0.1", "203.0.113.1", true],
+    ["an IPv6 tunnel address", "fd00:200::1", "203.0.113.1", true],
+    ["a public address: itself (a default route does not count)", "203.0.113.1", "203.0.113.1", false],
+    ["a peer without endpoint: the next prefix that has one", "10.200.0.7", "198.51.100.9", true],
+    ["a host name: itself", "registry.example.net", "registry.example.net", false],
+  ];
+  for (const [name, api, want, via] of cases) {
+    it(name, () => {
+      const t = stunTargetFor(api, [wg0]);
+      assert.equal(t.host, want);
+      assert.equal(t.via !== null, via);
+    });
+  }
 });

@@ -16,6 +16,7 @@ import {
 import { answerStun, StunLimiter, type AnswerContext } from "../../src/stun/answer.js";
 import { checkReply } from "../../src/stun/client.js";
 import { planStunAddresses } from "../../src/stun/server.js";
+import { defaultStunHost } from "../../src/registry/run.js";
 
 const hex = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const TID = hex("b7e7a701 bc34d686 fa87dfae");
@@ -286,4 +287,16 @@ describe("which addresses answer STUN", () => {
     assert.equal(planStunAddresses("192.0.2.1", host), "STUN address `192.0.2.1' is not an address of this host");
     assert.equal(planStunAddresses("stun.example.net", host), "STUN address `stun.example.net' is not an IP address");
   });
+});
+
+describe("the registry's default STUN host", () => {
+  const tunnel = ["10.200.0.1", "fd00:200::1"];
+  const cases: Array<[string, { host: string | null; optional?: boolean }, string | null]> = [
+    ["follows a public -a host", { host: "203.0.113.1", optional: true }, "203.0.113.1"],
+    ["an API on the tunnel only: STUN on every address (it is for what the outside sees)", { host: "10.200.0.1", optional: true }, null],
+    ["the same for an IPv6 tunnel address", { host: "fd00:200::1", optional: true }, null],
+    ["a --stun given on the tunnel address is kept: the operator asked", { host: "10.200.0.1" }, "10.200.0.1"],
+    ["every address stays every address", { host: null, optional: true }, null],
+  ];
+  for (const [name, stun, want] of cases) it(name, () => assert.equal(defaultStunHost(stun, tunnel), want));
 });
