@@ -54,6 +54,8 @@ interface NetcheckJson {
   why: Record<string, string>;
   api: { ok: boolean };
   ipv6Detail: { filtering: string };
+  stun: string;
+  stunVia: string | null;
 }
 
 async function startRegistry(lab: Lab): Promise<void> {
@@ -72,11 +74,12 @@ async function startRegistry(lab: Lab): Promise<void> {
   );
 }
 
-async function netcheck(lab: Lab, node: string): Promise<NetcheckJson> {
+/** netcheck on `node`, dialling the registry at its public address, or at its tunnel address (`tunnel`). */
+async function netcheck(lab: Lab, node: string, tunnel = false): Promise<NetcheckJson> {
   const n = lab.node(node);
   const reg = lab.plan.registry;
-  const api = n.ipv6 === "only" ? `[${reg.ip6 as string}]:${reg.grpcPort}` : `${reg.ip}:${reg.grpcPort}`;
-  const r = await lab.run(inNs(n.ns, [...WORMHOLE_COMMAND, "netcheck", "-a", api, "--token-file", lab.tokenFile, "--json"]), { timeoutMs: 60_000 });
+  const api = tunnel ? `${reg.tunnelIp}:${reg.grpcPort}` : n.ipv6 === "only" ? `[${reg.ip6 as string}]:${reg.grpcPort}` : `${reg.ip}:${reg.grpcPort}`;
+  const r = await lab.run(inNs(n.ns, [...WORMHOLE_COMMAND, "netcheck", "-a", api, "-i", n.iface, "--token-file", lab.tokenFile, "--json"]), { timeoutMs: 60_000 });
   return JSON.parse(r.stdout) as NetcheckJson;
 }
 
@@ -107,6 +110,12 @@ describe("wormhole netcheck in the NAT lab", { skip: SKIP }, () => {
           assert.equal(got.api.ok, true, `${node}: the registry's API accepts the lab's token`);
         }
         assert.deepEqual(wrong, []);
+
+        // Dialling the registry at its tunnel address, the probes still go to its public address (the WireGuard peer's endpoint), not through the tunnel.
+        const viaTunnel = await netcheck(lab, "home1", true);
+        t.diagnostic(`home1 via the tunnel: STUN to ${viaTunnel.stun} (${viaTunnel.stunVia}): ${viaTunnel.mapping}, ${viaTunnel.filtering}`);
+        assert.equal(viaTunnel.stun, `${lab.plan.registry.ip}:3478`);
+        assert.deepEqual([viaTunnel.mapping, viaTunnel.filtering, viaTunnel.api.ok], ["endpoint-independent", "address-and-port-dependent", true]);
       },
     );
     await assertNoLeftovers(runId);
