@@ -36,6 +36,8 @@ export interface RegistryMetrics {
   readonly onAuthFailure: (reason: AuthRefusal) => void;
   /** For RegistryServiceOptions.onWatch: a Watch stream opened; counted until it ends. */
   readonly onWatch: (stream: NodeJS.EventEmitter) => void;
+  /** For the STUN responder: one datagram handled (answered, not a Binding request it answers, or over the rate limit). */
+  readonly onStun: (result: StunResult) => void;
   /** Open Watch streams now. */
   watchers(): number;
   /** Stops listening to the table. */
@@ -53,7 +55,10 @@ export const METRIC_NAMES = {
   tlsNotAfter: "wormhole_registry_tls_cert_not_after_seconds",
   interfaceReadable: "wormhole_registry_interface_readable",
   pollDuration: "wormhole_registry_poll_duration_seconds",
+  stunRequests: "wormhole_registry_stun_requests_total",
 } as const;
+
+export type StunResult = "answered" | "dropped" | "limited";
 
 /**
  * Creates the metrics for one registry. Call it after the table's first read
@@ -102,6 +107,12 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
   const authFailures = new Counter({
     name: METRIC_NAMES.authFailures,
     help: "gRPC calls refused for a wrong or missing token.",
+    registers,
+  });
+  const stunRequests = new Counter({
+    name: METRIC_NAMES.stunRequests,
+    help: "Datagrams to the STUN responder, by result: answered, dropped (not a Binding request it answers), limited (over the per-source or global rate).",
+    labelNames: ["result"],
     registers,
   });
   // Not auth failures: these calls' tokens were never checked (a node behind
@@ -165,6 +176,7 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
     registry,
     onAuthFailure: (reason) => (reason === "rate_limited" ? authRateLimited : authFailures).inc(),
     onWatch,
+    onStun: (result) => stunRequests.inc({ result }),
     watchers,
     close: () => {
       unsubscribe();

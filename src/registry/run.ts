@@ -116,7 +116,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     }
     if (config.stun) {
       try {
-        stun = await startStunServer({ host: stunHost(config.stun, config.iface), port: config.stun.port, altPort: config.stun.altPort, logger });
+        stun = await startStunServer({ host: stunHost(config.stun, config.iface), port: config.stun.port, altPort: config.stun.altPort, logger, onResult: metrics.onStun });
       } catch (err) {
         if (!config.stun.optional) throw err;
         logger.warn({ err: (err as Error).message }, "not answering STUN (give --stun to choose where, or --stun off)");

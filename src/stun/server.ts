@@ -88,6 +88,8 @@ export interface StunServerOptions {
   readonly interfaces?: Interfaces;
   readonly limiter?: StunLimiter;
   readonly now?: () => number;
+  /** Told of every datagram handled (for metrics). */
+  readonly onResult?: (result: "answered" | "dropped" | "limited") => void;
 }
 
 export interface StunServer {
@@ -160,20 +162,15 @@ export async function startStunServer(options: StunServerOptions): Promise<StunS
           altPort: otherPort,
           otherFamily: a.otherFamily === null ? null : { ip: a.otherFamily, port },
         });
-        if ("drop" in ans) {
-          counts.dropped++;
-          return;
-        }
-        if (!limiter.allow(source.ip, now())) {
-          counts.limited++;
-          return;
-        }
+        const tell = (result: "answered" | "dropped" | "limited"): void => {
+          counts[result]++;
+          options.onResult?.(result);
+        };
+        if ("drop" in ans) return tell("dropped");
+        if (!limiter.allow(source.ip, now())) return tell("limited");
         const out = sockets.get(key(ans.from));
-        if (!out) {
-          counts.dropped++;
-          return;
-        }
-        counts.answered++;
+        if (!out) return tell("dropped");
+        tell("answered");
         out.send(ans.reply, rinfo.port, rinfo.address);
       });
       s.on("error", (err) => logger.warn({ err: err.message, address: a.ip, port: localPort }, "STUN socket error"));

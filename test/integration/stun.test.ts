@@ -112,6 +112,13 @@ describe("registry STUN responder", () => {
     const ci = await binding(s, { ip: "127.0.0.1", port }, { change: { changeIp: true, changePort: true }, timeoutMs: 300 });
     assert.ok("problem" in ci);
     assert.match(ci.problem, /no reply from 127\.0\.0\.1:\d+ within 300 ms/);
+
+    // Counted on /metrics: two answered; the three tries of the change-IP request dropped.
+    const counted = () => reg.metrics.registry.getSingleMetricAsString("wormhole_registry_stun_requests_total");
+    await waitFor("the last try counted", async () => reg.stun?.counts.dropped === 3);
+    const text = await counted();
+    assert.match(text, /wormhole_registry_stun_requests_total\{result="answered"\} 2\b/);
+    assert.match(text, /wormhole_registry_stun_requests_total\{result="dropped"\} 3\b/);
   });
 
   it("answers over IPv6 on [::1]", async () => {
