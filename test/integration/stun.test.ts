@@ -7,6 +7,7 @@ import { createSocket, type Socket } from "node:dgram";
 import { after, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { runRegistry } from "../../src/registry/run.js";
+import { v1Proto, type GetPeersResponse__Output } from "../../src/rpc/proto.js";
 import { StunLimiter } from "../../src/stun/answer.js";
 import { binding } from "../../src/stun/client.js";
 import { encodeBindingRequest } from "../../src/stun/codec.js";
@@ -163,6 +164,24 @@ describe("registry API on both address families", () => {
     for (const target of [`127.0.0.1:${reg.port}`, `[::1]:${reg.port}`]) {
       assert.deepEqual(await seedEndpoints(target), ["198.51.100.10", "2001:db8:5::10"], target);
     }
+  });
+
+  it("wormhole.v1 GetPeers over IPv6 gives IPv6 endpoints as they are", async () => {
+    const reg = await registry("[::1]:0");
+    const client = new v1Proto.Registry(`[::1]:${reg.port}`, grpc.credentials.createInsecure());
+    cleanups.push(() => client.close());
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${TOKEN}`);
+    const reply = await new Promise<GetPeersResponse__Output>((resolve, reject) =>
+      client.GetPeers({}, md, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, r?: GetPeersResponse__Output) => (err || !r ? reject(err) : resolve(r))),
+    );
+    assert.deepEqual(
+      reply.peers.map((p) => p.endpoint),
+      [
+        { ip: "198.51.100.10", port: 40000 },
+        { ip: "2001:db8:5::10", port: 51820 },
+      ],
+    );
   });
 
   it("an IPv6 address in -a", async () => {
