@@ -3,6 +3,7 @@ import { Command, Option } from "commander";
 import { addressHost } from "../config/values.js";
 import { envNames, ifaceValue, mergeNode, nodeFromEnv, pinsValue, type NodeValues } from "../config/index.js";
 import { stunTargetFor, type StunTarget } from "../netcheck/target.js";
+import { showEndpoint } from "../stun/client.js";
 import { createWireGuard } from "../wg/index.js";
 import type { WgDevice } from "../wg/types.js";
 import { probeNetwork } from "../netcheck/probe.js";
@@ -63,7 +64,7 @@ export function netcheckCommand(): Command {
       checkApi(settings.address, token ?? "", channelCredentials(tls)),
     ]);
     const v = verdict(obs);
-    const stun = `${target.host.includes(":") ? `[${target.host}]` : target.host}:${flags.stunPort}`;
+    const stun = showEndpoint({ ip: target.host, port: flags.stunPort });
     process.stdout.write(flags.json ? `${JSON.stringify({ ...netcheckJson(v, api), stun, stunVia: target.via }, null, 2)}\n` : renderNetcheck(v, api, stun, target.via));
   });
   return cmd;
@@ -123,7 +124,7 @@ export function renderNetcheck(v: Verdict, api: ApiCheck, stun: string, via: str
   const rtt = (ms: number | null): string => (ms === null ? "-" : `${ms} ms`);
   const d4 = v.ipv4Detail;
   const d6 = v.ipv6Detail;
-  const ep = (e: { ip: string; port: number } | null): string => (e === null ? "" : ` (seen as ${e.ip.includes(":") ? `[${e.ip}]` : e.ip}:${e.port})`);
+  const ep = (e: { ip: string; port: number } | null): string => (e === null ? "" : ` (seen as ${showEndpoint(e)})`);
   const lines = [
     `registry STUN ${stun}${via ? ` (${via})` : ""}: RTT ${rtt(d4.rttMs)} over IPv4, ${rtt(d6.rttMs)} over IPv6`,
     `registry API: ${api.ok ? `token accepted, RTT ${api.rttMs} ms` : `unknown: ${api.why}`}`,

@@ -7,7 +7,7 @@
 import { createSocket, type Socket, type SocketType } from "node:dgram";
 import { lookup } from "node:dns/promises";
 import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
-import { arrives, binding, formatEndpoint, type BindingResult } from "../stun/client.js";
+import { arrives, binding, showEndpoint, type BindingResult } from "../stun/client.js";
 import { tryCanonicalIp } from "../wg/endpoint.js";
 import type { Endpoint } from "../wg/types.js";
 import type { FamilyObservations, Heard, Observations, Probe, Skipped } from "./verdict.js";
@@ -82,7 +82,7 @@ class Sockets {
     const s = await this.udp(family);
     return new Promise((resolve) => {
       s.connect(to.port, to.ip, (err?: Error) => {
-        if (err) resolve({ problem: `cannot send over IPv${family} to ${formatEndpoint(to)}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
+        if (err) resolve({ problem: `cannot send over IPv${family} to ${showEndpoint(to)}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
         else resolve(tryCanonicalIp(s.address().address) ?? s.address().address);
       });
     });

@@ -18,6 +18,7 @@
  *             address-and-port-dependent.
  *   hairpin   a datagram from a second socket to M1 arrives at the first.
  */
+import { showEndpoint } from "../stun/client.js";
 import { endpointsEqual } from "../wg/endpoint.js";
 import type { Endpoint } from "../wg/types.js";
 
@@ -92,7 +93,6 @@ export interface Verdict {
 }
 
 const isSkipped = (o: FamilyObservations | Skipped): o is Skipped => "skipped" in o;
-const fmt = (ep: Endpoint): string => (ep.ip.includes(":") ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`);
 
 function unknownFamily(why: string): FamilyVerdict {
   return { mapping: "unknown", filtering: "unknown", hairpin: null, portPreserved: null, mapped: null, rttMs: null, why: { mapping: why, filtering: why, hairpin: why, portPreserved: why } };
@@ -106,7 +106,7 @@ export function familyVerdict(o: FamilyObservations | Skipped): FamilyVerdict {
   const t1 = o.test1;
   if ("problem" in t1) {
     return unknownFamily(
-      t1.timeout ? `no STUN reply from the registry at ${fmt(o.server)} (${t1.problem}): UDP to the probe port is dropped on the way, or the registry answers no STUN` : t1.problem,
+      t1.timeout ? `no STUN reply from the registry at ${showEndpoint(o.server)} (${t1.problem}): UDP to the probe port is dropped on the way, or the registry answers no STUN` : t1.problem,
     );
   }
   const why: Partial<Record<"mapping" | "filtering" | "hairpin" | "portPreserved", string>> = {};

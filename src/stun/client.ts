@@ -30,8 +30,8 @@ export function checkReply(datagram: Uint8Array, from: Endpoint, transactionId: 
   const msg = parseStun(datagram);
   if (typeof msg === "string") return null;
   if (!sameBytes(msg.transactionId, transactionId)) return null;
-  const fromText = formatEndpoint(from);
-  if (!endpointsEqual(from, expectFrom)) return { problem: `the reply came from ${fromText}, not from ${formatEndpoint(expectFrom)}` };
+  const fromText = showEndpoint(from);
+  if (!endpointsEqual(from, expectFrom)) return { problem: `the reply came from ${fromText}, not from ${showEndpoint(expectFrom)}` };
   if (msg.type !== BINDING_SUCCESS) return { problem: `${fromText} answered with message type 0x${msg.type.toString(16).padStart(4, "0")}, not a Binding success` };
   const raw = attribute(msg, ATTR.XOR_MAPPED_ADDRESS);
   if (raw === undefined) return { problem: `${fromText}'s reply has no XOR-MAPPED-ADDRESS` };
@@ -50,7 +50,8 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
-export function formatEndpoint(ep: Endpoint): string {
+/** `ip:port` or `[ip]:port`, for messages; unlike wg's formatEndpoint it never throws (what it shows came off the network). */
+export function showEndpoint(ep: Endpoint): string {
   return ep.ip.includes(":") ? `[${ep.ip}]:${ep.port}` : `${ep.ip}:${ep.port}`;
 }
 
@@ -106,7 +107,7 @@ export function binding(socket: Socket, to: Endpoint, options: BindingOptions = 
     const send = (): void => {
       sentAt = Date.now();
       socket.send(request, to.port, to.ip, (err) => {
-        if (err) finish({ problem: `cannot send to ${formatEndpoint(to)}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, timeout: false });
+        if (err) finish({ problem: `cannot send to ${showEndpoint(to)}: ${(err as NodeJS.ErrnoException).code ?? err.message}`, timeout: false });
       });
     };
     for (let i = 0; i < tries; i++) timers.push(setTimeout(send, Math.floor((i * timeoutMs) / (tries + 1))));
@@ -115,7 +116,7 @@ export function binding(socket: Socket, to: Endpoint, options: BindingOptions = 
         () =>
           finish({
             timeout: true,
-            problem: `no reply from ${formatEndpoint(expectFrom)} within ${timeoutMs} ms (${tries} tries${others ? `; ${others} other datagram(s) ignored` : ""})`,
+            problem: `no reply from ${showEndpoint(expectFrom)} within ${timeoutMs} ms (${tries} tries${others ? `; ${others} other datagram(s) ignored` : ""})`,
           }),
         timeoutMs,
       ),
@@ -150,7 +151,7 @@ export function arrives(sender: Socket, listener: Socket, to: Endpoint, timeoutM
       timers.push(
         setTimeout(() => {
           sender.send(request, to.port, to.ip, (err) => {
-            if (err) finish({ problem: `cannot send to ${formatEndpoint(to)}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
+            if (err) finish({ problem: `cannot send to ${showEndpoint(to)}: ${(err as NodeJS.ErrnoException).code ?? err.message}` });
           });
         }, Math.floor((i * timeoutMs) / (tries + 1))),
       );
@@ -159,4 +160,3 @@ export function arrives(sender: Socket, listener: Socket, to: Endpoint, timeoutM
   });
 }
 
-export { endpointsEqual };
