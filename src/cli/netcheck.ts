@@ -48,7 +48,7 @@ export function netcheckCommand(): Command {
     .addOption(new Option("--stun-port <port>", "the registry's STUN port; the next one is its alternate").argParser(integerOption("--stun-port", 1, 65534)).default(DEFAULT_STUN_PORT))
     .option("--json", "print JSON: mapping, filtering, hairpin, ipv6, portPreserved, and the details");
   addConfigOption(cmd, "node");
-  cmd.addHelpText("after", configHelp("node", envNames("node").filter((e) => /ADDRESS|TOKEN|TLS/.test(e))));
+  cmd.addHelpText("after", configHelp("node", envNames("node").filter((e) => /ADDRESS|IFACE|TOKEN|TLS/.test(e))));
   cmd.action(async (flags: NetcheckFlags, command: Command) => {
     const file = configFileFor(flags.config, process.env);
     const layers = layersFor<NodeValues>(cliValues(command, ATTRIBUTES) as NodeValues, asUsage(() => nodeFromEnv(process.env)), file, file?.node ?? null);
