@@ -153,6 +153,21 @@ describe("registry STUN responder", () => {
     assert.deepEqual(server.counts, { answered: 5, limited: 7, dropped: 1 });
   });
 
+  it("the default STUN port taken: the registry warns and serves without STUN; a given one taken stops it", async () => {
+    const taken = await socket("udp4", "127.0.0.1");
+    const port = taken.address().port;
+    const logs = captureLogger();
+    const reg = await runRegistry(
+      { address: "127.0.0.1:0", iface: "wg0", token: TOKEN, pollIntervalMs: 50, stun: { host: "127.0.0.1", port, altPort: 0, optional: true } },
+      { wg: registryWg(), logger: logs.logger },
+    );
+    cleanups.push(() => reg.stop());
+    assert.equal(reg.stun, null);
+    assert.ok(reg.port > 0);
+    assert.ok(logs.records.some((r) => r.level === 40 && r.msg === "not answering STUN (give --stun to choose where, or --stun off)" && String(r.err).includes(`127.0.0.1:${port}`)), logs.text());
+    await assert.rejects(registry("127.0.0.1:0", { host: "127.0.0.1", port, altPort: 0 }), new RegExp(`cannot answer STUN on 127\\.0\\.0\\.1:${port}: bind EADDRINUSE`));
+  });
+
   it("an explicit STUN address that is not this host's is a start-up error naming it", async () => {
     await assert.rejects(registry("127.0.0.1:0", { host: "192.0.2.77", port: 0, altPort: 0 }), /STUN address `192\.0\.2\.77' is not an address of this host/);
   });
