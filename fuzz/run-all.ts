@@ -10,7 +10,7 @@
  */
 import { formatReport, runInWorker, type FuzzReport } from "./lib.js";
 
-export const TARGETS = ["uapi-get", "wg-dump", "endpoint", "duration", "config-file", "watch-event", "report-check", "caller-ip", "grpc-decode"] as const;
+export const TARGETS = ["uapi-get", "wg-dump", "endpoint", "duration", "config-file", "watch-event", "report-check", "caller-ip", "grpc-decode", "stun"] as const;
 
 const args = process.argv.slice(2);
 const value = (flag: string): string | undefined => {

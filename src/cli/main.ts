@@ -6,6 +6,7 @@ import { WgError } from "../wg/types.js";
 import { UsageError } from "./common.js";
 import { nodeCommand } from "./node.js";
 import { labCommand } from "./lab.js";
+import { netcheckCommand } from "./netcheck.js";
 import { registryCommand } from "./registry.js";
 import { statusCommand } from "./status.js";
 
@@ -17,7 +18,7 @@ export function buildProgram(): Command {
     .version(VERSION)
     .showHelpAfterError("(add -h for help)")
     .exitOverride();
-  for (const sub of [registryCommand(), nodeCommand(), statusCommand(), labCommand()]) {
+  for (const sub of [registryCommand(), nodeCommand(), statusCommand(), netcheckCommand(), labCommand()]) {
     sub.exitOverride().showHelpAfterError("(add -h for help)");
     program.addCommand(sub);
   }

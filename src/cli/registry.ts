@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { envNames, formatListen, ifaceValue, listenValue, mergeRegistry, registryFromEnv, type RegistryValues } from "../config/index.js";
+import { envNames, formatListen, ifaceValue, listenValue, stunValue, mergeRegistry, registryFromEnv, type RegistryValues } from "../config/index.js";
 import { runRegistry } from "../registry/run.js";
 import { createWireGuard } from "../wg/index.js";
 import {
@@ -33,6 +33,7 @@ const ATTRIBUTES = {
   relay: "relay",
   relayPairMbps: "relayPairLimit",
   relayMbps: "relayLimit",
+  stun: "stun",
   tlsCert: "tlsCert",
   tlsKey: "tlsKey",
   logLevel: "logLevel",
@@ -64,6 +65,14 @@ export function registryCommand(): Command {
     .addOption(new Option("--relay").hideHelp())
     .option("--relay-pair-limit <Mbit/s>", "relayed bandwidth per pair of nodes, both directions; 0: no limit", integerOption("--relay-pair-limit", 0, 100_000), 100)
     .option("--relay-limit <Mbit/s>", "relayed bandwidth in all; 0: no limit", integerOption("--relay-limit", 0, 1_000_000), 1000)
+    .addOption(
+      new Option(
+        "--stun <address>",
+        "answer STUN Binding requests on this UDP address and on its port + 1, so nodes (and `wormhole netcheck`) learn their public address and NAT type; off turns it off",
+      )
+        .argParser(configOption("--stun", stunValue))
+        .default(undefined, "port 3478 of the --address host"),
+    )
     .option("--tls-cert <path>", "serve the API over TLS with this certificate (PEM, leaf first); read again every minute, so renewals need no restart")
     .option("--tls-key <path>", "the certificate's private key (PEM, unencrypted; chmod 600)");
   addConfigOption(cmd, "registry");
@@ -100,6 +109,12 @@ export function registryCommand(): Command {
         relay: settings.relay,
         relayPairMbps: settings.relayPairMbps,
         relayMbps: settings.relayMbps,
+        stun: settings.stun && {
+          host: settings.stun.host,
+          port: settings.stun.port,
+          altPort: settings.stun.port === 0 ? 0 : settings.stun.port + 1,
+          optional: layers.every((l) => l.values.stun === undefined),
+        },
         tls: settings.tls,
         names: file?.names,
       },

@@ -5,6 +5,7 @@
  */
 import type { LogFormat, LogLevel } from "../util/log.js";
 import {
+  addressHost,
   addressValue,
   booleanValue,
   ConfigError,
@@ -16,11 +17,15 @@ import {
   logLevelValue,
   pathValue,
   pinsValue,
+  stunValue,
   tokenValue,
   type ListenAddress,
 } from "./values.js";
 
 export type Role = "registry" | "node";
+
+/** The registry answers STUN here unless told otherwise (and on the next port, for RFC 5780 tests). */
+export const DEFAULT_STUN_PORT = 3478;
 
 /** What one layer (flags, environment, file) says about the registry; unset keys are absent. */
 export interface RegistryValues {
@@ -34,6 +39,8 @@ export interface RegistryValues {
   readonly relay?: boolean;
   readonly relayPairMbps?: number;
   readonly relayMbps?: number;
+  /** Where to answer STUN; null: "off". */
+  readonly stun?: ListenAddress | null;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
   readonly logLevel?: LogLevel;
@@ -132,6 +139,7 @@ export const REGISTRY_KEYS = {
     kind: "integer",
     parse: (n, v) => integerValue(n, typeof v === "boolean" ? String(v) : v, 0, 1_000_000),
   },
+  stun: { example: '":3478"', file: "stun", env: "WORMHOLE_STUN", flag: "--stun", kind: "string", parse: str(stunValue) },
   tlsCert: {
     example: '"/etc/wormhole/registry.crt"',
     file: "tls_cert",
@@ -310,6 +318,11 @@ export interface RegistrySettings {
   /** Relayed Mbit/s per pair (both directions), and in all; 0: no limit. */
   readonly relayPairMbps: number;
   readonly relayMbps: number;
+  /**
+   * Where STUN Binding requests are answered (and on port + 1); null: off.
+   * Default: port 3478 of the host the API listens on.
+   */
+  readonly stun: ListenAddress | null;
   /** Serve the API over TLS; null: plaintext. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
   readonly logLevel: LogLevel;
@@ -338,8 +351,9 @@ export interface NodeSettings {
 /** Merges layers given highest first (flags, environment, file); defaults fill the rest. */
 export function mergeRegistry(layers: readonly Layer<RegistryValues>[]): RegistrySettings {
   const d = REGISTRY_DEFAULTS;
+  const address = pick(layers, "address") ?? d.address;
   return {
-    address: pick(layers, "address") ?? d.address,
+    address,
     iface: pick(layers, "iface") ?? null,
     token: chooseToken("registry", layers),
     pollIntervalMs: pick(layers, "pollIntervalMs") ?? d.pollIntervalMs,
@@ -347,6 +361,7 @@ export function mergeRegistry(layers: readonly Layer<RegistryValues>[]): Registr
     relay: pick(layers, "relay") ?? d.relay,
     relayPairMbps: pick(layers, "relayPairMbps") ?? d.relayPairMbps,
     relayMbps: pick(layers, "relayMbps") ?? d.relayMbps,
+    stun: stunSetting(layers, address),
     tls: registryTls(layers),
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
@@ -375,6 +390,14 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
 function givenName<V>(role: Role, layers: readonly Layer<V>[], key: keyof V & string): string {
   const layer = layers.find((l) => l.values[key] !== undefined);
   return layer ? describeOrigin(originOf(role, key, layer.source)) : key;
+}
+
+/** The STUN address given, else port 3478 of the API's host (every address when the API listens on every address). */
+function stunSetting(layers: readonly Layer<RegistryValues>[], address: string): ListenAddress | null {
+  const given = pick(layers, "stun");
+  if (given !== undefined) return given;
+  const host = addressHost(address.trim());
+  return { host: host === null || host === "0.0.0.0" || host === "::" ? null : host, port: DEFAULT_STUN_PORT };
 }
 
 /** TLS needs both the certificate and its key; either alone is a mistake, not plaintext. */

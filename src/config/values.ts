@@ -86,6 +86,18 @@ export function listenValue(name: string, text: string): ListenAddress | null {
   return { host: host === "" ? null : host, port };
 }
 
+/** Where the registry answers STUN: a listen address (port 1-65534: the next port is the alternate), or null for "off". */
+export function stunValue(name: string, text: string): ListenAddress | null {
+  if (text === "off") return null;
+  const m = LISTEN.exec(text);
+  const port = m ? Number(m[3]) : NaN;
+  const host = m ? (m[1] ?? m[2] ?? "") : "";
+  if (!m || port > 65534 || (host !== "" && tryCanonicalIp(host) === null)) {
+    throw new ConfigError(`${name} ${quote(text)} is not a STUN address such as :3478, 203.0.113.1:3478, [2001:db8::1]:3478 or off (an IP address, a port below 65535)`);
+  }
+  return { host: host === "" ? null : (tryCanonicalIp(host) as string), port };
+}
+
 /** The text form of a listen address, as listenValue reads it. */
 export function formatListen(addr: ListenAddress): string {
   if (addr.host === null) return `:${addr.port}`;

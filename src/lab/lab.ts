@@ -49,7 +49,7 @@ import type { Runner } from "../util/runner.js";
 import { runCommand } from "../util/runner.js";
 import type { WgPeer } from "../wg/types.js";
 import type { NatProfile } from "./nat.js";
-import { natRuleset, remapRuleset } from "./nat.js";
+import { firewall6Ruleset, natRuleset, remapRuleset } from "./nat.js";
 import { checkRunId, newRunId, wgSocketPath } from "./names.js";
 import type { LabProcess } from "./process.js";
 import { spawnInNamespace, stopProcess, tailFile } from "./process.js";
@@ -78,6 +78,8 @@ export interface LabOptions {
   readonly wgLogLevel?: "debug" | "verbose" | "error" | "silent";
   /** Bound for each host's WireGuard to come up and for every node's handshake with the registry. Default 20 000. */
   readonly readyTimeoutMs?: number;
+  /** Give the registry a second address per family (STUN's RFC 5780 alternate). Default false. */
+  readonly registryAlternates?: boolean;
 }
 
 export interface PingResult {
@@ -347,6 +349,9 @@ export class Lab {
     const plan = this.plan;
     const run = this.run;
     const readyMs = this.#opts.readyTimeoutMs ?? 20_000;
+    const withIpv6 = plan.registry.ip6 !== undefined;
+    /** `ip addr add` for one address; IPv6 ones without duplicate address detection (they would stay tentative for seconds). */
+    const addAddress = (ns: string, dev: string, cidr: string) => run(["ip", "-n", ns, "addr", "add", cidr, "dev", dev, ...(cidr.includes(":") ? ["nodad"] : [])]);
 
     await this.step("create temp dir", async () => {
       this.tmpDir = await mkdtemp(join(this.#opts.tmpRoot ?? tmpdir(), `${plan.prefix}`));
@@ -366,6 +371,12 @@ export class Lab {
           this.#namespaces.push(ns.name);
           await run(["ip", "-n", ns.name, "link", "set", "lo", "up"]);
           if (ns.forwarding) await run(inNs(ns.name, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]));
+          if (withIpv6) {
+            // Before any veth lands here (it copies `default`): no duplicate address detection, no router advertisements.
+            const conf = ["all", "default"].flatMap((c) => [`net.ipv6.conf.${c}.accept_dad=0`, `net.ipv6.conf.${c}.accept_ra=0`, `net.ipv6.conf.${c}.autoconf=0`]);
+            await run(inNs(ns.name, ["sysctl", "-qw", ...conf]));
+            if (ns.ipv6?.forwarding) await run(inNs(ns.name, ["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]));
+          }
         }),
       ),
     );
@@ -377,6 +388,7 @@ export class Lab {
           // With br_netfilter loaded, bridged frames would cross this namespace's IP firewall: keep L2 plain.
           await run(inNs(b.ns, ["sysctl", "-qw", "net.bridge.bridge-nf-call-iptables=0"]), { allowFailure: true });
           if (b.cidr) await run(["ip", "-n", b.ns, "addr", "add", b.cidr, "dev", b.name]);
+          for (const c of b.moreCidrs ?? []) await addAddress(b.ns, b.name, c);
           await run(["ip", "-n", b.ns, "link", "set", b.name, "up"]);
         }),
       ),
@@ -389,6 +401,7 @@ export class Lab {
           for (const end of [l.a, l.b]) {
             if (end.bridge) await run(["ip", "-n", end.ns, "link", "set", end.ifname, "master", end.bridge]);
             if (end.cidr) await run(["ip", "-n", end.ns, "addr", "add", end.cidr, "dev", end.ifname]);
+            for (const c of end.moreCidrs ?? []) await addAddress(end.ns, end.ifname, c);
             await run(["ip", "-n", end.ns, "link", "set", end.ifname, "up"]);
           }
         }),
@@ -399,6 +412,14 @@ export class Lab {
       plan.namespaces.map(async (ns) => {
         if (ns.defaultVia) {
           await this.step(`default route of ${ns.name} via ${ns.defaultVia}`, () => run(["ip", "-n", ns.name, "route", "add", "default", "via", ns.defaultVia as string]));
+        }
+        const v6 = ns.ipv6;
+        if (v6) {
+          await this.step(`IPv6 routes of ${ns.name}`, async () => {
+            if (v6.defaultVia) await run(["ip", "-n", ns.name, "-6", "route", "add", "default", "via", v6.defaultVia]);
+            for (const r of v6.routes) await run(["ip", "-n", ns.name, "-6", "route", "add", r.prefix, "via", r.via]);
+          });
+          if (v6.firewall) await this.step(`IPv6 stateful firewall of ${ns.name}`, () => run(inNs(ns.name, ["nft", "-f", "-"]), { input: firewall6Ruleset() }));
         }
         if (ns.nat) {
           const nat = ns.nat;
@@ -421,7 +442,7 @@ export class Lab {
             {
               publicKey: this.publicKey(plan.registry.name),
               allowedIps: [`${plan.registry.tunnelIp}/32`],
-              endpoint: `${plan.registry.ip}:${plan.registry.listenPort}`,
+              endpoint: n.ipv6 === "only" ? `[${plan.registry.ip6 as string}]:${plan.registry.listenPort}` : `${plan.registry.ip}:${plan.registry.listenPort}`,
               persistentKeepaliveSec: REGISTRY_KEEPALIVE_SEC,
             },
             ...plan.nodes.filter((o) => o !== n).map(nodePeer),
@@ -500,7 +521,7 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     for (let i = 0; i < 10 && (await runIdTaken(run, runId)); i++) runId = newRunId();
   }
   if (await runIdTaken(run, runId)) throw new Error(`lab run id \`${runId}' is in use: namespaces whl-${runId}-* exist`);
-  const lab = new Lab(planLab(runId, options.sites), options);
+  const lab = new Lab(planLab(runId, options.sites, options.registryAlternates ? { registryAlternates: true } : {}), options);
   try {
     await lab.build();
     return lab;

@@ -113,3 +113,53 @@ export function natRuleset(profile: NatProfile): string {
 export function remapRuleset(profile: NatProfile): string {
   return [`flush chain ip ${NAT_TABLE} postrouting`, ...masqueradeRules(profile).map((r) => `add rule ip ${NAT_TABLE} postrouting ${r}`)].join("\n") + "\n";
 }
+
+/**
+ * IPv6 at a site, besides its IPv4 NAT: "native" (a global /64 on the LAN,
+ * routed, no NAT) or "only" (the nodes have no IPv4 at all). IPv6 is never
+ * NATed: the site's router has a stateful firewall (firewall6Ruleset), and a
+ * carrier in front of it only routes.
+ */
+export type SiteIpv6 = "native" | "only";
+
+/** The lab's IPv6 profiles: an IPv4 behaviour plus IPv6. Their names are for tests and reports. */
+export const IPV6_PROFILES = {
+  home6: { nat: "home", ipv6: "native", about: "home router with native IPv6: IPv4 as home; IPv6 routed, no NAT, stateful firewall (only replies come in)" },
+  cgnat6: { nat: "cgnat", ipv6: "native", about: "carrier-grade NAT for IPv4 plus native IPv6 (the carrier routes it; the home router's stateful firewall)" },
+  symmetric6: { nat: "symmetric", ipv6: "native", about: "symmetric IPv4 NAT plus native IPv6 behind a stateful firewall" },
+  v6only: { nat: "home", ipv6: "only", about: "IPv6 only: the nodes have no IPv4 address (but their tunnel's), native IPv6 behind a stateful firewall" },
+} as const satisfies Record<string, { nat: NatBehaviour; ipv6: SiteIpv6; about: string }>;
+export type Ipv6Profile = keyof typeof IPV6_PROFILES;
+
+/** The IPv6 table every IPv6 site router of the lab uses (beside NAT_TABLE; `ip6` tables never see IPv4). */
+export const FIREWALL6_TABLE = "natlab6";
+
+/**
+ * A site router's IPv6 firewall, for `nft -f -`: stateful (only replies and
+ * what the LAN sends go through), no NAT. ICMPv6 is accepted: conntrack marks
+ * neighbour discovery untracked, so an input chain that accepts only
+ * established traffic would cut the router off its neighbours.
+ */
+export function firewall6Ruleset(): string {
+  return (
+    [
+      `add table ip6 ${FIREWALL6_TABLE}`,
+      `delete table ip6 ${FIREWALL6_TABLE}`,
+      `table ip6 ${FIREWALL6_TABLE} {`,
+      "  chain input {",
+      "    type filter hook input priority filter; policy drop;",
+      "    ct state established,related accept",
+      "    meta l4proto ipv6-icmp accept",
+      '    iifname "lo" accept',
+      '    iifname "lan" accept',
+      "  }",
+      "  chain forward {",
+      "    type filter hook forward priority filter; policy drop;",
+      "    ct state established,related accept",
+      "    meta l4proto ipv6-icmp accept",
+      '    iifname "lan" oifname "wan" accept',
+      "  }",
+      "}",
+    ].join("\n") + "\n"
+  );
+}

@@ -39,6 +39,8 @@ export interface RegistryMetrics {
   readonly onAuthFailure: (reason: AuthRefusal) => void;
   /** For RegistryServiceOptions.onWatch: a Watch stream opened; counted until it ends. */
   readonly onWatch: (stream: NodeJS.EventEmitter) => void;
+  /** For the STUN responder: one datagram handled (answered, not a Binding request it answers, or over the rate limit). */
+  readonly onStun: (result: StunResult) => void;
   /** Open Watch streams now. */
   watchers(): number;
   /** Stops listening to the table. */
@@ -61,7 +63,10 @@ export const METRIC_NAMES = {
   relayDropped: "wormhole_registry_relay_dropped_total",
   relayActivePairs: "wormhole_registry_relay_active_pairs",
   relayNodes: "wormhole_registry_relay_nodes",
+  stunRequests: "wormhole_registry_stun_requests_total",
 } as const;
+
+export type StunResult = "answered" | "dropped" | "limited";
 
 /**
  * Creates the metrics for one registry. Call it after the table's first read
@@ -110,6 +115,12 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
   const authFailures = new Counter({
     name: METRIC_NAMES.authFailures,
     help: "gRPC calls refused for a wrong or missing token.",
+    registers,
+  });
+  const stunRequests = new Counter({
+    name: METRIC_NAMES.stunRequests,
+    help: "Datagrams to the STUN responder, by result: answered, dropped (not a Binding request it answers), limited (over the per-source or global rate).",
+    labelNames: ["result"],
     registers,
   });
   // Not auth failures: these calls' tokens were never checked (a node behind
@@ -174,6 +185,7 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
     registry,
     onAuthFailure: (reason) => (reason === "rate_limited" ? authRateLimited : authFailures).inc(),
     onWatch,
+    onStun: (result) => stunRequests.inc({ result }),
     watchers,
     close: () => {
       unsubscribe();

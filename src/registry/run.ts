@@ -12,6 +12,7 @@ import { startRelay, type RelayServer } from "./relay.js";
 import { systemClock } from "../util/clock.js";
 import { bindServer, createRegistryServer } from "./server.js";
 import { PeerTable } from "./table.js";
+import { startStunServer, type StunServer } from "../stun/server.js";
 import { describeIdentity, ReloadingIdentity, serverCredentials, type TlsFiles } from "../tls/server.js";
 
 export interface RegistryConfig {
@@ -34,6 +35,17 @@ export interface RegistryConfig {
   readonly tls?: TlsFiles | null;
   /** How often the TLS files are read again (renewals). Default 60 s. */
   readonly tlsReloadMs?: number;
+  /**
+   * Answer STUN Binding requests on this address (host null: every address)
+   * and on `altPort`; null or absent: no STUN. Ports 0: any free ones (tests).
+   */
+  readonly stun?: {
+    readonly host: string | null;
+    readonly port: number;
+    readonly altPort: number;
+    /** Only the default, not asked for: when it cannot be bound, warn and serve without STUN. */
+    readonly optional?: boolean;
+  } | null;
 }
 
 export interface RegistryDeps {
@@ -53,6 +65,8 @@ export interface RunningRegistry {
   readonly httpPort: number | null;
   /** The relay (it also answers the nodes' hellos), or null when it could not listen. */
   readonly relay: RelayServer | null;
+  /** The STUN responder, or null when it is off. */
+  readonly stun: StunServer | null;
   stop(): Promise<void>;
 }
 
@@ -90,6 +104,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   healthTimer.unref();
 
   let http: RegistryHttp | null = null;
+  let stun: StunServer | null = null;
   const cleanUp = () => {
     void relay?.close();
     identity?.stop();
@@ -99,14 +114,23 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   };
   let port: number;
   try {
-    port = await bindServer(server, config.address, identity ? serverCredentials(identity) : undefined);
+    port = await bindServer(server, dualStack(config.address), identity ? serverCredentials(identity) : undefined);
     identity?.watch(config.tlsReloadMs ?? 60_000);
     relay = await listenRelay(deps.relayAddresses ?? tunnelAddresses(config.iface), port, relayOn, config, table, logger);
     if (config.http) {
       http = await startRegistryHttp(config.http, { table, iface: config.iface, metrics, names: config.names ?? NO_NAMES, logger, relay: () => relay?.core ?? null });
     }
+    if (config.stun) {
+      try {
+        stun = await startStunServer({ host: stunHost(config.stun, config.iface), port: config.stun.port, altPort: config.stun.altPort, logger, onResult: metrics.onStun });
+      } catch (err) {
+        if (!config.stun.optional) throw err;
+        logger.warn({ err: (err as Error).message }, "not answering STUN (give --stun to choose where, or --stun off)");
+      }
+    }
   } catch (err) {
     cleanUp();
+    await http?.close();
     server.forceShutdown();
     throw err;
   }
@@ -137,11 +161,13 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     health,
     httpPort: http?.port ?? null,
     relay,
+    stun,
     stop: async () => {
       // Tell health watchers first, then stop taking calls.
       health.setAll("NOT_SERVING");
       cleanUp();
       await http?.close();
+      await stun?.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 2_000);
         server.tryShutdown(() => {
@@ -189,6 +215,32 @@ async function listenRelay(
     logger.warn({ err: (err as Error).message }, "no relay");
     return null;
   }
+}
+
+/**
+ * The listen address grpc-js gets: `0.0.0.0:PORT` means every address, IPv6
+ * too, as the seed's Go listener takes it (Node's 0.0.0.0 alone is IPv4
+ * only); bindServer turns `:PORT` into `[::]` (dual-stack) with a fallback to
+ * 0.0.0.0 on hosts without IPv6. Pure.
+ */
+export function dualStack(address: string): string {
+  const m = /^\s*0\.0\.0\.0:(\d+)\s*$/.exec(address);
+  return m ? `:${m[1]}` : address;
+}
+
+/**
+ * Where STUN listens: as configured, except that the default never stays on
+ * the tunnel: when the API listens only on the WireGuard interface's address,
+ * STUN (which is for what the outside sees) listens on every address.
+ */
+function stunHost(stun: NonNullable<RegistryConfig["stun"]>, iface: string): string | null {
+  return defaultStunHost(stun, tunnelAddresses(iface));
+}
+
+/** {@link stunHost} given the tunnel's addresses. Pure. */
+export function defaultStunHost(stun: { readonly host: string | null; readonly optional?: boolean }, tunnel: readonly string[]): string | null {
+  if (!stun.optional || stun.host === null) return stun.host;
+  return tunnel.some((a) => tryCanonicalIp(a) === stun.host) ? null : stun.host;
 }
 
 /** The addresses of the WireGuard interface on this host (its tunnel addresses). */

@@ -26,6 +26,12 @@ export type PeerMap = ReadonlyMap<string, RegistryPeer>;
 /** How wgctrl (which the seed used) names device types. */
 const SEED_DEVICE_TYPE = { kernel: "Linux kernel", userspace: "userspace" } as const;
 
+/**
+ * The seed's GetEndpoint reply. Endpoints as the seed's registry wrote them:
+ * the address alone in endpointIP (Go's `IP.String()`: IPv6 without brackets,
+ * in RFC 5952 form, as WireGuard's and so ours are) and the port apart in
+ * endpointPort; `[addr]:port` is only how the two are written together.
+ */
 export function seedReply(device: WgDevice): GetEndpointReply {
   return {
     deviceName: device.name,

@@ -399,3 +399,27 @@ describe("the example configs in deploy/", () => {
     });
   }
 });
+
+describe("registry STUN setting", () => {
+  const withAddress = (address: string): Layer<RegistryValues>[] => [{ source: { kind: "flags" }, values: { address } }];
+  const cases: Array<[string, Layer<RegistryValues>[], { host: string | null; port: number } | null]> = [
+    ["default: every address when the API listens on :1638", [], { host: null, port: 3478 }],
+    ["0.0.0.0 is every address too", withAddress("0.0.0.0:1638"), { host: null, port: 3478 }],
+    ["[::] is every address too", withAddress("[::]:1638"), { host: null, port: 3478 }],
+    ["follows the API's host", withAddress("203.0.113.1:1638"), { host: "203.0.113.1", port: 3478 }],
+    ["follows an IPv6 API host", withAddress("[2001:db8::1]:1638"), { host: "2001:db8::1", port: 3478 }],
+    ["given: wins over the API's host", [{ source: { kind: "env" }, values: { address: "203.0.113.1:1638", stun: { host: "203.0.113.9", port: 4000 } } }], { host: "203.0.113.9", port: 4000 }],
+    ["off", [{ source: { kind: "file", path: PATH }, values: { stun: null } }], null],
+  ];
+  for (const [name, layers, want] of cases) {
+    it(name, () => assert.deepEqual(mergeRegistry(layers).stun, want));
+  }
+
+  it("WORMHOLE_STUN is read and checked, naming the variable and quoting the value", () => {
+    assert.deepEqual(registryFromEnv({ WORMHOLE_STUN: "[2001:DB8::1]:3478" }).stun, { host: "2001:db8::1", port: 3478 });
+    assert.equal(registryFromEnv({ WORMHOLE_STUN: "off" }).stun, null);
+    for (const bad of ["3478", "stun.example.net:3478", "203.0.113.1:65535", "203.0.113.1:x"]) {
+      assert.throws(() => registryFromEnv({ WORMHOLE_STUN: bad }), (e: Error) => e instanceof ConfigError && e.message.startsWith(`WORMHOLE_STUN \`${bad}' is not a STUN address`));
+    }
+  });
+});

@@ -13,6 +13,7 @@ import { target as endpoint } from "../../fuzz/endpoint.js";
 import { target as grpcDecode } from "../../fuzz/grpc-decode.js";
 import { formatReport, runInline, type FuzzTarget } from "../../fuzz/lib.js";
 import { target as reportCheck } from "../../fuzz/report-check.js";
+import { target as stun } from "../../fuzz/stun.js";
 import { target as uapiGet } from "../../fuzz/uapi-get.js";
 import { target as watchEvent } from "../../fuzz/watch-event.js";
 import { target as wgDump } from "../../fuzz/wg-dump.js";
@@ -41,6 +42,7 @@ describe(`fuzz targets, ${RUNS} cases each`, () => {
   fuzzes(reportCheck);
   fuzzes(callerIp);
   fuzzes(grpcDecode);
+  fuzzes(stun);
 });
 
 describe("durations the timers can wait", () => {
