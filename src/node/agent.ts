@@ -492,6 +492,11 @@ export class NodeAgent {
     const interfaces: InterfaceStatus[] = [];
     for (const iface of this.devices.keys()) {
       const device = await this.options.wg.getDevice(iface);
+      // Paths as of this read, not as of the last pass.
+      if (this.view) {
+        const registryKey = this.registryPeers.get(iface)?.publicKey ?? (device.peers.some((p) => p.publicKey === this.view?.registryPublicKey) ? this.view.registryPublicKey : null);
+        this.notePaths(iface, device, this.view, registryKey, now, this.links.get(iface) ?? null);
+      }
       const paths = this.pathStates(iface);
       interfaces.push(interfaceStatus(device, paths, this.registryPeers.get(iface)?.publicKey ?? this.view?.registryPublicKey ?? "", NO_NAMES, now, await this.roundTrips(iface, device, paths)));
     }

@@ -53,6 +53,8 @@ export const RELAY_AFTER_MS = 1_000;
 export const TRY_DIRECT_MS = 1_500;
 /** Stale NAT state must expire before the first try (conntrack: 30 s for unreplied UDP). */
 export const QUIET_MS = 35_000;
+/** After a relay decision, the next look at the interface (to see and report the path it led to). */
+export const LOOK_AGAIN_MS = 1_000;
 /** The end that does not initiate re-creates the peer itself when no handshake came this long after relaying. */
 export const KICK_MS = 1_000;
 /** Tries happen at wall-clock multiples of ROUND_MS × 2^tries (tries capped at MAX_DOUBLINGS). */
@@ -144,8 +146,11 @@ export function planRelay(input: RelayInput): RelayResult {
   };
   /** This end initiates with `peer` (rule 6). */
   const initiates = (peer: WgPeer) => !peer.hasPresharedKey && self < peer.publicKey;
-  const decide = (peer: WgPeer, action: RelayAction, recreate: boolean, reason: string, endpoint?: Endpoint) =>
+  const decide = (peer: WgPeer, action: RelayAction, recreate: boolean, reason: string, endpoint?: Endpoint) => {
     decisions.push({ publicKey: peer.publicKey, action, recreate, reason, ...(endpoint ? { endpoint } : {}) });
+    // Look again soon: the path it leads to is then seen (and reported) without waiting for the next try.
+    due(now + LOOK_AGAIN_MS);
+  };
   const relayedEntry = (tries: number, sinceMs: number, initiated: boolean): RelayEntry => {
     const nextTryMs = nextTry(now + quietMs, tries, roundMs);
     due(nextTryMs);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { AppliedRecord } from "../../src/node/decide.js";
-import { KICK_MS, nextTry, planRelay, QUIET_MS, RELAY_AFTER_MS, ROUND_MS, TRY_DIRECT_MS, type RelayEntry, type RelayInput } from "../../src/node/relay.js";
+import { KICK_MS, LOOK_AGAIN_MS, nextTry, planRelay, QUIET_MS, RELAY_AFTER_MS, ROUND_MS, TRY_DIRECT_MS, type RelayEntry, type RelayInput } from "../../src/node/relay.js";
 import type { Endpoint, WgDevice, WgPeer } from "../../src/wg/types.js";
 import { key } from "../support/keys.js";
 
@@ -49,7 +49,10 @@ describe("planRelay", () => {
       [[B, "relay", true]],
     );
     assert.deepEqual(r.state.get(B), { sinceMs: NOW, phase: "relayed", atMs: NOW, tries: 0, nextTryMs: nextTry(NOW + QUIET_MS, 0), initiated: true });
-    assert.equal(r.nextDueMs, nextTry(NOW + QUIET_MS, 0));
+    assert.equal(r.nextDueMs, NOW + LOOK_AGAIN_MS, "a look soon after, to see the relayed path");
+    const later = planRelay(input({ state: r.state, nowMs: NOW + LOOK_AGAIN_MS, device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW + 100 }) }));
+    assert.deepEqual(later.decisions, []);
+    assert.equal(later.nextDueMs, nextTry(NOW + QUIET_MS, 0), "then nothing until the first direct try");
   });
 
   it("only the end with the lower key initiates; the other sets the endpoint and initiates itself only when nothing came within KICK_MS", () => {
@@ -103,7 +106,7 @@ describe("planRelay", () => {
     const at = planRelay(input({ state: new Map([[B, relayed({ nextTryMs: NOW })]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 10_000 }) }));
     assert.deepEqual(at.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B_EP, true]]);
     assert.equal(at.state.get(B)?.phase, "trying");
-    assert.equal(at.nextDueMs, NOW + TRY_DIRECT_MS);
+    assert.equal(at.nextDueMs, NOW + LOOK_AGAIN_MS);
 
     const later = NOW + TRY_DIRECT_MS;
     const back = planRelay(input({ nowMs: later, state: at.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
