@@ -234,11 +234,12 @@ export class NodeAgent {
       if (ep) targets.set(p.publicKey, targetsFor(ep, cs ?? [], self));
     }
 
+    const relayedBefore = this.relayed.get(iface) ?? new Map<string, RelayEntry>();
     const relay = planRelay({
       device,
       registryPublicKey: registry?.publicKey ?? "",
       relayAvailable: link?.available() ?? false,
-      state: this.relayed.get(iface) ?? new Map(),
+      state: relayedBefore,
       applied,
       targets,
       relayedKeyOf: (ep) => link?.relayedKeyOf(ep) ?? null,
@@ -271,9 +272,16 @@ export class NodeAgent {
     });
     for (const [key, record] of result.applied) applied.set(key, record);
     const relayUpdates = link ? await this.relayUpdates(device, relay.decisions, link, applied, now) : [];
-    const updates = await this.withoutLateRecreates(iface, device, [...result.updates, ...relayUpdates]);
+    const { updates, skipped } = await this.withoutLateRecreates(iface, device, [...result.updates, ...relayUpdates]);
     if (updates.length > 0) await wg.updatePeers(iface, updates);
+    // A relay step not taken is planned again in the next pass, from where it was.
+    for (const key of skipped) {
+      const was = relayedBefore.get(key);
+      if (was) relay.state.set(key, was);
+      else relay.state.delete(key);
+    }
     for (const d of relay.decisions) {
+      if (skipped.has(d.publicKey)) continue;
       logger.info({ iface, peer: short(d.publicKey), action: d.action }, d.reason);
       // The end that does not initiate a direct try sends on its old session now: that opens its NAT for the initiation.
       if (d.action === "try-direct" && !d.recreate) this.pokePeer(device, d.publicKey);
@@ -324,8 +332,9 @@ export class NodeAgent {
    * the read and the write was destroyed (seen in the lab: a public host
    * against a symmetric NAT stayed down for seconds).
    */
-  private async withoutLateRecreates(iface: string, read: WgDevice, updates: readonly PeerUpdate[]): Promise<PeerUpdate[]> {
-    if (!updates.some((u) => u.recreate)) return [...updates];
+  private async withoutLateRecreates(iface: string, read: WgDevice, updates: readonly PeerUpdate[]): Promise<{ updates: PeerUpdate[]; skipped: Set<string> }> {
+    const skipped = new Set<string>();
+    if (!updates.some((u) => u.recreate)) return { updates: [...updates], skipped };
     const fresh = await this.options.wg.getDevice(iface);
     const kept: PeerUpdate[] = [];
     for (const u of updates) {
@@ -334,12 +343,13 @@ export class NodeAgent {
       if (u.recreate && was && now && (now.lastHandshakeMs > was.lastHandshakeMs || now.rxBytes > was.rxBytes)) {
         this.options.logger.debug({ iface, peer: short(u.publicKey) }, "not re-creating the peer: it handshook since the decision; looking again");
         this.applied.get(iface)?.delete(u.publicKey);
+        skipped.add(u.publicKey);
         this.again = true;
         continue;
       }
       kept.push(u);
     }
-    return kept;
+    return { updates: kept, skipped };
   }
 
   /**
