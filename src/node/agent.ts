@@ -46,13 +46,15 @@ export interface AgentOptions {
    */
   readonly probeIntervalMs?: number;
   /**
-   * The registry's address as the node dials it (host and port). The local
-   * peer that is the registry is the one whose tunnel address (a /32 or /128
-   * allowed IP) or configured endpoint IP is this host; the registry's own
-   * word about its key is not enough. Its tunnel address is where reports and
-   * relayed packets go.
+   * The registry's host as the node dials it (for logs), and its IP
+   * addresses (the host itself, or what its name resolved to). The local peer
+   * that is the registry is the one whose tunnel address (a /32 or /128
+   * allowed IP) or configured endpoint IP is one of these; the registry's own
+   * word about its key is not enough. Its tunnel address is where watch,
+   * reports and relayed packets go.
    */
   readonly registryHost?: string | null;
+  readonly registryIps?: readonly string[];
   readonly registryPort?: number;
   /**
    * Relaying through the registry when a peer cannot be reached directly
@@ -362,10 +364,13 @@ export class NodeAgent {
     const known = this.registryPeers.get(iface);
     if (known && device.peers.some((p) => p.publicKey === known.publicKey)) return known;
     const host = this.options.registryHost;
+    const ips = this.options.registryIps ?? (host ? [host] : []);
     const claimed = view.registryPublicKey;
     const peer = claimed ? device.peers.find((p) => p.publicKey === claimed) : undefined;
-    if (!peer || !host) return null;
-    const ok = peer.allowedIps.includes(`${host}/32`) || peer.allowedIps.includes(`${host}/128`) || (peer.endpoint?.ip === host && !applied.has(peer.publicKey));
+    if (!peer || ips.length === 0) return null;
+    const ok = ips.some(
+      (ip) => peer.allowedIps.includes(`${ip}/32`) || peer.allowedIps.includes(`${ip}/128`) || (peer.endpoint?.ip === ip && !applied.has(peer.publicKey)),
+    );
     if (!ok) {
       this.notice(`registry:${iface}`, () =>
         this.options.logger.warn(
@@ -386,7 +391,7 @@ export class NodeAgent {
     }
     const found = { publicKey: peer.publicKey, tunnelIp };
     this.registryPeers.set(iface, found);
-    if (tunnelIp && tunnelIp !== host && this.options.source.useTunnel) {
+    if (tunnelIp && !ips.includes(tunnelIp) && this.options.source.useTunnel) {
       const useTunnel = this.options.source.useTunnel.bind(this.options.source);
       // Only where the machine routes the tunnel address into the interface: anywhere else it is some other network's address.
       void this.routeCheck(tunnelIp, iface).then((ok) => {

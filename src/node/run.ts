@@ -1,4 +1,7 @@
+import { lookup } from "node:dns/promises";
+import { isIP } from "node:net";
 import type { NetworkInterfaceInfo } from "node:os";
+import { tryCanonicalIp } from "../wg/endpoint.js";
 import type { Clock } from "../util/clock.js";
 import { addressHost } from "../config/values.js";
 import type { Logger } from "../util/log.js";
@@ -95,6 +98,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     ...(deps.relayTimings ? { relayTimings: deps.relayTimings } : {}),
     allowRelay: config.allowRelay ?? true,
     registryHost: addressHost(config.address),
+    registryIps: await hostAddresses(addressHost(config.address), logger),
     registryPort: addressPort(config.address) ?? 1638,
     ...(deps.routeCheck ? { routeCheck: deps.routeCheck } : {}),
     ...(deps.relayBindAddress ? { relayBindAddress: deps.relayBindAddress } : {}),
@@ -122,4 +126,21 @@ function tlsMode(tls: ClientTls | null): string {
   if (tls === null) return "off";
   const ca = tls.ca === null ? (tls.pins.length > 0 ? "" : "system CAs") : "--tls-ca";
   return [ca, tls.pins.length > 0 ? `${tls.pins.length} pinned key(s)` : ""].filter((s) => s !== "").join(" + ");
+}
+
+/**
+ * The IP addresses of the registry's host as given: itself when it is one,
+ * else what the name resolves to now (none when it does not: then the node
+ * cannot tell which peer is the registry, and says so).
+ */
+async function hostAddresses(host: string | null, logger: Logger): Promise<string[]> {
+  if (host === null) return [];
+  if (isIP(host)) return [host];
+  try {
+    const found = await lookup(host, { all: true, verbatim: true });
+    return found.map((a) => tryCanonicalIp(a.address) ?? a.address);
+  } catch (err) {
+    logger.warn({ registry: host, err: (err as Error).message }, "cannot resolve the registry's name: the node cannot tell which peer is the registry (no reports, no relay)");
+    return [];
+  }
 }

@@ -55,7 +55,7 @@ async function registry(relay = true) {
   return reg;
 }
 
-async function node(self: string, other: string, tunnelIp: string, port: number, wgPort: number, allowRelay = true): Promise<{ wg: FakeWireGuard; agent: NodeAgent }> {
+async function node(self: string, other: string, tunnelIp: string, port: number, wgPort: number, allowRelay = true, host = "127.0.0.1"): Promise<{ wg: FakeWireGuard; agent: NodeAgent }> {
   const wg = new FakeWireGuard([
     {
       name: "wg0",
@@ -69,7 +69,7 @@ async function node(self: string, other: string, tunnelIp: string, port: number,
     },
   ]);
   const agent = await runNode(
-    { address: `127.0.0.1:${port}`, token: "t", iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 100, allowRelay },
+    { address: `${host}:${port}`, token: "t", iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 100, allowRelay },
     {
       wg,
       logger: captureLogger().logger,
@@ -119,6 +119,17 @@ describe("the end-to-end relay", () => {
     assert.ok(reg.relay && reg.relay.core.stats.packets >= 2 && reg.relay.core.activePairs() === 1);
     // Nothing but endpoints and keepalives changed: allowed IPs never.
     for (const n of [alice, bob]) assert.ok(n.wg.calls.every((c) => c.updates.every((u) => u.allowedIps === undefined)));
+  });
+
+  it("a registry given by name is found among the peers by what the name resolves to", async () => {
+    const reg = await registry();
+    const wa = await fakeWireGuardSocket();
+    const wb = await fakeWireGuardSocket();
+    // localhost resolves to 127.0.0.1: the registry peer's tunnel address in these nodes' configs.
+    const alice = await node(ALICE, BOB, "127.0.0.2", reg.port, wa.port, true, "localhost");
+    await node(BOB, ALICE, "127.0.0.3", reg.port, wb.port, true, "localhost");
+    await relayEndpoint(alice.wg, BOB);
+    assert.ok((reg.relay?.core.relayingNodes() ?? 0) >= 2);
   });
 
   it("the registry refuses to relay to a node that runs --no-relay, and that node never relays", async () => {
