@@ -458,7 +458,9 @@ export class NodeAgent {
     const relayed = this.relayed.get(iface);
     for (const p of device.peers) {
       if (p.publicKey === registryKey) continue;
-      const relayedNow = relayed?.get(p.publicKey)?.phase === "relayed" || (link?.relayedKeyOf(p.endpoint) ?? null) !== null;
+      const entry = relayed?.get(p.publicKey);
+      // A direct try counts as relayed until it gets its handshake.
+      const relayedNow = (entry !== undefined && (entry.phase === "relayed" || p.lastHandshakeMs < entry.atMs)) || (link?.relayedKeyOf(p.endpoint) ?? null) !== null;
       const health = pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
       const kind = relayedNow && health !== "down" ? "relayed" : health;
       const old = before.get(p.publicKey);
