@@ -1,6 +1,6 @@
 /**
- * Tunnel identity through real WireGuard (README "Reach the registry through
- * the tunnel"; src/registry/identity.ts, report.ts): a registry reached at its
+ * Tunnel identity through real WireGuard (docs/how-it-works.md, "Tunnel
+ * identity"; src/registry/identity.ts, report.ts): a registry reached at its
  * tunnel address knows each caller by its source address, takes a node's
  * report about itself, and refuses a report about another key.
  *

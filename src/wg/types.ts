@@ -53,15 +53,16 @@ export interface PeerUpdate {
    * Remove the peer and add it again at once, with these allowed IPs and the
    * endpoint and keepalive above, so that WireGuard sends a handshake
    * initiation now instead of on its next 5 s retry tick (a new peer on an
-   * up interface initiates immediately; see shared/NATLAB.md). Drops any
+   * up interface initiates immediately; see docs/lab.md). Drops any
    * session and resets counters: only for a peer with no working session and
    * no preshared key (which could not be restored: it is never read).
    */
   readonly recreate?: { readonly allowedIps: readonly string[] };
   /**
-   * Replace the peer's allowed IPs with exactly these. Only the relay uses it:
-   * it moves a peer's addresses to the registry peer and back (WireGuard
-   * moves a prefix that another peer of the interface had).
+   * Replace the peer's allowed IPs with exactly these (WireGuard moves a
+   * prefix that another peer of the interface had). Nothing in the node uses
+   * it since the relay became end to end (src/node/relay.ts changes
+   * endpoints only); the backends and the fake still support it.
    */
   readonly allowedIps?: readonly string[];
 }
