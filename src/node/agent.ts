@@ -398,6 +398,9 @@ export class NodeAgent {
         if (!ok || this.stopped) return;
         this.options.logger.info({ iface, tunnel: tunnelIp }, "reaching the registry at its tunnel address (watch, reports, relay)");
         useTunnel(tunnelIp);
+        // Report through the tunnel now (the report at the address given was refused), not after the next snapshot.
+        this.reportDigest.delete(iface);
+        void this.reconcile();
       });
     }
     return found;
