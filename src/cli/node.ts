@@ -71,6 +71,11 @@ export function nodeCommand(): Command {
     // Earlier versions' spellings: relaying was opt-in.
     .addOption(new Option("--allow-relay").hideHelp())
     .addOption(new Option("--no-allow-relay").hideHelp())
+    .addOption(
+      new Option("--state-dir <path>").hideHelp().argParser(() => {
+        throw new UsageError("--state-dir is no longer used: the relay keeps no state on disk any more; remove it");
+      }),
+    )
     .option("--tls", "reach the registry over TLS, verifying its certificate with the system's CAs and the host name dialled")
     .option("--tls-ca <path>", "reach the registry over TLS, verifying its certificate with these CA certificates (PEM; may be the registry's own certificate)")
     .option(

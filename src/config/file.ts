@@ -97,6 +97,11 @@ function distance(a: string, b: string): number {
   return row[b.length] as number;
 }
 
+/** Keys earlier versions read, with why they are gone. */
+const RETIRED_KEYS: Readonly<Record<string, string>> = {
+  "node.state_dir": "the relay keeps no state on disk any more",
+};
+
 function unknownKeyMessage(table: string | null, key: string): string {
   if (table === null) {
     const roles = Object.keys(KEYS) as Role[];
@@ -107,6 +112,8 @@ function unknownKeyMessage(table: string | null, key: string): string {
     const near = TABLES.find((t) => distance(t, key) <= 2);
     return `unknown table ${quote(key)}${near ? ` (did you mean [${near}]?)` : ""}; the tables are ${TABLES.map((t) => `[${t}]`).join(", ")}`;
   }
+  const retired = RETIRED_KEYS[`${table}.${key}`];
+  if (retired) return `${quote(key)} in [${table}] is no longer used: ${retired}; remove it`;
   const known = Object.values(KEYS[table as Role] ?? {}).map((s) => s.file);
   const near = known.filter((k) => distance(k, key) <= 2).sort((a, b) => distance(a, key) - distance(b, key))[0];
   return `unknown key ${quote(key)} in [${table}]${near ? ` (did you mean ${near}?)` : ""}; known keys: ${known.join(", ")}`;

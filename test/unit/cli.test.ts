@@ -50,6 +50,7 @@ describe("bad input gets a clear error, no stack trace", () => {
     { args: ["node", "-a", "127.0.0.1:1", "-i", "wh-none-zz9"], status: 1, says: /WireGuard interface `wh-none-zz9' not found \(existing: / },
     { args: ["registry", "-i", "wg0", "--log-format", "xml"], status: 1, says: /Allowed choices are text, json/ },
     { args: ["frobnicate"], status: 1, says: /unknown command 'frobnicate'/ },
+    { args: ["node", "-a", "127.0.0.1:1", "--state-dir", "/var/lib/wormhole"], status: 2, says: /--state-dir is no longer used: the relay keeps no state on disk any more; remove it/ },
   ];
   for (const c of cases) {
     it(`wormhole ${c.args.join(" ")}`, () => {

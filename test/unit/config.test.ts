@@ -120,6 +120,7 @@ describe("parseConfig: errors name the file and key and quote the value", () => 
     { name: "keepalive not a number", text: `[node]\nkeepalive = true\n`, says: /node\.keepalive must be a whole number, such as 25 \(got a boolean: `true'\)/ },
     { name: "misspelt key", text: `[node]\nrefersh = "5s"\n`, says: /unknown key `refersh' in \[node\] \(did you mean refresh\?\)/ },
     { name: "key of the other role", text: `[registry]\nrefresh = "5s"\n`, says: /unknown key `refresh' in \[registry\]/ },
+    { name: "a key earlier versions read", text: `[node]\nstate_dir = "/var/lib/wormhole"\n`, says: /`state_dir' in \[node\] is no longer used: the relay keeps no state on disk any more; remove it/ },
     { name: "setting outside a table", text: `iface = "wg0"\n`, says: /unknown key `iface' at the top level: settings go in a table, \[registry\] or \[node\]/ },
     { name: "misspelt table", text: `[nodes]\n`, says: /unknown table `nodes' \(did you mean \[node\]\?\)/ },
     { name: "table that is a string", text: `node = "x"\n`, says: /\[node\] must be a table \(got a string\)/ },
