@@ -1,5 +1,5 @@
 import { Command, Option } from "commander";
-import { envNames, formatListen, ifaceValue, listenValue, stunValue, mergeRegistry, registryFromEnv, type RegistryValues } from "../config/index.js";
+import { envNames, formatListen, ifaceValue, listenValue, publicKeyValue, seedHttpAddressValue, stunValue, mergeRegistry, registryFromEnv, type RegistryValues } from "../config/index.js";
 import { runRegistry } from "../registry/run.js";
 import { createWireGuard } from "../wg/index.js";
 import {
@@ -36,6 +36,8 @@ const ATTRIBUTES = {
   stun: "stun",
   tlsCert: "tlsCert",
   tlsKey: "tlsKey",
+  addressHttp: "addressHttp",
+  watchPeerKey: "watchPeerKey",
   logLevel: "logLevel",
   logFormat: "logFormat",
 } as const;
@@ -74,7 +76,14 @@ export function registryCommand(): Command {
         .default(undefined, "port 3478 of the --address host"),
     )
     .option("--tls-cert <path>", "serve the API over TLS with this certificate (PEM, leaf first); read again every minute, so renewals need no restart")
-    .option("--tls-key <path>", "the certificate's private key (PEM, unencrypted; chmod 600)");
+    .option("--tls-key <path>", "the certificate's private key (PEM, unencrypted; chmod 600)")
+    // The seed's HTTP watch; off unless one of the two is given (the seed always listened on :1639).
+    .option(
+      "-A, --address-http <address>",
+      "the seed's HTTP watch: answer GET /?t=TOKEN on this address with the --watch-peer-key peer's endpoint (default: off; :1639 when only -w is given)",
+      configOption("--address-http", seedHttpAddressValue),
+    )
+    .option("-w, --watch-peer-key <key>", "the peer whose endpoint the seed's HTTP watch answers (a WireGuard public key)", configOption("--watch-peer-key", publicKeyValue));
   addConfigOption(cmd, "registry");
   addLogOptions(cmd);
   cmd.addHelpText("after", configHelp("registry", envNames("registry")));
@@ -116,6 +125,7 @@ export function registryCommand(): Command {
           optional: layers.every((l) => l.values.stun === undefined),
         },
         tls: settings.tls,
+        seedHttp: settings.seedHttp,
         names: file?.names,
       },
       { wg: createWireGuard(), logger },

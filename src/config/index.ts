@@ -3,7 +3,7 @@
  * flags, merged flag > environment > file > default; and peer names.
  * This file is the module's public surface.
  */
-export { ConfigError, formatListen, ifaceValue, listenValue, pinsValue, stunValue, type ListenAddress } from "./values.js";
+export { ConfigError, formatListen, ifaceValue, listenValue, pinsValue, publicKeyValue, seedHttpAddressValue, stunValue, type ListenAddress } from "./values.js";
 export {
   describeOrigin,
   envNames,

@@ -17,6 +17,8 @@ import {
   logLevelValue,
   pathValue,
   pinsValue,
+  publicKeyValue,
+  seedHttpAddressValue,
   stunValue,
   tokenValue,
   type ListenAddress,
@@ -26,6 +28,9 @@ export type Role = "registry" | "node";
 
 /** The registry answers STUN here unless told otherwise (and on the next port, for RFC 5780 tests). */
 export const DEFAULT_STUN_PORT = 3478;
+
+/** The seed's HTTP watch listens here when only the watched peer key is given (the seed's default `-A :1639`). */
+export const DEFAULT_SEED_HTTP_PORT = 1639;
 
 /** What one layer (flags, environment, file) says about the registry; unset keys are absent. */
 export interface RegistryValues {
@@ -43,6 +48,9 @@ export interface RegistryValues {
   readonly stun?: ListenAddress | null;
   readonly tlsCert?: string;
   readonly tlsKey?: string;
+  /** The seed's HTTP watch (`-A`, `-w`). */
+  readonly addressHttp?: ListenAddress;
+  readonly watchPeerKey?: string;
   readonly logLevel?: LogLevel;
   readonly logFormat?: LogFormat;
 }
@@ -157,6 +165,22 @@ export const REGISTRY_KEYS = {
     kind: "string",
     relativeToFile: true,
     parse: str(pathValue),
+  },
+  addressHttp: {
+    example: '":1639"',
+    file: "address_http",
+    env: "WORMHOLE_ADDRESS_HTTP",
+    flag: "--address-http",
+    kind: "string",
+    parse: str(seedHttpAddressValue),
+  },
+  watchPeerKey: {
+    example: '"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="',
+    file: "watch_peer_key",
+    env: "WORMHOLE_WATCH_PEER_KEY",
+    flag: "--watch-peer-key",
+    kind: "string",
+    parse: str(publicKeyValue),
   },
 } as const satisfies Record<keyof RegistryValues, KeySpec>;
 
@@ -325,6 +349,13 @@ export interface RegistrySettings {
   readonly stun: ListenAddress | null;
   /** Serve the API over TLS; null: plaintext. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null;
+  /**
+   * The seed's HTTP watch: answer `GET /?t=TOKEN` with the watched peer's
+   * endpoint. null (the default): nothing listens. Given by `-A` or `-w`;
+   * `-w` alone listens on the seed's default, :1639. watchPeerKey null:
+   * every answer is "not found", as the seed's without -w.
+   */
+  readonly seedHttp: { readonly address: ListenAddress; readonly watchPeerKey: string | null } | null;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -363,6 +394,7 @@ export function mergeRegistry(layers: readonly Layer<RegistryValues>[]): Registr
     relayMbps: pick(layers, "relayMbps") ?? d.relayMbps,
     stun: stunSetting(layers, address),
     tls: registryTls(layers),
+    seedHttp: seedHttpSetting(layers),
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
   };
@@ -398,6 +430,14 @@ function stunSetting(layers: readonly Layer<RegistryValues>[], address: string):
   if (given !== undefined) return given;
   const host = addressHost(address.trim());
   return { host: host === null || host === "0.0.0.0" || host === "::" ? null : host, port: DEFAULT_STUN_PORT };
+}
+
+/** The seed's HTTP watch: off unless the address or the watched key is given (unlike the seed, which always listened). */
+function seedHttpSetting(layers: readonly Layer<RegistryValues>[]): RegistrySettings["seedHttp"] {
+  const address = pick(layers, "addressHttp");
+  const watchPeerKey = pick(layers, "watchPeerKey");
+  if (address === undefined && watchPeerKey === undefined) return null;
+  return { address: address ?? { host: null, port: DEFAULT_SEED_HTTP_PORT }, watchPeerKey: watchPeerKey ?? null };
 }
 
 /** TLS needs both the certificate and its key; either alone is a mistake, not plaintext. */

@@ -9,6 +9,7 @@ import { parseDuration } from "../util/duration.js";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../util/log.js";
 import { parsePins } from "../tls/pin.js";
 import { tryCanonicalIp } from "../wg/endpoint.js";
+import { isKey } from "../wg/keys.js";
 import { quote } from "../wg/quote.js";
 
 /** A bad config file, environment variable or combination of them. */
@@ -96,6 +97,28 @@ export function stunValue(name: string, text: string): ListenAddress | null {
     throw new ConfigError(`${name} ${quote(text)} is not a STUN address such as :3478, 203.0.113.1:3478, [2001:db8::1]:3478 or off (an IP address, a port below 65535)`);
   }
   return { host: host === "" ? null : (tryCanonicalIp(host) as string), port };
+}
+
+/** Where the seed's HTTP watch listens (`-A`): a listen address as for --http, but no "off" (leave -A and -w out for that). */
+export function seedHttpAddressValue(name: string, text: string): ListenAddress {
+  let addr: ListenAddress | null = null;
+  try {
+    addr = text === "off" ? null : listenValue(name, text);
+  } catch {
+    // (the message below, without listenValue's "or off")
+  }
+  if (addr === null) throw new ConfigError(`${name} ${quote(text)} is not a listen address such as :1639, 127.0.0.1:1639 or [::1]:1639`);
+  return addr;
+}
+
+/**
+ * A WireGuard public key as `wg` shows it (44 characters of base64). Spaces
+ * around it are dropped, as the seed did (a key pasted with a newline).
+ */
+export function publicKeyValue(name: string, text: string): string {
+  const key = text.trim();
+  if (!isKey(key)) throw new ConfigError(`${name} ${quote(text)} is not a WireGuard public key (32 bytes of base64, 44 characters, as wg shows it)`);
+  return key;
 }
 
 /** The text form of a listen address, as listenValue reads it. */

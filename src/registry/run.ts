@@ -12,6 +12,8 @@ import { startRelay, type RelayServer } from "./relay.js";
 import { systemClock } from "../util/clock.js";
 import { bindServer, createRegistryServer } from "./server.js";
 import { PeerTable } from "./table.js";
+import { FailureLimiter } from "./ratelimit.js";
+import { startSeedHttp, type SeedHttp } from "./seed-http.js";
 import { startStunServer, type StunServer } from "../stun/server.js";
 import { describeIdentity, ReloadingIdentity, serverCredentials, type TlsFiles } from "../tls/server.js";
 
@@ -46,6 +48,8 @@ export interface RegistryConfig {
     /** Only the default, not asked for: when it cannot be bound, warn and serve without STUN. */
     readonly optional?: boolean;
   } | null;
+  /** The seed's HTTP watch (`-A`, `-w`); null or absent: nothing listens. See seed-http.ts. */
+  readonly seedHttp?: { readonly address: ListenAddress; readonly watchPeerKey: string | null } | null;
 }
 
 export interface RegistryDeps {
@@ -67,6 +71,8 @@ export interface RunningRegistry {
   readonly relay: RelayServer | null;
   /** The STUN responder, or null when it is off. */
   readonly stun: StunServer | null;
+  /** The seed's HTTP watch port, or null when it is off. */
+  readonly seedHttpPort: number | null;
   stop(): Promise<void>;
 }
 
@@ -83,6 +89,8 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   await table.start();
   let relay: RelayServer | null = null;
   const metrics = createRegistryMetrics({ table, relay: () => relay?.core ?? null, ...(identity ? { tlsNotAfter: () => identity.identity.notAfter } : {}) });
+  // One budget of failed token attempts per source, whichever API they come through.
+  const failureLimiter = new FailureLimiter();
   const server = createRegistryServer({
     table,
     token: config.token,
@@ -90,6 +98,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     relay: relayOn,
     onAuthFailure: metrics.onAuthFailure,
     onWatch: metrics.onWatch,
+    failureLimiter,
   });
 
   // Health follows the interface: SERVING while the last poll could read it.
@@ -105,6 +114,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
 
   let http: RegistryHttp | null = null;
   let stun: StunServer | null = null;
+  let seedHttp: SeedHttp | null = null;
   const cleanUp = () => {
     void relay?.close();
     identity?.stop();
@@ -120,6 +130,10 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     if (config.http) {
       http = await startRegistryHttp(config.http, { table, iface: config.iface, metrics, names: config.names ?? NO_NAMES, logger, relay: () => relay?.core ?? null });
     }
+    if (config.seedHttp) {
+      const { address, watchPeerKey } = config.seedHttp;
+      seedHttp = await startSeedHttp(address, { table, iface: config.iface, token: config.token, watchPeerKey, failureLimiter, logger, tunnel: tunnelAddresses(config.iface) });
+    }
     if (config.stun) {
       try {
         stun = await startStunServer({ host: stunHost(config.stun, config.iface), port: config.stun.port, altPort: config.stun.altPort, logger, onResult: metrics.onStun });
@@ -131,6 +145,7 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   } catch (err) {
     cleanUp();
     await http?.close();
+    await seedHttp?.close();
     server.forceShutdown();
     throw err;
   }
@@ -162,11 +177,13 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
     httpPort: http?.port ?? null,
     relay,
     stun,
+    seedHttpPort: seedHttp?.port ?? null,
     stop: async () => {
       // Tell health watchers first, then stop taking calls.
       health.setAll("NOT_SERVING");
       cleanUp();
       await http?.close();
+      await seedHttp?.close();
       await stun?.close();
       await new Promise<void>((resolve) => {
         const force = setTimeout(() => server.forceShutdown(), 2_000);
