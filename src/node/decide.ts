@@ -37,7 +37,10 @@
  *  7. A peer behind the same public address as this node (the same NAT,
  *     which may not hairpin) is tried at the LAN candidates it reported to
  *     the registry first, then at its public mapping; each punch retry moves
- *     to the next.
+ *     to the next. When the candidates arrive after the first punch went to
+ *     the public mapping (both nodes started together, and each reports only
+ *     once it reaches the registry through the tunnel), the LAN candidate is
+ *     punched at once, not a retry interval later.
  */
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import type { PathKind } from "../util/path.js";
@@ -199,6 +202,12 @@ export function decide(input: DecideInput): DecideResult {
         const { update } = write(peer, here, 1);
         updates.push(update);
         note("repunch", `this node's own mapping moved; punching ${show(here)} again`);
+      } else if (ours && !working && canPunch(peer) && record.attempts === 1 && onTarget > 0) {
+        // The first punch went where the peer is no longer best looked for: its LAN candidates arrived since.
+        const best = targets[0] as Endpoint;
+        const { update } = write(peer, best, 2);
+        updates.push(update);
+        note("repunch", `punched ${show(here)} before the peer's LAN addresses were known; punching ${show(best)} now`);
       } else if (ours && !working && canPunch(peer) && record.attempts > 0 && record.attempts < maxAttempts) {
         if (now - record.atMs >= retryMs) {
           const { update } = write(peer, next, record.attempts + 1);

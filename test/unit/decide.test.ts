@@ -379,6 +379,22 @@ describe("decide: peers behind our own NAT", () => {
     assert.deepEqual(later.updates, [punch(A, 25)]);
   });
 
+  it("candidates that arrive after the first punch at the public mapping are punched at once, not a retry interval later", () => {
+    const r = decide({
+      ...base,
+      nowMs: NOW + 50,
+      device: device(peer({ endpoint: A, persistentKeepaliveSec: 25 })),
+      applied: new Map([[key(1), { endpoint: A, atMs: NOW, attempts: 1 }]]),
+      selfEndpoint: SELF,
+    });
+    assert.equal(r.decisions[0]?.verdict, "repunch");
+    assert.deepEqual(r.updates, [punch(LAN, 25)]);
+    assert.deepEqual(r.applied.get(key(1)), { endpoint: LAN, atMs: NOW + 50, attempts: 2 });
+    // Without candidates, the same state only waits for the retry.
+    const alone = decide({ ...base, candidates: new Map(), nowMs: NOW + 50, device: device(peer({ endpoint: A, persistentKeepaliveSec: 25 })), applied: new Map([[key(1), { endpoint: A, atMs: NOW, attempts: 1 }]]), selfEndpoint: SELF });
+    assert.deepEqual(alone.updates, []);
+  });
+
   it("a working LAN path stays, even when the public mapping moves", () => {
     const r = decide({
       ...base,
