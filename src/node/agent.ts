@@ -103,6 +103,8 @@ export class NodeAgent {
   private readonly links = new Map<string, RelayLink>();
   /** Per interface: local ports of endpoints on this machine found with nothing listening (a crashed agent's relay). */
   private readonly stalePorts = new Map<string, Set<number>>();
+  /** Per interface: peers that report no session with us, their "since" and when we first heard it (rule 8 of decide). */
+  private readonly lostBy = new Map<string, Map<string, { sinceMs: number; heardAtMs: number }>>();
   /** Per interface: the path to each peer, and since when. */
   private readonly paths = new Map<string, Map<string, PathState>>();
   /** Per interface: what was last reported (to report only changes). */
@@ -270,6 +272,7 @@ export class NodeAgent {
       nowMs: now,
       selfMoved,
       rxGrewAtMs,
+      lostBy: this.heardLost(iface, device.publicKey, view, now),
       ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
     });
     for (const [key, record] of result.applied) applied.set(key, record);
@@ -305,6 +308,20 @@ export class NodeAgent {
     const registryKey = registry?.publicKey ?? (device.peers.some((p) => p.publicKey === view.registryPublicKey) ? view.registryPublicKey : null);
     this.notePaths(iface, device, view, registryKey, now, link);
     if (registryKey) this.reportIfChanged(iface, device, view);
+  }
+
+  /** The peers whose reports (passed on by the registry) say they have no session with this interface, with when each was first heard. */
+  private heardLost(iface: string, self: string, view: RegistryView, now: number): Map<string, { sinceMs: number; heardAtMs: number }> {
+    const before = this.lostBy.get(iface);
+    const heard = new Map<string, { sinceMs: number; heardAtMs: number }>();
+    for (const [peer, lost] of view.lost) {
+      const sinceMs = lost.get(self);
+      if (sinceMs === undefined) continue;
+      const old = before?.get(peer);
+      heard.set(peer, old?.sinceMs === sinceMs ? old : { sinceMs, heardAtMs: now });
+    }
+    this.lostBy.set(iface, heard);
+    return heard;
   }
 
   /** The WireGuard updates that carry out the relay planner's decisions. */
@@ -467,7 +484,11 @@ export class NodeAgent {
       const health = pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
       const kind = relayedNow && health !== "down" ? "relayed" : health;
       const old = before.get(p.publicKey);
-      paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs: old?.kind === kind ? old.sinceMs : now, endpoint: p.endpoint });
+      let sinceMs = old?.kind === kind ? old.sinceMs : now;
+      // A punch re-creates the peer: whatever session there was ends then, so "down" starts anew (the peer hears of it: rule 8 of decide).
+      const punchedAt = this.applied.get(iface)?.get(p.publicKey)?.atMs;
+      if (kind === "down" && punchedAt !== undefined && punchedAt > sinceMs) sinceMs = punchedAt;
+      paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs, endpoint: p.endpoint });
       if (old && old.kind !== kind) this.options.logger.info({ iface, peer: short(p.publicKey), from: old.kind, to: kind }, "path changed");
     }
     this.paths.set(iface, paths);
@@ -482,7 +503,8 @@ export class NodeAgent {
     const wgNames = new Set(this.devices.keys());
     const candidates = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), wgNames, device);
     const paths = this.paths.get(iface) ?? new Map<string, PathState>();
-    const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind])]);
+    // A down path's "since" counts (a punch restarts it); other paths' do not.
+    const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind, p.kind === "down" ? p.sinceMs : 0])]);
     if (this.reportDigest.get(iface) === digest) return;
     this.reportDigest.set(iface, digest);
     this.options.source

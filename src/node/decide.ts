@@ -41,6 +41,14 @@
  *     the public mapping (both nodes started together, and each reports only
  *     once it reaches the registry through the tunnel), the LAN candidate is
  *     punched at once, not a retry interval later.
+ *  8. A peer that reports having no session with us since after our last
+ *     handshake (its report, passed on by the registry: it re-created its
+ *     end, say, just as our handshake completed) makes us punch afresh,
+ *     though our session looks fine: it is dead on the peer's side, and
+ *     WireGuard would notice only after about 15 s. Once per report heard
+ *     (not again until the peer reports a newer "since"), and not when we
+ *     punched after hearing it. The peer's "since" is on its clock, ours on
+ *     ours: LOST_TOLERANCE_MS allows for the difference.
  */
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import type { PathKind } from "../util/path.js";
@@ -64,6 +72,9 @@ export const MAX_PUNCH_ATTEMPTS = 3;
  * (about 15 s). Wait this long after the last growth instead.
  */
 export const HEARING_GRACE_MS = 10_000;
+
+/** How far apart two nodes' clocks may be for rule 8 (NTP keeps them within a few ms). */
+export const LOST_TOLERANCE_MS = 100;
 
 export interface DecideOptions {
   readonly healthyHandshakeMs?: number;
@@ -98,6 +109,11 @@ export interface DecideInput {
   readonly candidates?: ReadonlyMap<string, readonly Endpoint[]>;
   /** Where the registry sees this interface (its NAT's public address). */
   readonly selfEndpoint?: Endpoint | null;
+  /**
+   * Peers that report having no session with us (rule 8): since when (their
+   * clock), and when this agent first heard that (ours).
+   */
+  readonly lostBy?: ReadonlyMap<string, { readonly sinceMs: number; readonly heardAtMs: number }>;
   readonly options?: DecideOptions;
 }
 
@@ -191,6 +207,22 @@ export function decide(input: DecideInput): DecideResult {
     if (!working && !input.selfMoved && grewAt !== undefined && now - grewAt < HEARING_GRACE_MS) {
       due(grewAt + HEARING_GRACE_MS);
       note("hearing", `the peer is reaching us${current ? ` from ${show(current)}` : ""}; letting WireGuard finish the handshake`);
+      continue;
+    }
+
+    // Rule 8: the peer has no session with us since after our handshake; ours is dead on its side.
+    const lost = input.lostBy?.get(key);
+    if (
+      working &&
+      lost !== undefined &&
+      lost.sinceMs >= peer.lastHandshakeMs - LOST_TOLERANCE_MS &&
+      (record === undefined || record.atMs < lost.heardAtMs) &&
+      canPunch(peer) &&
+      targets[0]
+    ) {
+      const first = targets[0];
+      updates.push(write(peer, first, 1).update);
+      note("punch", `the peer reports no session with us since after our last handshake; punching ${show(first)} afresh`);
       continue;
     }
 

@@ -56,6 +56,8 @@ interface Case {
   applied?: AppliedRecord;
   selfMoved?: boolean;
   rxGrewAtMs?: number;
+  /** The peer reports no session with us: since when (its clock), heard when (ours). */
+  lost?: { sinceMs: number; heardAtMs: number };
   options?: DecideOptions;
   verdict: Verdict;
   update: PeerUpdate | null;
@@ -70,6 +72,51 @@ const mine = (endpoint: Endpoint, attempts = 1, atMs = NOW - 5_000): AppliedReco
 
 const cases: Case[] = [
   { name: "registry does not know the peer", peer: {}, registry: "absent", verdict: "unknown", update: null },
+  // Rule 8: the peer reports no session with us.
+  {
+    name: "the peer lost its session after our handshake (it re-created us just then): punch afresh though ours looks fine",
+    peer: { endpoint: A, lastHandshakeMs: NOW - 2_000, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, 1, NOW - 2_010),
+    lost: { sinceMs: NOW - 1_996, heardAtMs: NOW - 1_950 },
+    verdict: "punch",
+    update: punch(A, 25),
+    record: { endpoint: A, atMs: NOW, attempts: 1 },
+  },
+  {
+    name: "the peer lost its session, on a clock a little behind ours: still afresh",
+    peer: { endpoint: A, lastHandshakeMs: NOW - 2_000, persistentKeepaliveSec: 25 },
+    registry: A,
+    lost: { sinceMs: NOW - 2_050, heardAtMs: NOW - 1_900 },
+    verdict: "punch",
+    update: punch(A, 25),
+    record: { endpoint: A, atMs: NOW, attempts: 1 },
+  },
+  {
+    name: "the peer's report is older than our handshake (it was down before we met): nothing",
+    peer: { endpoint: A, lastHandshakeMs: NOW - 2_000, persistentKeepaliveSec: 25 },
+    registry: A,
+    lost: { sinceMs: NOW - 3_000, heardAtMs: NOW - 1_900 },
+    verdict: "unchanged",
+    update: null,
+  },
+  {
+    name: "we punched after hearing the peer's report: our punch runs its course",
+    peer: { endpoint: A, lastHandshakeMs: NOW - 500, persistentKeepaliveSec: 25 },
+    registry: A,
+    applied: mine(A, 1, NOW - 900),
+    lost: { sinceMs: NOW - 1_000, heardAtMs: NOW - 950 },
+    verdict: "unchanged",
+    update: null,
+  },
+  {
+    name: "the peer lost its session, but it has a preshared key: nothing (it cannot be re-created)",
+    peer: { endpoint: A, lastHandshakeMs: NOW - 2_000, persistentKeepaliveSec: 25, hasPresharedKey: true },
+    registry: A,
+    lost: { sinceMs: NOW - 1_990, heardAtMs: NOW - 1_950 },
+    verdict: "unchanged",
+    update: null,
+  },
   { name: "registry knows the peer without endpoint", peer: { endpoint: A }, registry: null, verdict: "unknown", update: null },
   {
     name: "no local endpoint: punch the registry's, with the default keepalive",
@@ -289,7 +336,8 @@ describe("decide", () => {
       const applied = new Map<string, AppliedRecord>();
       if (c.applied) applied.set(key(1), c.applied);
       const rxGrewAtMs = new Map(c.rxGrewAtMs === undefined ? [] : [[key(1), c.rxGrewAtMs]]);
-      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, rxGrewAtMs, ...(c.options ? { options: c.options } : {}) });
+      const lostBy = new Map(c.lost === undefined ? [] : [[key(1), c.lost]]);
+      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, rxGrewAtMs, lostBy, ...(c.options ? { options: c.options } : {}) });
       assert.equal(result.decisions.length, 1);
       assert.equal(result.decisions[0]?.verdict, c.verdict, result.decisions[0]?.reason);
       assert.deepEqual(result.updates, c.update ? [c.update] : []);
