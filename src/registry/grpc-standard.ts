@@ -121,21 +121,45 @@ export class HealthService {
   }
 }
 
-/**
- * Adds server reflection for wormhole's own services (wgSvc.proto.Registry,
- * wormhole.v1.Registry) and the standard ones, at v1 and v1alpha.
- */
-export function addReflection(server: grpc.Server): void {
+/** What answers reflection requests: @grpc/reflection's implementation, or a test's wrapper of it. */
+export interface ReflectionAnswerer {
+  handleServerReflectionRequest(message: ReflectionRequest): unknown;
+}
+type ReflectionRequest = Parameters<ReflectionV1Implementation["handleServerReflectionRequest"]>[0];
+
+/** @grpc/reflection's implementation over wormhole's own services and the standard ones. */
+export function defaultReflection(): ReflectionAnswerer {
   const described: PackageDefinition = {
     ...fromJSON(ourDescriptor as unknown as JsonDescriptor, REFLECTION_LOADER),
     ...reflectionDefinition,
   };
-  const reflection = new ReflectionV1Implementation(described);
-  type Request = Parameters<ReflectionV1Implementation["handleServerReflectionRequest"]>[0];
-  const handler = (stream: grpc.ServerDuplexStream<Request, unknown>) => {
+  return new ReflectionV1Implementation(described);
+}
+
+/**
+ * One ServerReflectionInfo stream: each request answered in turn, and the
+ * next one read only once HTTP/2 has taken the previous reply. A client that
+ * sends requests and never reads the replies therefore holds one reply and
+ * the few requests grpc-js has read ahead (its stream's buffer of 16), then
+ * HTTP/2 flow control stops its sending. (The package's own handler writes a
+ * reply per request without waiting, so an unread stream grew without bound.)
+ */
+export function reflectionStreamHandler(answerer: ReflectionAnswerer): (stream: grpc.ServerDuplexStream<ReflectionRequest, unknown>) => void {
+  return (stream) => {
     stream.on("end", () => stream.end());
-    stream.on("data", (message: Request) => stream.write(reflection.handleServerReflectionRequest(message)));
+    stream.on("data", (message: ReflectionRequest) => {
+      stream.pause();
+      stream.write(answerer.handleServerReflectionRequest(message), () => stream.resume());
+    });
   };
+}
+
+/**
+ * Adds server reflection for wormhole's own services (wgSvc.proto.Registry,
+ * wormhole.v1.Registry) and the standard ones, at v1 and v1alpha.
+ */
+export function addReflection(server: grpc.Server, answerer: ReflectionAnswerer = defaultReflection()): void {
+  const handler = reflectionStreamHandler(answerer);
   for (const name of REFLECTION_SERVICES) {
     server.addService(serviceDefinition(reflectionDefinition, name), { ServerReflectionInfo: handler });
   }
