@@ -46,6 +46,19 @@ function serviceDefinition(definition: PackageDefinition, name: string): grpc.Se
 export type ServingStatus = "SERVING" | "NOT_SERVING";
 type WatchedStatus = ServingStatus | "SERVICE_UNKNOWN";
 
+/**
+ * Longest service name a Check or Watch may ask about: a fully qualified
+ * gRPC service name is far shorter. A longer one is refused at once, so a
+ * Watch never holds more than this of its request (the request itself is
+ * bounded by the server's receive limit, and freed when the call ends).
+ */
+export const MAX_HEALTH_SERVICE_NAME = 256;
+
+function nameProblem(service: string): Partial<grpc.StatusObject> | null {
+  if (service.length <= MAX_HEALTH_SERVICE_NAME) return null;
+  return { code: grpc.status.INVALID_ARGUMENT, details: `service name of ${service.length} characters; at most ${MAX_HEALTH_SERVICE_NAME}` };
+}
+
 /** Most statuses a List call returns, as grpc-health-check limits it. */
 const LIST_LIMIT = 100;
 
@@ -88,12 +101,22 @@ export class HealthService {
   addToServer(server: grpc.Server): void {
     server.addService(serviceDefinition(healthDefinition, HEALTH_SERVICE), {
       Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<{ status: string }>) => {
+        const problem = nameProblem(call.request.service);
+        if (problem) {
+          callback(problem);
+          return;
+        }
         const status = this.statuses.get(call.request.service);
         if (status) callback(null, { status });
         else callback({ code: grpc.status.NOT_FOUND, details: `health status unknown for service ${JSON.stringify(call.request.service)}` });
       },
       Watch: (call: grpc.ServerWritableStream<{ service: string }, { status: string }>) => {
         const service = call.request.service;
+        const problem = nameProblem(service);
+        if (problem) {
+          call.emit("error", { ...problem, metadata: new grpc.Metadata() });
+          return;
+        }
         const send = (status: WatchedStatus) => call.write({ status });
         let set = this.watchers.get(service);
         if (!set) this.watchers.set(service, (set = new Set()));

@@ -15,7 +15,8 @@ import type { Endpoint } from "../wg/types.js";
 import type { IdentityIndex } from "./identity.js";
 
 export const MAX_CANDIDATES = 16;
-export const MAX_PATHS = 4096;
+/** Paths one Report may carry: with MAX_CANDIDATES, a Report fits in MAX_REQUEST_BYTES (src/registry/server.ts). */
+export const MAX_PATHS = 512;
 
 export interface NodeReport {
   readonly candidates: readonly Endpoint[];

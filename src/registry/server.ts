@@ -3,6 +3,7 @@
  * request) and wormhole.v1.Registry (token in metadata), both served from one
  * PeerTable on one port.
  */
+import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { tokenFromMetadata, tokenMatches } from "../rpc/auth.js";
 import { seedProto, v1Proto, type GetEndpointReply, type SeedHandlers, type V1Handlers, type WatchEvent } from "../rpc/proto.js";
@@ -33,8 +34,7 @@ export interface RegistryServiceOptions {
 
 /**
  * Why a call was refused for its token: "wrong_token" (wrong or missing), or
- * "rate_limited" (its source is over its budget of failed attempts; its token
- * was not checked, and may be right).
+ * "rate_limited" (wrong, from a source over its budget of failed attempts).
  */
 export type AuthRefusal = "wrong_token" | "rate_limited";
 
@@ -67,7 +67,9 @@ function snapshotEvent(table: PeerTable, relay: boolean, paths: "all" | "relayed
   };
 }
 
-export function createHandlers(options: RegistryServiceOptions): { seed: SeedHandlers; v1: V1Handlers } {
+const V1_PATH_PREFIX = "/wormhole.v1.Registry/";
+
+export function createHandlers(options: RegistryServiceOptions): { seed: SeedHandlers; v1: V1Handlers; tokenBeforeRequest: grpc.ServerInterceptor } {
   const { table, token, logger } = options;
   const relay = options.relay ?? false;
   const hub = new WatchHub(table, logger, options.watch, relay);
@@ -75,12 +77,15 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
 
   /**
    * Null when the call's token is right; otherwise the status to refuse it
-   * with, the refusal counted and logged (never the token). A source over
-   * its budget of failed attempts is refused before its token is checked; a
-   * tunnel peer counts alone, anyone else by address (IPv6: by /64).
+   * with, the refusal counted and logged (never the token). The token is
+   * checked first: a right token is never refused, whatever others sharing
+   * its address (CGNAT, a /64, a proxy) got wrong. A wrong one counts against
+   * its source (a tunnel peer alone, anyone else by address; IPv6: by /64);
+   * a source over its budget of failures gets RESOURCE_EXHAUSTED, logged once
+   * a window instead of once a try.
    */
   const refuseToken = (call: { getPeer(): string }, given: string, api: string): Partial<grpc.StatusObject> | null => {
-    if (token === null) return null;
+    if (token === null || tokenMatches(token, given)) return null;
     const from = peerAddress(call);
     const ip = callerIp(from);
     const source = ip !== null && table.identity.keyOf(ip) !== null ? ip : sourceKey(from);
@@ -91,11 +96,29 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
       options.onAuthFailure?.("rate_limited");
       return { code: grpc.status.RESOURCE_EXHAUSTED, details: `too many failed token attempts from this address; retry in ${retryInSec}s` };
     }
-    if (tokenMatches(token, given)) return null;
     limiter.fail(source);
     logger.warn({ from, api }, "refused a call with a wrong token");
     options.onAuthFailure?.("wrong_token");
     return denied;
+  };
+
+  /**
+   * wormhole.v1 carries its token in metadata: checked as the call's headers
+   * arrive, before a byte of its request is read or decoded. A refused call
+   * never reaches its handler (which checks again: a right token passes both).
+   */
+  const tokenBeforeRequest: grpc.ServerInterceptor = (method, call) => {
+    if (token === null || !method.path.startsWith(V1_PATH_PREFIX)) return new grpc.ServerInterceptingCall(call);
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, accept) => {
+            const refused = refuseToken(call, tokenFromMetadata(metadata), `v1 ${method.path.slice(V1_PATH_PREFIX.length)}`);
+            if (refused === null) accept(metadata);
+            else call.sendStatus({ code: refused.code ?? grpc.status.PERMISSION_DENIED, details: refused.details ?? "", metadata: new grpc.Metadata() });
+          },
+        }),
+    });
   };
 
   let seedCache: { device: WgDevice; reply: Encoded } | null = null;
@@ -172,7 +195,7 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
       callback(null, {});
     },
   };
-  return { seed, v1 };
+  return { seed, v1, tokenBeforeRequest };
 }
 
 /**
@@ -182,6 +205,25 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
  * connection makes the registry hold (32 Watch streams, 32 requests of 1 MiB).
  */
 export const MAX_CONCURRENT_STREAMS = 32;
+
+/**
+ * The largest request the registry reads, for every method (grpc-js has one
+ * limit per server). The largest a node sends is a Report: MAX_CANDIDATES
+ * candidates and MAX_PATHS paths of the longest form (an IPv6 endpoint) take
+ * under 60 KiB (test/unit/registry-limits.test.ts encodes one); every other
+ * request (a token, a health service name, a reflection symbol) is tiny. So a
+ * connection's 32 calls hold at most 2 MiB of requests being read.
+ */
+export const MAX_REQUEST_BYTES = 64 * 1024;
+
+/**
+ * Connections the registry holds at once; more are closed as they arrive
+ * (net.Server maxConnections). Sized for 10,000 nodes with one connection
+ * each, and room for tools and reconnects. With MAX_CONCURRENT_STREAMS and
+ * MAX_REQUEST_BYTES, it bounds what unauthenticated clients can make the
+ * registry hold.
+ */
+export const MAX_CONNECTIONS = 16_384;
 
 /** A connection with no call open this long is closed; a node's never is (its Watch stays open). */
 export const CONNECTION_IDLE_MS = 5 * 60_000;
@@ -208,8 +250,8 @@ export const SERVER_CHANNEL_OPTIONS: grpc.ServerOptions = {
   "grpc.max_concurrent_streams": MAX_CONCURRENT_STREAMS,
   // Counted from the end of a connection's last call; pings do not reset it.
   "grpc.max_connection_idle_ms": CONNECTION_IDLE_MS,
-  // A node's Report carries up to MAX_PATHS paths (~90 bytes each): 1 MiB fits them.
-  "grpc.max_receive_message_length": 1024 * 1024,
+  // Checked against each message's length prefix, before its bytes are buffered.
+  "grpc.max_receive_message_length": MAX_REQUEST_BYTES,
 };
 
 /** Bounds on each client connection (defaults above); tests shorten them. */
@@ -218,20 +260,73 @@ export interface ConnectionLimits {
   readonly maxConcurrentStreams?: number;
   /** Milliseconds a connection may stay without any call before it is closed. Default {@link CONNECTION_IDLE_MS}. */
   readonly idleMs?: number;
+  /** Connections held at once; more are closed as they arrive. Default {@link MAX_CONNECTIONS}. */
+  readonly maxConnections?: number;
 }
 
 export interface RegistryServerOptions extends RegistryServiceOptions {
   readonly connections?: ConnectionLimits;
 }
 
-export function createRegistryServer(options: RegistryServerOptions): grpc.Server {
+/**
+ * A grpc-js server that accepts its connections itself (through grpc-js's
+ * connection injector), so that it can cap how many it holds: grpc-js has
+ * no such setting. {@link bindServer} listens with it; shutting the server
+ * down also stops the listeners.
+ */
+export class RegistryServer extends grpc.Server {
+  private readonly listeners: net.Server[] = [];
+
+  constructor(
+    options: grpc.ServerOptions,
+    private readonly maxConnections: number,
+  ) {
+    super(options);
+  }
+
+  /** Listens on `host:port` (port 0: any); resolves to the port. */
+  async listen(host: string, port: number, credentials: grpc.ServerCredentials): Promise<number> {
+    const injector = this.createConnectionInjector(credentials);
+    const listener = net.createServer((socket) => injector.injectConnection(socket));
+    listener.maxConnections = this.maxConnections;
+    await new Promise<void>((resolve, reject) => {
+      listener.once("error", reject);
+      listener.listen({ host, port }, () => {
+        listener.off("error", reject);
+        resolve();
+      });
+    });
+    this.listeners.push(listener);
+    return (listener.address() as net.AddressInfo).port;
+  }
+
+  override tryShutdown(callback: (error?: Error) => void): void {
+    this.closeListeners();
+    super.tryShutdown(callback);
+  }
+
+  override forceShutdown(): void {
+    this.closeListeners();
+    super.forceShutdown();
+  }
+
+  private closeListeners(): void {
+    for (const l of this.listeners.splice(0)) l.close();
+  }
+}
+
+export function createRegistryServer(options: RegistryServerOptions): RegistryServer {
   const limits = options.connections ?? {};
-  const server = new grpc.Server({
-    ...SERVER_CHANNEL_OPTIONS,
-    ...(limits.maxConcurrentStreams !== undefined ? { "grpc.max_concurrent_streams": limits.maxConcurrentStreams } : {}),
-    ...(limits.idleMs !== undefined ? { "grpc.max_connection_idle_ms": limits.idleMs } : {}),
-  });
-  const { seed, v1 } = createHandlers(options);
+  const { seed, v1, tokenBeforeRequest } = createHandlers(options);
+  const server = new RegistryServer(
+    {
+      ...SERVER_CHANNEL_OPTIONS,
+      ...(limits.maxConcurrentStreams !== undefined ? { "grpc.max_concurrent_streams": limits.maxConcurrentStreams } : {}),
+      ...(limits.idleMs !== undefined ? { "grpc.max_connection_idle_ms": limits.idleMs } : {}),
+      interceptors: [tokenBeforeRequest],
+    },
+    limits.maxConnections ?? MAX_CONNECTIONS,
+  );
   server.addService(seedService, seed);
   server.addService(v1Service, v1);
   return server;
@@ -247,19 +342,32 @@ export function bindCandidates(address: string): string[] {
   return [address.trim()];
 }
 
+/** "[::1]:0" → ["::1", 0]; "127.0.0.1:1638" → ["127.0.0.1", 1638]; null when it is not host:port. */
+function hostAndPort(target: string): [string, number] | null {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(target) ?? /^([^:]+):(\d+)$/.exec(target);
+  if (!m?.[1] || m[2] === undefined) return null;
+  const port = Number(m[2]);
+  return port <= 65535 ? [m[1] === "localhost" ? "127.0.0.1" : m[1], port] : null;
+}
+
 export function bindServer(server: grpc.Server, address: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   const candidates = bindCandidates(address);
-  const tryBind = (i: number, lastError: Error | null): Promise<number> => {
-    const target = candidates[i];
-    if (target === undefined) {
-      return Promise.reject(new Error(`cannot listen on \`${address}': ${lastError?.message ?? "no address"}`));
-    }
+  const bindOne = (target: string): Promise<number> => {
+    const hp = hostAndPort(target);
+    if (server instanceof RegistryServer && hp) return server.listen(hp[0], hp[1], credentials);
     return new Promise<number>((resolve, reject) => {
       server.bindAsync(target, credentials, (err, port) => {
         if (err) reject(err);
         else resolve(port);
       });
-    }).catch((err: Error) => tryBind(i + 1, err));
+    });
+  };
+  const tryBind = (i: number, lastError: Error | null): Promise<number> => {
+    const target = candidates[i];
+    if (target === undefined) {
+      return Promise.reject(new Error(`cannot listen on \`${address}': ${lastError?.message ?? "no address"}`));
+    }
+    return bindOne(target).catch((err: Error) => tryBind(i + 1, err));
   };
   return tryBind(0, null);
 }

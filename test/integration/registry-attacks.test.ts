@@ -6,9 +6,25 @@ import assert from "node:assert/strict";
 import * as http2 from "node:http2";
 import { after, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
-import { addReflection, defaultReflection, type ReflectionAnswerer } from "../../src/registry/grpc-standard.js";
-import { bindServer, SERVER_CHANNEL_OPTIONS } from "../../src/registry/server.js";
+import * as net from "node:net";
+import { addReflection, defaultReflection, MAX_HEALTH_SERVICE_NAME, type ReflectionAnswerer } from "../../src/registry/grpc-standard.js";
+import { runRegistry } from "../../src/registry/run.js";
+import { bindServer, createRegistryServer, SERVER_CHANNEL_OPTIONS } from "../../src/registry/server.js";
+import { PeerTable } from "../../src/registry/table.js";
+import { FakeWireGuard } from "../../src/wg/fake.js";
+import { key } from "../support/keys.js";
+import { captureLogger } from "../support/logs.js";
 import { waitFor } from "../support/wait.js";
+
+const TOKEN = "attacks-token";
+
+async function registry() {
+  const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9), peers: [{ publicKey: key(1), endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] }] }]);
+  const log = captureLogger();
+  const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: TOKEN, pollIntervalMs: 50 }, { wg, logger: log.logger });
+  cleanups.push(() => reg.stop());
+  return { reg, log, wg };
+}
 
 const cleanups: Array<() => unknown> = [];
 after(async () => {
@@ -59,5 +75,99 @@ describe("server reflection against a client that never reads", () => {
     // The registry stops taking the client's bytes: they stay in the client's buffers.
     await waitFor("the client's requests held back by flow control", () => answered >= 1 && req.bufferSize > 0);
     assert.ok(answered <= 1, `${answered} replies made for a client that reads none (at most one waits)`);
+  });
+});
+
+/** The gRPC status of a raw HTTP/2 call, once its trailers (or trailers-only headers) come. */
+function statusOf(req: http2.ClientHttp2Stream): Promise<{ status: string; message: string }> {
+  return new Promise((resolve) => {
+    const take = (h: http2.IncomingHttpHeaders) => {
+      if (h["grpc-status"] !== undefined) resolve({ status: String(h["grpc-status"]), message: decodeURIComponent(String(h["grpc-message"] ?? "")) });
+    };
+    req.on("response", take);
+    req.on("trailers", take);
+  });
+}
+
+describe("requests refused before they are read", () => {
+  it("a wormhole.v1 call with a wrong token is refused as its headers arrive, before its request has come", { timeout: 20_000 }, async () => {
+    const { reg } = await registry();
+    const session = http2.connect(`http://127.0.0.1:${reg.port}`);
+    session.on("error", () => {});
+    cleanups.push(() => session.destroy());
+    const req = session.request({ ":method": "POST", ":path": "/wormhole.v1.Registry/Report", "content-type": "application/grpc", te: "trailers", authorization: "Bearer wrong" });
+    req.on("error", () => {});
+    req.on("data", () => {});
+    // A message announced at 60,000 bytes, of which 100 are sent: the request never completes.
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(60_000, 1);
+    req.write(Buffer.concat([head, Buffer.alloc(100, 0x1a)]));
+    const { status } = await statusOf(req);
+    assert.equal(status, String(grpc.status.PERMISSION_DENIED));
+  });
+
+  it("a health Watch of an over-long service name is refused, and no Watch is kept", { timeout: 20_000 }, async () => {
+    const { reg } = await registry();
+    const Health = grpc.makeGenericClientConstructor(
+      {
+        Watch: {
+          path: "/grpc.health.v1.Health/Watch",
+          requestStream: false,
+          responseStream: true,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
+      },
+      "Health",
+    );
+    const client = new Health(`127.0.0.1:${reg.port}`, grpc.credentials.createInsecure());
+    cleanups.push(() => client.close());
+    const name = Buffer.alloc(MAX_HEALTH_SERVICE_NAME + 1, 0x61);
+    const request = Buffer.concat([Buffer.from([0x0a, 0x82, 0x02]), name]); // field 1, length 257
+    const error = await new Promise<grpc.ServiceError>((resolve) => {
+      const call = (client as unknown as { Watch(r: Buffer): grpc.ClientReadableStream<Buffer> }).Watch(request);
+      call.on("data", () => {});
+      call.on("error", resolve);
+    });
+    assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(reg.health.watcherCount, 0);
+  });
+});
+
+describe("connection cap", () => {
+  it("holds at most maxConnections connections: more are closed as they arrive, and room frees as they end", { timeout: 20_000 }, async () => {
+    const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9) }]);
+    const log = captureLogger();
+    const table = new PeerTable({ wg, iface: "wg0", logger: log.logger });
+    await table.refresh();
+    const server = createRegistryServer({ table, token: TOKEN, logger: log.logger, connections: { maxConnections: 2 } });
+    const port = await bindServer(server, "127.0.0.1:0");
+    cleanups.push(() => server.forceShutdown());
+
+    const open = (): Promise<{ socket: net.Socket; closed: Promise<void> }> =>
+      new Promise((resolve) => {
+        const socket = net.connect(port, "127.0.0.1", () => resolve({ socket, closed }));
+        socket.on("error", () => {});
+        const closed = new Promise<void>((done) => socket.on("close", () => done()));
+        cleanups.push(() => socket.destroy());
+      });
+    const a = await open();
+    const b = await open();
+    // Both held: each gets the server's HTTP/2 SETTINGS.
+    for (const s of [a, b]) {
+      s.socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+      await new Promise((resolve) => s.socket.once("data", resolve));
+    }
+    const c = await open();
+    await c.closed; // the third is closed by the registry
+    a.socket.destroy();
+    await a.closed;
+    await waitFor("room for one more", async () => {
+      const d = await open();
+      d.socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
+      return await Promise.race([new Promise((resolve) => d.socket.once("data", () => resolve(true))), d.closed.then(() => false)]);
+    });
   });
 });
