@@ -13,7 +13,8 @@ import { FailureLimiter, sourceKey } from "./ratelimit.js";
 import { checkReport } from "./report.js";
 import type { WgDevice } from "../wg/types.js";
 import type { PeerTable } from "./table.js";
-import { peerInfo, seedReply, type PeerChanges, type PeerMap } from "./view.js";
+import { peerInfo, seedReply, type PeerChanges, type PeerMap, type RegistryPeer } from "./view.js";
+import { isKey } from "../wg/keys.js";
 
 export interface RegistryServiceOptions {
   readonly table: PeerTable;
@@ -55,14 +56,24 @@ function unavailable(table: PeerTable): Partial<grpc.StatusObject> {
   };
 }
 
-/** GetPeers carries all the nodes' reported paths; Watch only the relayed ones (see peerInfo). */
-function snapshotEvent(table: PeerTable, relay: boolean, paths: "all" | "relayed"): WatchEvent {
+/**
+ * GetPeers carries all the nodes' reported paths; Watch only the relayed ones
+ * (see peerInfo). With `keys`, only those peers (in the order asked).
+ */
+function snapshotEvent(table: PeerTable, relay: boolean, paths: "all" | "relayed", keys: ReadonlySet<string> | null = null): WatchEvent {
   const device = table.current;
+  const peers: RegistryPeer[] = [];
+  if (keys === null) peers.push(...table.peers.values());
+  else
+    for (const key of keys) {
+      const p = table.peers.get(key);
+      if (p) peers.push(p);
+    }
   return {
     snapshot: {
       relay,
       registryPublicKey: device?.publicKey ?? "",
-      peers: [...table.peers.values()].map((p) => peerInfo(p, table.reportOf(p.publicKey), paths)),
+      peers: peers.map((p) => peerInfo(p, table.reportOf(p.publicKey), paths)),
     },
   };
 }
@@ -169,9 +180,15 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         call.emit("error", { ...unavailable(table), metadata: new grpc.Metadata() });
         return;
       }
+      const asked = call.request.peerPublicKeys;
+      const bad = asked.find((k) => !isKey(k));
+      if (bad !== undefined) {
+        call.emit("error", { code: grpc.status.INVALID_ARGUMENT, details: `peer_public_keys: not a WireGuard key: \`${bad.slice(0, 60)}'`, metadata: new grpc.Metadata() });
+        return;
+      }
       const from = peerAddress(call);
-      logger.debug({ from }, "watcher joined");
-      hub.join(call, from);
+      logger.debug({ from, keys: asked.length }, "watcher joined");
+      hub.join(call, from, asked.length === 0 ? null : new Set(asked));
       options.onWatch?.(call);
     },
 
@@ -412,19 +429,28 @@ export function encodeWatchEvent(event: WatchEvent): Encoded {
 export interface WatchLimits {
   /**
    * A watcher whose stream holds more than this many bytes of change events
-   * not yet taken by HTTP/2 (or one snapshot's worth, when that is more) is
-   * ended with RESOURCE_EXHAUSTED: the node resubscribes and starts again
+   * not yet taken by HTTP/2 (or its snapshot's size, when that is more),
+   * beyond its snapshot if that is still waiting too, is ended with RESOURCE_EXHAUSTED: the node resubscribes and starts again
    * from a fresh snapshot, which costs no more than the deltas it missed.
    * Default 1 MiB.
    */
   readonly backlogBytes?: number;
   /**
-   * Snapshot bytes being sent to joining watchers at once. A watcher joining
-   * beyond that waits for its snapshot (and hears no change before it); one
-   * snapshot is always allowed. Bounds memory when thousands of nodes
-   * (re)connect together. Default 16 MiB.
+   * Snapshot bytes being sent to joining watchers at once, all connections
+   * together. A watcher joining beyond that waits for its snapshot (and hears
+   * no change before it); one snapshot is always allowed, and each connection
+   * has at most one snapshot in flight, so no connection's streams can take
+   * the budget from others. Bounds memory when thousands of nodes (re)connect
+   * together. Default 16 MiB.
    */
   readonly snapshotBytesInFlight?: number;
+  /**
+   * A watcher whose snapshot HTTP/2 has not taken this long after it was
+   * written is ended with RESOURCE_EXHAUSTED, freeing its share of the budget:
+   * the longest a client that does not read can keep others' snapshots
+   * waiting. Default 20 s (a 1 MB snapshot at 400 kbit/s).
+   */
+  readonly snapshotTimeoutMs?: number;
 }
 
 type WatchCall = Parameters<V1Handlers["Watch"]>[0];
@@ -432,11 +458,16 @@ type WatchCall = Parameters<V1Handlers["Watch"]>[0];
 interface Watcher {
   readonly call: WatchCall;
   readonly from: string;
+  /** The peers it asked for; null: every peer. */
+  readonly keys: ReadonlySet<string> | null;
   state: "waiting" | "live" | "gone";
-  /** Bytes of its snapshot not yet taken by HTTP/2; 0 once sent. */
+  /** Bytes of its snapshot not yet taken by HTTP/2 (counted in the in-flight budget); 0 once sent. */
   snapshotBytes: number;
-  /** Bytes of change events written to it and not yet taken by HTTP/2. */
+  /** Bytes written to it (snapshot and change events) and not yet taken by HTTP/2. */
   backlogBytes: number;
+  /** The size of its snapshot: a burst of changes may be as big (every peer moved at once). */
+  snapshotSize: number;
+  stall: NodeJS.Timeout | null;
 }
 
 function send(call: WatchCall, event: Encoded, written: () => void): void {
@@ -446,20 +477,28 @@ function send(call: WatchCall, event: Encoded, written: () => void): void {
 
 /**
  * Fans Watch events out. Each change event is serialized once and the same
- * bytes go to every stream; the snapshot is serialized once per state of the
- * table (not once per watcher: 10,000 peers take ~80 ms to encode). Memory is
- * bounded per stream (backlog) and for joins (snapshots in flight).
+ * bytes go to every stream that wants it: the watchers of every peer, and
+ * those that asked for that peer's key (found by key, so a change costs work
+ * for its interested watchers only). The full snapshot is serialized once per
+ * state of the table (10,000 peers take ~80 ms to encode); a filtered one
+ * per watcher, in time proportional to its keys. Memory is bounded per
+ * stream (backlog, snapshot included) and for joins (snapshots in flight:
+ * one per connection at a time, each taken within snapshotTimeoutMs).
  */
 class WatchHub {
   private readonly waiting = new Set<Watcher>();
-  private readonly live = new Set<Watcher>();
+  private readonly everything = new Set<Watcher>();
+  private readonly byKey = new Map<string, Set<Watcher>>();
+  private live = 0;
+  /** Snapshots in flight per connection (grpc-js peer string: address and port). */
+  private readonly connectionsSending = new Map<string, number>();
   private snapshotsInFlight = 0;
   private cached: { peers: PeerMap; device: WgDevice | null; event: Encoded } | null = null;
-  private lastSnapshotBytes = 0;
   private unsubscribe: (() => void) | null = null;
   private pumping = false;
   private readonly backlogLimit: number;
   private readonly inFlightLimit: number;
+  private readonly snapshotTimeoutMs: number;
 
   constructor(
     private readonly table: PeerTable,
@@ -469,10 +508,12 @@ class WatchHub {
   ) {
     this.backlogLimit = limits.backlogBytes ?? 1024 * 1024;
     this.inFlightLimit = limits.snapshotBytesInFlight ?? 16 * 1024 * 1024;
+    this.snapshotTimeoutMs = limits.snapshotTimeoutMs ?? 20_000;
   }
 
-  join(call: WatchCall, from: string): void {
-    const w: Watcher = { call, from, state: "waiting", snapshotBytes: 0, backlogBytes: 0 };
+  /** Adds a watcher of `keys` (null: every peer); its snapshot comes when the budget allows. */
+  join(call: WatchCall, from: string, keys: ReadonlySet<string> | null): void {
+    const w: Watcher = { call, from, keys, state: "waiting", snapshotBytes: 0, backlogBytes: 0, snapshotSize: 0, stall: null };
     const leave = () => this.leave(w);
     call.on("cancelled", leave);
     call.on("close", leave);
@@ -487,31 +528,40 @@ class WatchHub {
     this.cached = null;
   }
 
-  private snapshot(): Encoded {
+  private snapshotOf(keys: ReadonlySet<string> | null): Encoded {
+    if (keys !== null) return encodeWatchEvent(snapshotEvent(this.table, this.relay, "relayed", keys));
     const peers = this.table.peers;
     const device = this.table.current;
     if (this.cached === null || this.cached.peers !== peers || this.cached.device !== device) {
-      const event = encodeWatchEvent(snapshotEvent(this.table, this.relay, "relayed"));
-      this.cached = { peers, device, event };
-      this.lastSnapshotBytes = event.bytes.length;
+      this.cached = { peers, device, event: encodeWatchEvent(snapshotEvent(this.table, this.relay, "relayed")) };
     }
     return this.cached.event;
   }
 
-  /** Sends snapshots to waiting watchers, in order, while the in-flight budget allows. */
+  /**
+   * Sends snapshots to waiting watchers, in order of joining, while the
+   * in-flight budget allows; a watcher whose connection already has a
+   * snapshot in flight waits for it, and lets those behind it pass.
+   */
   private pump(): void {
     if (this.pumping) return;
     this.pumping = true;
     try {
       for (const w of this.waiting) {
-        const snapshot = this.snapshot();
+        if ((this.connectionsSending.get(w.from) ?? 0) > 0) continue;
+        const snapshot = this.snapshotOf(w.keys);
         const size = snapshot.bytes.length;
         if (this.snapshotsInFlight > 0 && this.snapshotsInFlight + size > this.inFlightLimit) return;
         this.waiting.delete(w);
         w.state = "live";
         w.snapshotBytes = size;
+        w.backlogBytes = size;
+        w.snapshotSize = size;
         this.snapshotsInFlight += size;
-        this.live.add(w);
+        this.connectionsSending.set(w.from, (this.connectionsSending.get(w.from) ?? 0) + 1);
+        this.index(w);
+        w.stall = setTimeout(() => this.drop(w, `this watcher did not take its snapshot within ${this.snapshotTimeoutMs} ms`), this.snapshotTimeoutMs);
+        w.stall.unref?.();
         send(w.call, snapshot, () => this.snapshotSent(w));
       }
     } finally {
@@ -519,28 +569,76 @@ class WatchHub {
     }
   }
 
-  private snapshotSent(w: Watcher): void {
+  private index(w: Watcher): void {
+    this.live++;
+    if (w.keys === null) {
+      this.everything.add(w);
+      return;
+    }
+    for (const key of w.keys) {
+      let set = this.byKey.get(key);
+      if (!set) this.byKey.set(key, (set = new Set()));
+      set.add(w);
+    }
+  }
+
+  private unindex(w: Watcher): void {
+    this.live--;
+    if (w.keys === null) {
+      this.everything.delete(w);
+      return;
+    }
+    for (const key of w.keys) {
+      const set = this.byKey.get(key);
+      set?.delete(w);
+      if (set?.size === 0) this.byKey.delete(key);
+    }
+  }
+
+  /** Gives back a watcher's share of the in-flight budget (its snapshot was taken, or it left). */
+  private releaseSnapshot(w: Watcher): void {
     if (w.snapshotBytes === 0) return;
     this.snapshotsInFlight -= w.snapshotBytes;
+    w.backlogBytes -= w.snapshotBytes;
     w.snapshotBytes = 0;
+    const sending = (this.connectionsSending.get(w.from) ?? 1) - 1;
+    if (sending > 0) this.connectionsSending.set(w.from, sending);
+    else this.connectionsSending.delete(w.from);
+    if (w.stall) clearTimeout(w.stall);
+    w.stall = null;
+  }
+
+  private snapshotSent(w: Watcher): void {
+    if (w.snapshotBytes === 0) return;
+    this.releaseSnapshot(w);
     this.pump();
   }
 
   private publish(changes: PeerChanges): void {
     this.cached = null;
-    if (this.live.size === 0) return;
-    const events: Encoded[] = [];
-    for (const p of changes.changed) events.push(encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey), "relayed") }));
-    for (const key of changes.removed) events.push(encodeWatchEvent({ removedPublicKey: key }));
-    let bytes = 0;
-    for (const e of events) bytes += e.bytes.length;
-    const limit = Math.max(this.backlogLimit, this.lastSnapshotBytes);
+    if (this.live === 0) return;
+    const all: Encoded[] = [];
+    const wanted = new Map<Watcher, Encoded[]>();
+    const add = (key: string, event: Encoded) => {
+      all.push(event);
+      for (const w of this.byKey.get(key) ?? []) {
+        const list = wanted.get(w);
+        if (list) list.push(event);
+        else wanted.set(w, [event]);
+      }
+    };
+    for (const p of changes.changed) add(p.publicKey, encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey), "relayed") }));
+    for (const key of changes.removed) add(key, encodeWatchEvent({ removedPublicKey: key }));
+    for (const w of this.everything) wanted.set(w, all);
     let dropped = 0;
-    // A copy: dropping one watcher may start others (pump), who must not get this event twice.
-    for (const w of [...this.live]) {
+    // Dropping one watcher may start others (pump), who must not get this event twice: only those chosen above get it.
+    for (const [w, events] of wanted) {
       if (w.state !== "live") continue;
-      if (w.backlogBytes + bytes > limit) {
-        this.drop(w, limit);
+      let bytes = 0;
+      for (const e of events) bytes += e.bytes.length;
+      const behind = Math.max(this.backlogLimit, w.snapshotSize);
+      if (w.backlogBytes + bytes > behind + w.snapshotBytes) {
+        this.drop(w, `this watcher fell more than ${behind} bytes behind`, false);
         dropped++;
         continue;
       }
@@ -554,32 +652,31 @@ class WatchHub {
     }
     if (dropped > 0) {
       this.logger.warn(
-        { dropped, limitBytes: limit, watchers: this.live.size },
+        { dropped, limitBytes: this.backlogLimit, watchers: this.live },
         "dropped Watch streams too far behind (RESOURCE_EXHAUSTED); their nodes resubscribe for a fresh snapshot",
       );
     }
   }
 
-  private drop(w: Watcher, limit: number): void {
+  private drop(w: Watcher, why: string, log = true): void {
+    if (w.state === "gone") return;
+    if (log) this.logger.warn({ from: w.from }, `dropped a Watch stream (RESOURCE_EXHAUSTED): ${why}`);
     this.leave(w);
     w.call.emit("error", {
       code: grpc.status.RESOURCE_EXHAUSTED,
-      details: `this watcher fell more than ${limit} bytes behind; subscribe again for a fresh snapshot`,
+      details: `${why}; subscribe again for a fresh snapshot`,
       metadata: new grpc.Metadata(),
     });
   }
 
   private leave(w: Watcher): void {
     if (w.state === "gone") return;
+    if (w.state === "live") this.unindex(w);
     w.state = "gone";
     this.waiting.delete(w);
-    this.live.delete(w);
-    if (w.snapshotBytes > 0) {
-      this.snapshotsInFlight -= w.snapshotBytes;
-      w.snapshotBytes = 0;
-    }
+    this.releaseSnapshot(w);
     this.logger.debug({ from: w.from }, "watcher left");
-    if (this.live.size === 0 && this.waiting.size === 0 && this.unsubscribe) {
+    if (this.live === 0 && this.waiting.size === 0 && this.unsubscribe) {
       this.unsubscribe();
       this.unsubscribe = null;
     }
