@@ -49,7 +49,19 @@ export function candidateProblem(ep: Endpoint, index: IdentityIndex): string | n
   return null;
 }
 
-export function checkReport(request: ReportRequest__Output, caller: string | null, index: IdentityIndex, nowMs: number): ReportVerdict {
+/**
+ * Checks a report. `isPeer` says whether a key is a peer of the registry: a
+ * relayed path can only run through the registry to one of its own peers, so
+ * a relayed path to any other key is left out (it would otherwise be pushed
+ * to watchers as something to route by).
+ */
+export function checkReport(
+  request: ReportRequest__Output,
+  caller: string | null,
+  index: IdentityIndex,
+  nowMs: number,
+  isPeer: (publicKey: string) => boolean = () => true,
+): ReportVerdict {
   const refuse = (code: grpc.status, details: string): ReportVerdict => ({ ok: false, code, details });
   if (caller === null) {
     return refuse(
@@ -90,6 +102,7 @@ export function checkReport(request: ReportRequest__Output, caller: string | nul
         return refuse(grpc.status.INVALID_ARGUMENT, `path endpoint: ${(err as Error).message}`);
       }
     }
+    if (kind === "relayed" && !isPeer(p.peerPublicKey)) continue;
     const sinceMs = Number.isSafeInteger(p.sinceUnixMs) && p.sinceUnixMs > 0 ? Math.min(p.sinceUnixMs, nowMs) : nowMs;
     paths.push({ peerPublicKey: p.peerPublicKey, kind, sinceMs, endpoint });
   }

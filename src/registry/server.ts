@@ -31,6 +31,8 @@ export interface RegistryServiceOptions {
   readonly onWatch?: (stream: NodeJS.EventEmitter) => void;
   /** Counts failed token attempts per source address; a new FailureLimiter() (10 at once, then 10 a minute) by default. */
   readonly failureLimiter?: FailureLimiter;
+  /** Reports per node (by key); {@link reportLimiter}() by default. */
+  readonly reportLimiter?: FailureLimiter;
 }
 
 /**
@@ -80,11 +82,22 @@ function snapshotEvent(table: PeerTable, relay: boolean, paths: "all" | "relayed
 
 const V1_PATH_PREFIX = "/wormhole.v1.Registry/";
 
+/**
+ * Reports a node may make: 10 at once, then one a second. A node reports when
+ * its paths or candidates change (seconds apart); each report may change what
+ * every watcher of that node hears, so a flood of them is refused
+ * (RESOURCE_EXHAUSTED; the node reports again at its next change).
+ */
+export function reportLimiter(): FailureLimiter {
+  return new FailureLimiter({ burst: 10, refillMs: 1_000, maxSources: 100_000 });
+}
+
 export function createHandlers(options: RegistryServiceOptions): { seed: SeedHandlers; v1: V1Handlers; tokenBeforeRequest: grpc.ServerInterceptor } {
   const { table, token, logger } = options;
   const relay = options.relay ?? false;
   const hub = new WatchHub(table, logger, options.watch, relay);
   const limiter = options.failureLimiter ?? new FailureLimiter();
+  const reports = options.reportLimiter ?? reportLimiter();
 
   /**
    * Null when the call's token is right; otherwise the status to refuse it
@@ -200,14 +213,19 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
       }
       const ip = callerIp(peerAddress(call));
       const caller = ip === null ? null : table.identity.keyOf(ip);
-      const verdict = checkReport(call.request, caller, table.identity, Date.now());
+      const tooMany = caller === null ? null : reports.spend(caller);
+      if (tooMany) {
+        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many reports from this node; report again in ${Math.ceil(tooMany.retryInMs / 1000)}s` });
+        return;
+      }
+      const verdict = checkReport(call.request, caller, table.identity, Date.now(), (key) => table.peers.has(key));
       if (!verdict.ok) {
         logger.warn({ from: peerAddress(call), err: verdict.details }, "refused a report");
         callback({ code: verdict.code, details: verdict.details });
         return;
       }
+      // Watchers (and the Watch snapshot) hear of it through the table when what they see changed.
       table.report(verdict.publicKey, verdict.report);
-      hub.invalidateSnapshot(); // path states change snapshots without a change event
       logger.debug({ from: peerAddress(call), candidates: verdict.report.candidates.length, paths: verdict.report.paths.length }, "report accepted");
       callback(null, {});
     },
@@ -523,11 +541,6 @@ class WatchHub {
     this.pump();
   }
 
-  /** The next snapshot must be encoded afresh (something in it changed without a change event). */
-  invalidateSnapshot(): void {
-    this.cached = null;
-  }
-
   private snapshotOf(keys: ReadonlySet<string> | null): Encoded {
     if (keys !== null) return encodeWatchEvent(snapshotEvent(this.table, this.relay, "relayed", keys));
     const peers = this.table.peers;
@@ -679,6 +692,7 @@ class WatchHub {
     if (this.live === 0 && this.waiting.size === 0 && this.unsubscribe) {
       this.unsubscribe();
       this.unsubscribe = null;
+      this.cached = null; // no longer told of changes: the next watcher's snapshot is encoded afresh
     }
     this.pump();
   }

@@ -71,20 +71,19 @@ export class PeerTable {
   }
 
   /**
-   * Keeps a node's (already checked) report. Watchers hear of it when its
-   * candidates or the peers it relays changed; other path states are served
-   * by GetPeers only.
+   * Keeps a node's (already checked) report. Watchers hear of it (and the
+   * Watch snapshot changes) when its candidates or its relayed paths changed;
+   * other path states are served by GetPeers only.
    */
   report(publicKey: string, report: NodeReport): void {
     const peer = this.map.get(publicKey);
     if (!peer) return;
-    const before = this.reports.get(publicKey);
+    const before = this.reports.get(publicKey) ?? NO_REPORT;
     this.reports.set(publicKey, report);
     const same =
-      before !== undefined &&
       before.candidates.length === report.candidates.length &&
       before.candidates.every((c, i) => endpointsEqual(c, report.candidates[i])) &&
-      relayedKeys(before) === relayedKeys(report);
+      relayedPaths(before) === relayedPaths(report);
     if (!same) this.emit({ changed: [peer], removed: [] });
   }
 
@@ -155,11 +154,14 @@ export class PeerTable {
   }
 }
 
-/** The peers a report says are relayed, as one comparable string. */
-function relayedKeys(report: NodeReport): string {
+/** What watchers see of a node that has not reported. */
+const NO_REPORT: NodeReport = { candidates: [], paths: [], atMs: 0 };
+
+/** The relayed paths of a report as Watch shows them (peer, since, endpoint), as one comparable string. */
+function relayedPaths(report: NodeReport): string {
   return report.paths
     .filter((p) => p.kind === "relayed")
-    .map((p) => p.peerPublicKey)
+    .map((p) => `${p.peerPublicKey} ${p.sinceMs} ${p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : "-"}`)
     .sort()
-    .join(" ");
+    .join(",");
 }

@@ -15,11 +15,22 @@ import { FakeWireGuard } from "../../src/wg/fake.js";
 import { key } from "../support/keys.js";
 import { captureLogger } from "../support/logs.js";
 import { waitFor } from "../support/wait.js";
+import { v1Proto, type WatchEvent__Output } from "../../src/rpc/proto.js";
 
 const TOKEN = "attacks-token";
 
 async function registry() {
-  const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9), peers: [{ publicKey: key(1), endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] }] }]);
+  // key(1) is identified by the tunnel when it calls from 127.0.0.1 (its /32).
+  const wg = new FakeWireGuard([
+    {
+      name: "wg0",
+      publicKey: key(9),
+      peers: [
+        { publicKey: key(1), endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32", "127.0.0.1/32"] },
+        { publicKey: key(2), endpoint: { ip: "198.51.100.2", port: 2 }, allowedIps: ["10.200.0.3/32"] },
+      ],
+    },
+  ]);
   const log = captureLogger();
   const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: TOKEN, pollIntervalMs: 50 }, { wg, logger: log.logger });
   cleanups.push(() => reg.stop());
@@ -169,5 +180,69 @@ describe("connection cap", () => {
       d.socket.write("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00");
       return await Promise.race([new Promise((resolve) => d.socket.once("data", () => resolve(true))), d.closed.then(() => false)]);
     });
+  });
+});
+
+const bearer = () => {
+  const m = new grpc.Metadata();
+  m.set("authorization", `Bearer ${TOKEN}`);
+  return m;
+};
+
+function v1Client(port: number) {
+  const client = new v1Proto.Registry(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+  cleanups.push(() => client.close());
+  return client;
+}
+
+type PathMsg = { peerPublicKey: string; kind: "PATH_KIND_RELAYED" | "PATH_KIND_DIRECT"; sinceUnixMs: number; endpoint: null };
+
+function report(client: InstanceType<typeof v1Proto.Registry>, paths: PathMsg[]): Promise<grpc.ServiceError | null> {
+  return new Promise((resolve) => client.Report({ publicKey: key(1), candidates: [], paths }, bearer(), (err) => resolve(err)));
+}
+
+describe("reports from an identified node", () => {
+  it("are limited per node: a flood is refused with RESOURCE_EXHAUSTED", async () => {
+    const { reg } = await registry();
+    const client = v1Client(reg.port);
+    const results: Array<grpc.ServiceError | null> = [];
+    for (let i = 0; i < 20; i++) results.push(await report(client, [{ peerPublicKey: key(2), kind: i % 2 ? "PATH_KIND_RELAYED" : "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }]));
+    const accepted = results.filter((r) => r === null).length;
+    assert.ok(accepted >= 10 && accepted <= 12, `${accepted} of 20 reports accepted at once`);
+    const refused = results.find((r) => r !== null);
+    assert.equal(refused?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.match(refused?.details ?? "", /^too many reports from this node; report again in 1s$/);
+  });
+
+  it("relayed paths to keys that are not the registry's peers never reach watchers; a report that changes nothing they see encodes no snapshot", async () => {
+    const { reg } = await registry();
+    const client = v1Client(reg.port);
+    const watchMethod = v1Proto.Registry.service.Watch;
+    const original = watchMethod.responseSerialize;
+    let encoded = 0;
+    watchMethod.responseSerialize = (value) => {
+      encoded++;
+      return original(value);
+    };
+    try {
+      const events: WatchEvent__Output[] = [];
+      const call = client.Watch({}, bearer());
+      call.on("data", (e: WatchEvent__Output) => events.push(e));
+      call.on("error", () => {});
+      cleanups.push(() => call.cancel());
+      await waitFor("snapshot", () => events.length === 1);
+      assert.equal(encoded, 1);
+      // Direct paths only: nothing a watcher sees.
+      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }]), null);
+      // A relayed path to a stranger: left out, so nothing changes either.
+      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }, { peerPublicKey: key(50), kind: "PATH_KIND_RELAYED", sinceUnixMs: 1, endpoint: null }]), null);
+      // A relayed path to a peer: one change event, seen by the watcher.
+      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_RELAYED", sinceUnixMs: 1, endpoint: null }]), null);
+      await waitFor("the relayed path's event", () => events.length === 2);
+      assert.deepEqual(events[1]?.changed?.paths.map((p) => p.peerPublicKey), [key(2)]);
+      assert.equal(encoded, 2, "the snapshot was not encoded again: only the one change event");
+    } finally {
+      watchMethod.responseSerialize = original;
+    }
   });
 });

@@ -55,6 +55,20 @@ describe("checkReport", () => {
     assert.deepEqual(v.report.candidates, [{ ip: "192.168.1.10", port: 51820 }]);
     assert.deepEqual(v.report.paths, [{ peerPublicKey: key(2), kind: "lan", sinceMs: 500, endpoint: { ip: "192.168.1.11", port: 51820 } }]);
   });
+  it("leaves out relayed paths to keys that are not peers of the registry, and keeps the rest", () => {
+    const path = (n: number, kind: string) => ({ peerPublicKey: key(n), kind, sinceUnixMs: 500, endpoint: null, rttMs: 0 });
+    const req = { publicKey: key(1), candidates: [], paths: [path(2, "PATH_KIND_RELAYED"), path(3, "PATH_KIND_RELAYED"), path(3, "PATH_KIND_DIRECT")] };
+    const index = new IdentityIndex(nextPeerMap(new Map(), [peer(1, ["10.200.0.2/32"])]));
+    const v = checkReport(req as never, key(1), index, 1_000, (k) => k === key(1) || k === key(2));
+    assert.ok(v.ok);
+    assert.deepEqual(
+      v.report.paths.map((p) => [p.peerPublicKey, p.kind]),
+      [
+        [key(2), "relayed"],
+        [key(3), "direct"],
+      ],
+    );
+  });
   const refusals: Array<[string, object, string | null, grpc.status, RegExp]> = [
     ["an unidentified caller", {}, null, grpc.status.PERMISSION_DENIED, /tunnel address/],
     ["a report for another key", { publicKey: key(2) }, key(1), grpc.status.PERMISSION_DENIED, /cannot report for/],

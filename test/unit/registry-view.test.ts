@@ -118,7 +118,8 @@ describe("PeerTable.report: what Watch hears of", () => {
         ["direct -> down: served by GetPeers only", [path("down")], 1],
         ["down -> relayed: the peer must hear it", [path("relayed")], 2],
         ["still relayed", [path("relayed")], 2],
-        ["relayed -> direct", [path("direct")], 3],
+        ["relayed, by another endpoint: Watch shows it", [{ ...path("relayed"), endpoint: { ip: "198.51.100.2", port: 2 } }], 3],
+        ["relayed -> direct", [path("direct")], 4],
       ];
       for (const [name, paths, want] of steps) {
         table.report(key(1), { candidates: cand, paths, atMs: 0 });
