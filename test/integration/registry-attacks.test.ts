@@ -246,3 +246,51 @@ describe("reports from an identified node", () => {
     }
   });
 });
+
+describe("the HTTP port against slow clients and rebinding", () => {
+  async function httpRegistry() {
+    const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9) }]);
+    const log = captureLogger();
+    const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: TOKEN, pollIntervalMs: 50, http: { host: "127.0.0.1", port: 0 } }, { wg, logger: log.logger });
+    cleanups.push(() => reg.stop());
+    return reg;
+  }
+
+  it("answers /healthz while 100 connections trickle their headers (slowloris)", { timeout: 30_000 }, async () => {
+    const reg = await httpRegistry();
+    const sockets = await Promise.all(
+      Array.from(
+        { length: 100 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect(reg.httpPort ?? 0, "127.0.0.1", () => {
+              s.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n"); // never finished
+              resolve(s);
+            });
+            s.on("error", () => {});
+          }),
+      ),
+    );
+    cleanups.push(() => sockets.forEach((s) => s.destroy()));
+    const res = await fetch(`http://127.0.0.1:${reg.httpPort}/healthz`);
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /^ok: /);
+  });
+
+  it("serves the status page only to a Host that is an IP address or localhost (DNS rebinding)", async () => {
+    const reg = await httpRegistry();
+    const get = (path: string, host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const s = net.connect(reg.httpPort ?? 0, "127.0.0.1", () => s.write(`GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
+        let text = "";
+        s.on("data", (d) => (text += d.toString()));
+        s.on("end", () => resolve(Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1])));
+        s.on("error", reject);
+      });
+    assert.equal(await get("/", "rebind.attacker.example:9638"), 421);
+    assert.equal(await get("/", `127.0.0.1:${reg.httpPort}`), 200);
+    assert.equal(await get("/", `localhost:${reg.httpPort}`), 200);
+    assert.equal(await get("/", `[::1]:${reg.httpPort}`), 200);
+    assert.equal(await get("/healthz", "rebind.attacker.example"), 200, "/healthz is no secret");
+  });
+});

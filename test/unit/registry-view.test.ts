@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { relayedPairs } from "../../src/registry/metrics.js";
+import { statusPageHostAllowed } from "../../src/registry/http.js";
 import { PeerTable } from "../../src/registry/table.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
 import { captureLogger } from "../support/logs.js";
@@ -129,4 +130,24 @@ describe("PeerTable.report: what Watch hears of", () => {
       table.stop();
     }
   });
+});
+
+describe("statusPageHostAllowed", () => {
+  const cases: Array<[string | undefined, boolean]> = [
+    [undefined, true],
+    ["127.0.0.1", true],
+    ["127.0.0.1:9638", true],
+    ["[::1]:9638", true],
+    ["[::1]", true],
+    ["localhost:9638", true],
+    ["LOCALHOST", true],
+    ["10.200.0.1:9638", true],
+    ["rebind.attacker.example", false],
+    ["rebind.attacker.example:9638", false],
+    ["localhost.attacker.example", false],
+    ["", false],
+    [":9638", false],
+    ["[not-an-ip]:1", false],
+  ];
+  for (const [host, want] of cases) it(`${JSON.stringify(host)} -> ${want}`, () => assert.equal(statusPageHostAllowed(host), want));
 });
