@@ -64,7 +64,7 @@ function grpcWatcher(port: number, peerPublicKeys: string[] = [], options: grpc.
 /** A Watch on raw HTTP/2 with a zero window: nothing reaches it until release(). On `session`, when given. */
 function stalledWatcher(port: number, shared?: http2.ClientHttp2Session) {
   const session = shared ?? http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
-  session.on("error", () => {});
+  if (!shared) session.on("error", () => {});
   const req = session.request({
     ":method": "POST",
     ":path": "/wormhole.v1.Registry/Watch",
@@ -232,7 +232,10 @@ describe("registry Watch fan-out", () => {
     // Room for three snapshots: before, the first three unread streams of one connection took it all.
     const r = await startRegistry({ snapshotBytesInFlight: 3 * size + 10 });
     const sessions = [0, 1].map(() => http2.connect(`http://127.0.0.1:${r.port}`, { settings: { initialWindowSize: 0 } }));
-    for (const session of sessions) cleanups.push(() => session.destroy());
+    for (const session of sessions) {
+      session.on("error", () => {});
+      cleanups.push(() => session.destroy());
+    }
     for (let i = 0; i < 40; i++) stalledWatcher(r.port, sessions[i % 2]);
     await waitFor("40 unread watchers joined", () => r.joined() === 40);
     const legit = grpcWatcher(r.port, [], { "grpc.use_local_subchannel_pool": 1 });
