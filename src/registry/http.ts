@@ -35,8 +35,9 @@ export interface RegistryHttpOptions {
 /**
  * What slow clients can hold. A connection is "idle" until a request's
  * headers have arrived, and again once its response is sent. When a new
- * connection would pass either limit, the oldest idle one (of that address,
- * or of all) is closed to make room; only when none is idle is the new one
+ * connection would pass either limit, an idle one (of that address, or of
+ * all) is closed to make room: the oldest that has never sent a whole
+ * request, else the oldest kept alive; only when none is idle is the new one
  * refused. So sockets that trickle headers (slowloris) cannot keep a probe of
  * /healthz out: it takes the place of the oldest of them.
  */
@@ -155,18 +156,27 @@ export function createHttpHandler(options: RegistryHttpOptions): (req: IncomingM
 
 /** Applies {@link HttpLimits}' connection counts to `server` (see there). */
 function boundConnections(server: Server, max: number, perAddress: number): void {
-  /** Oldest first; busy while a request is being answered. */
-  const open = new Map<Socket, { address: string; busy: boolean }>();
-  const oldestIdle = (address: string | null): Socket | null => {
-    for (const [socket, c] of open) if (!c.busy && (address === null || c.address === address)) return socket;
-    return null;
+  /** Oldest first; busy while a request is being answered; served once one has been. */
+  const open = new Map<Socket, { address: string; busy: boolean; served: boolean }>();
+  /**
+   * The connection to close for a new one: the oldest that has never sent a
+   * whole request (a slow sender), else the oldest idle keep-alive one.
+   */
+  const victim = (address: string | null): Socket | null => {
+    let idle: Socket | null = null;
+    for (const [socket, c] of open) {
+      if (c.busy || (address !== null && c.address !== address)) continue;
+      if (!c.served) return socket;
+      idle ??= socket;
+    }
+    return idle;
   };
   const makeRoom = (address: string | null, count: number, limit: number): boolean => {
     if (count < limit) return true;
-    const victim = oldestIdle(address);
-    if (victim === null) return false;
-    open.delete(victim);
-    victim.destroy();
+    const v = victim(address);
+    if (v === null) return false;
+    open.delete(v);
+    v.destroy();
     return true;
   };
   server.on("connection", (socket: Socket) => {
@@ -177,13 +187,14 @@ function boundConnections(server: Server, max: number, perAddress: number): void
       socket.destroy();
       return;
     }
-    open.set(socket, { address, busy: false });
+    open.set(socket, { address, busy: false, served: false });
     socket.on("close", () => open.delete(socket));
   });
   server.on("request", (req: IncomingMessage, res: ServerResponse) => {
     const c = open.get(req.socket);
     if (!c) return;
     c.busy = true;
+    c.served = true;
     res.on("close", () => (c.busy = false));
   });
 }
