@@ -35,8 +35,22 @@ function short(key: string): string {
 /** Address ranges that are never a way to reach a node from its LAN. */
 const NEVER = ["unspecified", "loopback", "multicast", "linkLocal", "broadcast"];
 
+/**
+ * The IPv4 address inside a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address,
+ * which is where packets to it end up; null for any other address.
+ */
+function embeddedIpv4(addr: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | null {
+  if (addr.kind() !== "ipv6") return null;
+  const v6 = addr as ipaddr.IPv6;
+  const range = v6.range();
+  const [hi, lo] = range === "rfc6052" ? [v6.parts[6], v6.parts[7]] : range === "6to4" ? [v6.parts[1], v6.parts[2]] : [undefined, undefined];
+  if (hi === undefined || lo === undefined) return null;
+  return new ipaddr.IPv4([hi >> 8, hi & 255, lo >> 8, lo & 255]);
+}
+
 /** Why `ep` cannot be a candidate, or null when it can. */
 export function candidateProblem(ep: Endpoint, index: IdentityIndex): string | null {
+  if (ep.ip.includes("%")) return `candidate \`${ep.ip}' has an IPv6 zone, which names an interface of one machine`;
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     addr = ipaddr.process(ep.ip);
@@ -45,6 +59,8 @@ export function candidateProblem(ep: Endpoint, index: IdentityIndex): string | n
   }
   const range = addr.range();
   if (NEVER.includes(range)) return `candidate \`${ep.ip}' is a ${range} address`;
+  const inner = embeddedIpv4(addr);
+  if (inner && NEVER.includes(inner.range())) return `candidate \`${ep.ip}' is ${range === "rfc6052" ? "NAT64" : "6to4"} for ${inner.toString()}, a ${inner.range()} address`;
   if (index.inTunnel(addr.toString())) return `candidate \`${ep.ip}' is inside the tunnel's own addresses`;
   return null;
 }
