@@ -6,7 +6,7 @@
 import * as net from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { tokenFromMetadata, tokenMatches } from "../rpc/auth.js";
-import { seedProto, v1Proto, type GetEndpointReply, type SeedHandlers, type V1Handlers, type WatchEvent } from "../rpc/proto.js";
+import { seedProto, v1Proto, type GetEndpointReply, type GetPeersResponse, type SeedHandlers, type V1Handlers, type WatchEvent } from "../rpc/proto.js";
 import type { Logger } from "../util/log.js";
 import { callerIp } from "./identity.js";
 import { FailureLimiter, sourceKey } from "./ratelimit.js";
@@ -146,6 +146,7 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
   };
 
   let seedCache: { device: WgDevice; reply: Encoded } | null = null;
+  let getPeersCache: { device: WgDevice; reports: number; reply: Encoded } | null = null;
   const seed: SeedHandlers = {
     GetEndpoint(call, callback) {
       const refused = refuseToken(call, call.request.token, "wgSvc");
@@ -176,11 +177,16 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         callback(refused);
         return;
       }
-      if (!table.current || table.lastError) {
+      const device = table.current;
+      if (!device || table.lastError) {
         callback(unavailable(table));
         return;
       }
-      callback(null, snapshotEvent(table, relay, "all").snapshot);
+      // Encoded once per read of the interface and report (10,000 peers: ~100 ms), however many ask.
+      if (getPeersCache?.device !== device || getPeersCache.reports !== table.reportsVersion) {
+        getPeersCache = { device, reports: table.reportsVersion, reply: new Encoded(getPeersMethod.responseSerialize(snapshotEvent(table, relay, "all").snapshot ?? {})) };
+      }
+      callback(null, getPeersCache.reply as unknown as GetPeersResponse);
     },
 
     Watch(call) {
@@ -431,12 +437,13 @@ function passingEncoded(service: grpc.ServiceDefinition, name: string): grpc.Ser
 
 const getEndpointMethod = seedProto.Registry.service.GetEndpoint;
 const watchMethod = v1Proto.Registry.service.Watch;
+const getPeersMethod = v1Proto.Registry.service.GetPeers;
 
 /** wgSvc.proto.Registry as served: its GetEndpoint writes plain or pre-serialized replies. */
 export const seedService = passingEncoded(seedProto.Registry.service, "GetEndpoint");
 
-/** wormhole.v1.Registry as served: its Watch writes plain or pre-serialized events. */
-export const v1Service = passingEncoded(v1Proto.Registry.service, "Watch");
+/** wormhole.v1.Registry as served: its Watch and GetPeers write plain or pre-serialized messages. */
+export const v1Service = passingEncoded(passingEncoded(v1Proto.Registry.service, "Watch"), "GetPeers");
 
 export function encodeWatchEvent(event: WatchEvent): Encoded {
   return new Encoded(watchMethod.responseSerialize(event));

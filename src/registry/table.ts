@@ -40,6 +40,7 @@ export class PeerTable {
   private stopped = false;
   private lastReadMs = 0;
   private readonly reports = new Map<string, NodeReport>();
+  private reportCount = 0;
   private index: { of: PeerMap; index: IdentityIndex } | null = null;
 
   constructor(private readonly options: PeerTableOptions) {}
@@ -65,6 +66,11 @@ export class PeerTable {
     return this.index.index;
   }
 
+  /** Steps with every report kept (for caches of what shows reports). */
+  get reportsVersion(): number {
+    return this.reportCount;
+  }
+
   /** What the node with this key last reported about itself. */
   reportOf(publicKey: string): NodeReport | undefined {
     return this.reports.get(publicKey);
@@ -80,6 +86,7 @@ export class PeerTable {
     if (!peer) return;
     const before = this.reports.get(publicKey) ?? NO_REPORT;
     this.reports.set(publicKey, report);
+    this.reportCount++;
     const same =
       before.candidates.length === report.candidates.length &&
       before.candidates.every((c, i) => endpointsEqual(c, report.candidates[i])) &&

@@ -294,3 +294,32 @@ describe("the HTTP port against slow clients and rebinding", () => {
     assert.equal(await get("/healthz", "rebind.attacker.example"), 200, "/healthz is no secret");
   });
 });
+
+describe("GetPeers", () => {
+  it("is encoded once per read of the interface and report, however many ask", async () => {
+    const { reg } = await registry();
+    reg.table.stop(); // no polls: the table changes only when the test says
+    const client = v1Client(reg.port);
+    const method = v1Proto.Registry.service.GetPeers;
+    const original = method.responseSerialize;
+    let encoded = 0;
+    method.responseSerialize = (value) => {
+      encoded++;
+      return original(value);
+    };
+    try {
+      const getPeers = () =>
+        new Promise<number>((resolve, reject) => client.GetPeers({}, bearer(), (err, reply) => (err ? reject(err) : resolve(reply?.peers.length ?? -1))));
+      for (let i = 0; i < 5; i++) assert.equal(await getPeers(), 2);
+      assert.equal(encoded, 1, "five calls, one encoding");
+      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }]), null);
+      await getPeers();
+      assert.equal(encoded, 2, "a report shows in GetPeers: encoded again");
+      await reg.table.refresh();
+      await getPeers();
+      assert.equal(encoded, 3, "a new read of the interface: encoded again");
+    } finally {
+      method.responseSerialize = original;
+    }
+  });
+});
