@@ -167,7 +167,15 @@ async function run(a: Attacker): Promise<string> {
           while (!a.stopped && !req.destroyed) {
             a.operations += 16;
             a.bytesSent += batch.length;
-            if (!req.write(batch)) await new Promise((r) => req.once("drain", r).once("close", r));
+            if (!req.write(batch)) {
+              await new Promise<void>((resolve) => {
+                const done = () => {
+                  req.off("drain", done).off("close", done);
+                  resolve();
+                };
+                req.on("drain", done).on("close", done);
+              });
+            }
           }
         }),
       );
