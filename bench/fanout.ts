@@ -102,6 +102,7 @@ async function scenario(
   bin: string,
   label: string,
   iface: string,
+  wgPid: number,
   keys: ReadonlyArray<{ base64: string }>,
   token: { path: string; token: string },
   portBase: number,
@@ -123,9 +124,12 @@ async function scenario(
   console.log(`registry: pid ${registry.pid}, 127.0.0.1:${port}, serving ${String(serving.peers)} peers ${fmt(performance.now() - t, 0)} ms after start`);
 
   const sampler = new ProcSampler(registry.pid, 50).start();
+  const wgSampler = new ProcSampler(wgPid, 200).start();
   sampler.mark("start");
+  wgSampler.mark("start");
   await sleep(f.idle);
   sampler.mark("idle");
+  wgSampler.mark("idle");
 
   const config: WatchConfig = {
     mode: "watch",
@@ -146,6 +150,8 @@ async function scenario(
   };
   const result = await runLoadgen(cleanup, config, sampler);
   sampler.stop();
+  wgSampler.mark("end");
+  wgSampler.stop();
   const hwmMb = peakRssKb(registry.pid) / 1024;
   if (registry.child.exitCode !== null) throw new Error(`registry died: ${registry.log()}`);
   await stopChild(registry.child);
@@ -159,6 +165,8 @@ async function scenario(
   const snap = sampler.phase("snapshots-start", "snapshots-done");
   const idleW = sampler.phase("snapshots-done", "rounds-start");
   console.log(phaseLine("idle, 0 watchers (polling)", sampler.phase("start", "idle")));
+  const wgIdle = wgSampler.phase("start", "idle");
+  console.log(`wireguard-go (pid ${wgPid}) while the registry idles: cpu ${fmt(wgIdle.cpuSec, 2)} s = ${fmt(wgIdle.cpuPercent, 1)} %; over the whole run ${fmt(wgSampler.phase("start", "end").cpuPercent, 1)} %`);
   console.log(phaseLine("opening streams+snapshots", snap));
   console.log(phaseLine(`idle, ${result.opened} watchers`, idleW));
   console.log(phaseLine("change rounds", sampler.phase("rounds-start", "rounds-done")));
@@ -251,8 +259,8 @@ async function main(): Promise<number> {
       `set-up: ${f.peers} key pairs in ${fmt(keygenMs, 0)} ms; peers added over the socket in ${fmt(addMs, 0)} ms; get=1 reply ${fmt(replyBytes / 1e6, 2)} MB, read from the socket in ${fmt(percentile(getTimes, 50), 0)} ms (median of 5, unparsed)`,
     );
     const token = tokenFile(cleanup);
-    const runs: Summary[] = [await scenario(f, cleanup, bin, "current", wg.iface, keys, token, 40_000)];
-    if (baseline) runs.push(await scenario(f, cleanup, baseline, "baseline", wg.iface, keys, token, 41_000));
+    const runs: Summary[] = [await scenario(f, cleanup, bin, "current", wg.iface, wg.daemon.pid ?? 0, keys, token, 40_000)];
+    if (baseline) runs.push(await scenario(f, cleanup, baseline, "baseline", wg.iface, wg.daemon.pid ?? 0, keys, token, 41_000));
     const [a, b] = runs;
     if (a && b) {
       console.log("");
