@@ -9,7 +9,9 @@ import * as grpc from "@grpc/grpc-js";
 import * as net from "node:net";
 import { addReflection, defaultReflection, MAX_HEALTH_SERVICE_NAME, type ReflectionAnswerer } from "../../src/registry/grpc-standard.js";
 import { runRegistry } from "../../src/registry/run.js";
-import { bindServer, createRegistryServer, SERVER_CHANNEL_OPTIONS } from "../../src/registry/server.js";
+import { bindServer, createRegistryServer, MAX_REQUEST_BYTES, SERVER_CHANNEL_OPTIONS } from "../../src/registry/server.js";
+import { startRegistryHttp } from "../../src/registry/http.js";
+import { createRegistryMetrics } from "../../src/registry/metrics.js";
 import { PeerTable } from "../../src/registry/table.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
 import { key } from "../support/keys.js";
@@ -117,10 +119,35 @@ describe("requests refused before they are read", () => {
     assert.equal(status, String(grpc.status.PERMISSION_DENIED));
   });
 
-  it("a health Watch of an over-long service name is refused, and no Watch is kept", { timeout: 20_000 }, async () => {
+  it("a request whose length prefix is over MAX_REQUEST_BYTES is refused at once, without waiting for its bytes", { timeout: 20_000 }, async () => {
+    const { reg } = await registry();
+    const session = http2.connect(`http://127.0.0.1:${reg.port}`);
+    session.on("error", () => {});
+    cleanups.push(() => session.destroy());
+    const req = session.request({ ":method": "POST", ":path": "/wgSvc.proto.Registry/GetEndpoint", "content-type": "application/grpc", te: "trailers" });
+    req.on("error", () => {});
+    req.on("data", () => {});
+    const head = Buffer.alloc(5);
+    head.writeUInt32BE(MAX_REQUEST_BYTES + 1, 1); // announced; only 10 bytes follow
+    req.write(Buffer.concat([head, Buffer.alloc(10, 0x61)]));
+    const { status, message } = await statusOf(req);
+    assert.equal(status, String(grpc.status.RESOURCE_EXHAUSTED));
+    assert.match(message, new RegExp(`${MAX_REQUEST_BYTES + 1} vs ${MAX_REQUEST_BYTES}`));
+  });
+
+  it("a health Check or Watch of an over-long service name is refused, and no Watch is kept", { timeout: 20_000 }, async () => {
     const { reg } = await registry();
     const Health = grpc.makeGenericClientConstructor(
       {
+        Check: {
+          path: "/grpc.health.v1.Health/Check",
+          requestStream: false,
+          responseStream: false,
+          requestSerialize: (b: Buffer) => b,
+          requestDeserialize: (b: Buffer) => b,
+          responseSerialize: (b: Buffer) => b,
+          responseDeserialize: (b: Buffer) => b,
+        },
         Watch: {
           path: "/grpc.health.v1.Health/Watch",
           requestStream: false,
@@ -144,6 +171,10 @@ describe("requests refused before they are read", () => {
     });
     assert.equal(error.code, grpc.status.INVALID_ARGUMENT);
     assert.equal(reg.health.watcherCount, 0);
+    const checked = await new Promise<grpc.ServiceError | null>((resolve) =>
+      (client as unknown as { Check(r: Buffer, cb: (e: grpc.ServiceError | null) => void): void }).Check(request, (e) => resolve(e)),
+    );
+    assert.equal(checked?.code, grpc.status.INVALID_ARGUMENT);
   });
 });
 
@@ -275,6 +306,49 @@ describe("the HTTP port against slow clients and rebinding", () => {
     const res = await fetch(`http://127.0.0.1:${reg.httpPort}/healthz`);
     assert.equal(res.status, 200);
     assert.match(await res.text(), /^ok: /);
+  });
+
+  async function bareHttp(limits: { maxConnections?: number; perAddress?: number; headersTimeoutMs?: number }) {
+    const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9) }]);
+    const log = captureLogger();
+    const table = new PeerTable({ wg, iface: "wg0", logger: log.logger });
+    await table.refresh();
+    const metrics = createRegistryMetrics({ table });
+    const http = await startRegistryHttp({ host: "127.0.0.1", port: 0 }, { table, iface: "wg0", metrics, logger: log.logger, limits });
+    cleanups.push(() => metrics.close(), () => http.close());
+    return http;
+  }
+
+  function socketTo(port: number, first: string): Promise<{ socket: net.Socket; closed: Promise<void>; text: () => string }> {
+    return new Promise((resolve) => {
+      let text = "";
+      const socket = net.connect(port, "127.0.0.1", () => {
+        socket.write(first);
+        resolve({ socket, closed, text: () => text });
+      });
+      socket.on("data", (d) => (text += d.toString()));
+      socket.on("error", () => {});
+      const closed = new Promise<void>((done) => socket.on("close", () => done()));
+      cleanups.push(() => socket.destroy());
+    });
+  }
+
+  it("closes a connection whose headers have not all come within headersTimeoutMs", { timeout: 20_000 }, async () => {
+    const http = await bareHttp({ headersTimeoutMs: 300 });
+    const slow = await socketTo(http.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    await slow.closed;
+  });
+
+  it("to make room, closes a connection that never sent a whole request before a kept-alive one", { timeout: 20_000 }, async () => {
+    const http = await bareHttp({ perAddress: 3 });
+    const kept = await socketTo(http.port, "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    await waitFor("the kept-alive connection's first answer", () => kept.text().includes("ok: "));
+    const slow1 = await socketTo(http.port, "GET / HTTP/1.1\r\n");
+    await socketTo(http.port, "GET / HTTP/1.1\r\n");
+    await socketTo(http.port, "GET / HTTP/1.1\r\n"); // the fourth from this address
+    await slow1.closed; // the oldest slow one went, not the older kept-alive one
+    kept.socket.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+    await waitFor("the kept-alive connection's second answer", () => kept.text().split("ok: ").length === 3);
   });
 
   it("serves the status page only to a Host that is an IP address or localhost (DNS rebinding)", async () => {
