@@ -383,7 +383,11 @@ export function bindCandidates(address: string): string[] {
   return [address.trim()];
 }
 
-/** "[::1]:0" → ["::1", 0]; "127.0.0.1:1638" → ["127.0.0.1", 1638]; null when it is not host:port. */
+/**
+ * "[::1]:0" → ["::1", 0]; "127.0.0.1:1638" → ["127.0.0.1", 1638]; null when it
+ * is not host:port (then grpc-js binds it, without the connection cap).
+ * "localhost" listens on 127.0.0.1 only (grpc-js bound ::1 as well).
+ */
 function hostAndPort(target: string): [string, number] | null {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(target) ?? /^([^:]+):(\d+)$/.exec(target);
   if (!m?.[1] || m[2] === undefined) return null;
@@ -455,8 +459,9 @@ export interface WatchLimits {
   /**
    * A watcher whose stream holds more than this many bytes of change events
    * not yet taken by HTTP/2 (or its snapshot's size, when that is more),
-   * beyond its snapshot if that is still waiting too, is ended with RESOURCE_EXHAUSTED: the node resubscribes and starts again
-   * from a fresh snapshot, which costs no more than the deltas it missed.
+   * beyond its snapshot if that is still waiting too, is ended with
+   * RESOURCE_EXHAUSTED: the node resubscribes and starts again from a fresh
+   * snapshot, which costs no more than the deltas it missed.
    * Default 1 MiB.
    */
   readonly backlogBytes?: number;
