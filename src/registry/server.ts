@@ -386,20 +386,28 @@ export function bindCandidates(address: string): string[] {
 /**
  * "[::1]:0" → ["::1", 0]; "127.0.0.1:1638" → ["127.0.0.1", 1638]; null when it
  * is not host:port (then grpc-js binds it, without the connection cap).
- * "localhost" listens on 127.0.0.1 only (grpc-js bound ::1 as well).
  */
 function hostAndPort(target: string): [string, number] | null {
   const m = /^\[([^\]]+)\]:(\d+)$/.exec(target) ?? /^([^:]+):(\d+)$/.exec(target);
   if (!m?.[1] || m[2] === undefined) return null;
   const port = Number(m[2]);
-  return port <= 65535 ? [m[1] === "localhost" ? "127.0.0.1" : m[1], port] : null;
+  return port <= 65535 ? [m[1], port] : null;
 }
 
 export function bindServer(server: grpc.Server, address: string, credentials: grpc.ServerCredentials = grpc.ServerCredentials.createInsecure()): Promise<number> {
   const candidates = bindCandidates(address);
   const bindOne = (target: string): Promise<number> => {
     const hp = hostAndPort(target);
-    if (server instanceof RegistryServer && hp) return server.listen(hp[0], hp[1], credentials);
+    if (server instanceof RegistryServer && hp) {
+      if (hp[0] !== "localhost") return server.listen(hp[0], hp[1], credentials);
+      // As grpc-js binds localhost: 127.0.0.1, and ::1 on the same port where there is IPv6.
+      return server.listen("127.0.0.1", hp[1], credentials).then((port) =>
+        server.listen("::1", port, credentials).then(
+          () => port,
+          () => port,
+        ),
+      );
+    }
     return new Promise<number>((resolve, reject) => {
       server.bindAsync(target, credentials, (err, port) => {
         if (err) reject(err);

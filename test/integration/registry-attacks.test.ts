@@ -179,6 +179,25 @@ describe("requests refused before they are read", () => {
 });
 
 describe("connection cap", () => {
+  it("a server bound to localhost takes connections on 127.0.0.1 and on ::1, as grpc-js bound it", async () => {
+    const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9) }]);
+    const log = captureLogger();
+    const table = new PeerTable({ wg, iface: "wg0", logger: log.logger });
+    await table.refresh();
+    const server = createRegistryServer({ table, token: TOKEN, logger: log.logger });
+    const port = await bindServer(server, "localhost:0");
+    cleanups.push(() => server.forceShutdown());
+    for (const host of ["127.0.0.1", "::1"]) {
+      await new Promise<void>((resolve, reject) => {
+        const s = net.connect(port, host, () => {
+          s.destroy();
+          resolve();
+        });
+        s.on("error", reject);
+      });
+    }
+  });
+
   it("holds at most maxConnections connections: more are closed as they arrive, and room frees as they end", { timeout: 20_000 }, async () => {
     const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9) }]);
     const log = captureLogger();
