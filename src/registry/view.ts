@@ -26,21 +26,36 @@ export type PeerMap = ReadonlyMap<string, RegistryPeer>;
 /** How wgctrl (which the seed used) names device types. */
 const SEED_DEVICE_TYPE = { kernel: "Linux kernel", userspace: "userspace" } as const;
 
+/**
+ * The seed's reply. Zero values (no endpoint, no handshake yet, no bytes,
+ * no allowed IPs) are left out, as the seed's Go protobuf left them out of the
+ * wire: a reader gets the same defaults, in fewer bytes.
+ */
 export function seedReply(device: WgDevice): GetEndpointReply {
   return {
-    deviceName: device.name,
-    deviceType: SEED_DEVICE_TYPE[device.type],
-    pubKey: device.publicKey,
-    Peers: device.peers.map((p) => ({
-      pubKey: p.publicKey,
-      lastHandshakeUnixTimestamp: p.lastHandshakeMs > 0 ? Math.floor(p.lastHandshakeMs / 1000) : 0,
-      TransmitBytes: p.txBytes,
-      ReceiveBytes: p.rxBytes,
-      AllowedIPs: [...p.allowedIps],
-      endpointIP: p.endpoint?.ip ?? "",
-      endpointPort: p.endpoint?.port ?? 0,
-    })),
+    ...nonZero({ deviceName: device.name, deviceType: SEED_DEVICE_TYPE[device.type], pubKey: device.publicKey }),
+    Peers: device.peers.map((p) =>
+      nonZero({
+        pubKey: p.publicKey,
+        lastHandshakeUnixTimestamp: p.lastHandshakeMs > 0 ? Math.floor(p.lastHandshakeMs / 1000) : 0,
+        TransmitBytes: p.txBytes,
+        ReceiveBytes: p.rxBytes,
+        AllowedIPs: [...p.allowedIps],
+        endpointIP: p.endpoint?.ip ?? "",
+        endpointPort: p.endpoint?.port ?? 0,
+      }),
+    ),
   };
+}
+
+/** `fields` without those at their proto3 default (0, "", []). */
+function nonZero<T extends Record<string, string | number | readonly string[]>>(fields: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(fields) as Array<[keyof T, T[keyof T]]>) {
+    if (v === 0 || v === "" || (Array.isArray(v) && v.length === 0)) continue;
+    out[k] = v;
+  }
+  return out;
 }
 
 /**
