@@ -145,7 +145,11 @@ async function scenario(
     gapMs: f.gap,
     iface,
     portBase,
-    targets: Array.from({ length: f.rounds }, (_, r) => keys[Math.floor(((r + 0.5) / f.rounds) * keys.length)]?.base64 ?? ""),
+    // With --interest, streams watch keys[0 .. streams + interest - 2]: the changes pick among those.
+    targets: Array.from({ length: f.rounds }, (_, r) => {
+      const span = f.interest > 0 ? Math.min(keys.length, f.streams) : keys.length;
+      return keys[Math.floor(((r + 0.5) / f.rounds) * span)]?.base64 ?? "";
+    }),
     ...(f.interest > 0 ? { interest: { keys: keys.map((k) => k.base64), perStream: f.interest } } : {}),
   };
   const result = await runLoadgen(cleanup, config, sampler);
