@@ -111,9 +111,12 @@ export function createHttpHandler(options: RegistryHttpOptions): (req: IncomingM
       return;
     }
     if (path === "/healthz") {
-      const reason = unhealthyReason(table, iface);
-      if (reason === null) send(res, req, 200, "text/plain; charset=utf-8", `ok: ${table.peers.size} peers on ${iface}\n`);
-      else send(res, req, 503, "text/plain; charset=utf-8", `unavailable: ${reason}\n`);
+      // Read on demand while nobody watches (see PeerTable.fresh).
+      void table.fresh().then(() => {
+        const reason = unhealthyReason(table, iface);
+        if (reason === null) send(res, req, 200, "text/plain; charset=utf-8", `ok: ${table.peers.size} peers on ${iface}\n`);
+        else send(res, req, 503, "text/plain; charset=utf-8", `unavailable: ${reason}\n`);
+      });
       return;
     }
     if (path === "/" && !statusPageHostAllowed(req.headers.host)) {

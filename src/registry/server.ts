@@ -154,14 +154,16 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         callback(refused);
         return;
       }
-      const device = table.current;
-      if (!device || table.lastError) {
-        callback(unavailable(table));
-        return;
-      }
-      // Encoded once per read of the interface, however many seed nodes ask (seedService passes it through).
-      if (seedCache?.device !== device) seedCache = { device, reply: new Encoded(getEndpointMethod.responseSerialize(seedReply(device))) };
-      callback(null, seedCache.reply as unknown as GetEndpointReply);
+      void table.fresh().then(() => {
+        const device = table.current;
+        if (!device || table.lastError) {
+          callback(unavailable(table));
+          return;
+        }
+        // Encoded once per read of the interface, however many seed nodes ask (seedService passes it through).
+        if (seedCache?.device !== device) seedCache = { device, reply: new Encoded(getEndpointMethod.responseSerialize(seedReply(device))) };
+        callback(null, seedCache.reply as unknown as GetEndpointReply);
+      });
     },
     RegisterEndpoint(_call, callback) {
       // The seed declared this method and never implemented it; an empty
@@ -177,16 +179,18 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         callback(refused);
         return;
       }
-      const device = table.current;
-      if (!device || table.lastError) {
-        callback(unavailable(table));
-        return;
-      }
-      // Encoded once per read of the interface and report (10,000 peers: ~100 ms), however many ask.
-      if (getPeersCache?.device !== device || getPeersCache.reports !== table.reportsVersion) {
-        getPeersCache = { device, reports: table.reportsVersion, reply: new Encoded(getPeersMethod.responseSerialize(snapshotEvent(table, relay, "all").snapshot ?? {})) };
-      }
-      callback(null, getPeersCache.reply as unknown as GetPeersResponse);
+      void table.fresh().then(() => {
+        const device = table.current;
+        if (!device || table.lastError) {
+          callback(unavailable(table));
+          return;
+        }
+        // Encoded once per read of the interface and report (10,000 peers: ~100 ms), however many ask.
+        if (getPeersCache?.device !== device || getPeersCache.reports !== table.reportsVersion) {
+          getPeersCache = { device, reports: table.reportsVersion, reply: new Encoded(getPeersMethod.responseSerialize(snapshotEvent(table, relay, "all").snapshot ?? {})) };
+        }
+        callback(null, getPeersCache.reply as unknown as GetPeersResponse);
+      });
     },
 
     Watch(call) {
@@ -217,23 +221,25 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
         callback(refused);
         return;
       }
-      const ip = callerIp(peerAddress(call));
-      const caller = ip === null ? null : table.identity.keyOf(ip);
-      const tooMany = caller === null ? null : reports.spend(caller);
-      if (tooMany) {
-        callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many reports from this node; report again in ${Math.ceil(tooMany.retryInMs / 1000)}s` });
-        return;
-      }
-      const verdict = checkReport(call.request, caller, table.identity, Date.now(), (key) => table.peers.has(key));
-      if (!verdict.ok) {
-        logger.warn({ from: peerAddress(call), err: verdict.details }, "refused a report");
-        callback({ code: verdict.code, details: verdict.details });
-        return;
-      }
-      // Watchers (and the Watch snapshot) hear of it through the table when what they see changed.
-      table.report(verdict.publicKey, verdict.report);
-      logger.debug({ from: peerAddress(call), candidates: verdict.report.candidates.length, paths: verdict.report.paths.length }, "report accepted");
-      callback(null, {});
+      void table.fresh().then(() => {
+        const ip = callerIp(peerAddress(call));
+        const caller = ip === null ? null : table.identity.keyOf(ip);
+        const tooMany = caller === null ? null : reports.spend(caller);
+        if (tooMany) {
+          callback({ code: grpc.status.RESOURCE_EXHAUSTED, details: `too many reports from this node; report again in ${Math.ceil(tooMany.retryInMs / 1000)}s` });
+          return;
+        }
+        const verdict = checkReport(call.request, caller, table.identity, Date.now(), (key) => table.peers.has(key));
+        if (!verdict.ok) {
+          logger.warn({ from: peerAddress(call), err: verdict.details }, "refused a report");
+          callback({ code: verdict.code, details: verdict.details });
+          return;
+        }
+        // Watchers (and the Watch snapshot) hear of it through the table when what they see changed.
+        table.report(verdict.publicKey, verdict.report);
+        logger.debug({ from: peerAddress(call), candidates: verdict.report.candidates.length, paths: verdict.report.paths.length }, "report accepted");
+        callback(null, {});
+      });
     },
   };
   return { seed, v1, tokenBeforeRequest };
