@@ -50,7 +50,8 @@ export class PeerTable {
   private lastReadMs = 0;
   /** performance.now() when the last read (good or not) finished. */
   private readAtMs = -Infinity;
-  private onDemand: Promise<void> | null = null;
+  /** The read under way, if any. */
+  private reading: Promise<void> | null = null;
   private readonly reports = new Map<string, NodeReport>();
   private reportCount = 0;
   private index: { of: PeerMap; index: IdentityIndex } | null = null;
@@ -132,10 +133,8 @@ export class PeerTable {
    */
   fresh(): Promise<void> {
     if (this.stopped || performance.now() - this.readAtMs <= this.interval()) return Promise.resolve();
-    this.onDemand ??= this.refresh().finally(() => {
-      this.onDemand = null;
-    });
-    return this.onDemand;
+    // A read under way (polled or on demand) is fresh enough: no second one beside it.
+    return this.reading ?? this.refresh();
   }
 
   get subscriberCount(): number {
@@ -156,13 +155,14 @@ export class PeerTable {
   }
 
   /** One read of the interface; never throws (errors are kept in lastError and, by default, logged). */
-  async refresh(logErrors = true): Promise<void> {
+  refresh(logErrors = true): Promise<void> {
     const started = performance.now();
-    try {
-      await this.read(started, logErrors);
-    } finally {
+    const reading = this.read(started, logErrors).finally(() => {
       this.readAtMs = performance.now();
-    }
+      if (this.reading === reading) this.reading = null;
+    });
+    this.reading = reading;
+    return reading;
   }
 
   private async read(started: number, logErrors: boolean): Promise<void> {

@@ -22,7 +22,7 @@ function countingTable(options: { pollIntervalMs: number; idlePollIntervalMs?: n
   };
   // pollCostFactor 0: the interval does not stretch with the (real) time a read takes.
   const table = new PeerTable({ wg, iface: "wg0", logger: captureLogger().logger, pollCostFactor: 0, ...options });
-  return { table, reads: () => reads };
+  return { table, reads: () => reads, wg };
 }
 
 /** Lets the promise chains that timers started run to their end. */
@@ -96,4 +96,30 @@ describe("PeerTable while nobody watches", () => {
       table.stop();
     }
   });
+
+  it("fresh() while a read is under way waits for that read instead of starting a second", async () => {
+    const { table, reads, wg } = countingTable({ pollIntervalMs: 20, idlePollIntervalMs: 60_000 });
+    await table.start();
+    try {
+      let release: () => void = () => {};
+      const getDevice = wg.getDevice;
+      wg.getDevice = (name: string) => {
+        const result = getDevice(name);
+        return new Promise((resolve) => (release = () => resolve(result)));
+      };
+      await new Promise((resolve) => setTimeout(resolve, 30)); // the first read is now older than 20 ms
+      const polled = table.refresh(); // as the timer would, held until release()
+      let done = false;
+      const waiting = table.fresh().then(() => (done = true));
+      assert.equal(reads(), 2, "one read under way, none beside it");
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(done, false, "fresh() waits for it");
+      release();
+      await Promise.all([polled, waiting]);
+      assert.equal(reads(), 2);
+    } finally {
+      table.stop();
+    }
+  });
 });
+
