@@ -257,9 +257,10 @@ export const MAX_CONCURRENT_STREAMS = 32;
  * The largest request the registry reads, for every method (grpc-js has one
  * limit per server). The largest a node sends is a Report: MAX_CANDIDATES
  * candidates and MAX_PATHS paths with every field at its longest take about
- * 60 KiB (61,310 bytes; test/unit/registry-limits.test.ts encodes one); every other
- * request (a token, a health service name, a reflection symbol) is tiny. So a
- * connection's 32 calls hold at most 2 MiB of requests being read.
+ * 60 KiB (61,310 bytes; test/unit/registry-limits.test.ts encodes one);
+ * every other request (a token, a health service name, a reflection symbol)
+ * is tiny. So a connection's 32 calls hold at most 2 MiB of requests being
+ * read.
  */
 export const MAX_REQUEST_BYTES = 64 * 1024;
 
