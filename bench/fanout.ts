@@ -45,6 +45,7 @@ const USAGE = `usage: node --import tsx bench/fanout.ts [flags]
   --connections N    HTTP/2 connections the streams share (500; the registry serves at most 32 calls per connection at once)
   --batch N          streams opened at once; the next batch waits for their snapshots (100)
   --client C         load generator's gRPC client: http2 (a minimal one on node:http2) or grpc-js (http2)
+  --interest N       each stream watches N peers (interest-filtered Watch, as a node asks); 0: every peer (0)
   --rounds N         endpoint changes to time (5)
   --gap MS           mean pause before each change, randomised 0.5-1.5x (1500)
   --settle MS        pause after the last snapshot before the first change (3000)
@@ -63,6 +64,7 @@ const flags = {
   connections: 500,
   batch: 100,
   client: "http2",
+  interest: 0,
   rounds: 5,
   gap: 1500,
   settle: 3000,
@@ -100,6 +102,7 @@ async function scenario(
   bin: string,
   label: string,
   iface: string,
+  wgPid: number,
   keys: ReadonlyArray<{ base64: string }>,
   token: { path: string; token: string },
   portBase: number,
@@ -121,9 +124,12 @@ async function scenario(
   console.log(`registry: pid ${registry.pid}, 127.0.0.1:${port}, serving ${String(serving.peers)} peers ${fmt(performance.now() - t, 0)} ms after start`);
 
   const sampler = new ProcSampler(registry.pid, 50).start();
+  const wgSampler = new ProcSampler(wgPid, 200).start();
   sampler.mark("start");
+  wgSampler.mark("start");
   await sleep(f.idle);
   sampler.mark("idle");
+  wgSampler.mark("idle");
 
   const config: WatchConfig = {
     mode: "watch",
@@ -139,10 +145,17 @@ async function scenario(
     gapMs: f.gap,
     iface,
     portBase,
-    targets: Array.from({ length: f.rounds }, (_, r) => keys[Math.floor(((r + 0.5) / f.rounds) * keys.length)]?.base64 ?? ""),
+    // With --interest, streams watch keys[0 .. streams + interest - 2]: the changes pick among those.
+    targets: Array.from({ length: f.rounds }, (_, r) => {
+      const span = f.interest > 0 ? Math.min(keys.length, f.streams) : keys.length;
+      return keys[Math.floor(((r + 0.5) / f.rounds) * span)]?.base64 ?? "";
+    }),
+    ...(f.interest > 0 ? { interest: { keys: keys.map((k) => k.base64), perStream: f.interest } } : {}),
   };
   const result = await runLoadgen(cleanup, config, sampler);
   sampler.stop();
+  wgSampler.mark("end");
+  wgSampler.stop();
   const hwmMb = peakRssKb(registry.pid) / 1024;
   if (registry.child.exitCode !== null) throw new Error(`registry died: ${registry.log()}`);
   await stopChild(registry.child);
@@ -156,6 +169,8 @@ async function scenario(
   const snap = sampler.phase("snapshots-start", "snapshots-done");
   const idleW = sampler.phase("snapshots-done", "rounds-start");
   console.log(phaseLine("idle, 0 watchers (polling)", sampler.phase("start", "idle")));
+  const wgIdle = wgSampler.phase("start", "idle");
+  console.log(`wireguard-go (pid ${wgPid}) while the registry idles: cpu ${fmt(wgIdle.cpuSec, 2)} s = ${fmt(wgIdle.cpuPercent, 1)} %; over the whole run ${fmt(wgSampler.phase("start", "end").cpuPercent, 1)} %`);
   console.log(phaseLine("opening streams+snapshots", snap));
   console.log(phaseLine(`idle, ${result.opened} watchers`, idleW));
   console.log(phaseLine("change rounds", sampler.phase("rounds-start", "rounds-done")));
@@ -177,12 +192,12 @@ async function scenario(
     all.push(...l);
     fan.push(...spread);
     roundFan.push(percentile(spread, 99));
-    missing += f.streams - r.received;
+    missing += r.expected - r.received;
     const cpu = sampler.phase(`round-${r.round}-start`, `round-${r.round}-done`);
     console.log(
       [
         String(r.round).padStart(5),
-        `${r.received}/${f.streams}`.padStart(11),
+        `${r.received}/${r.expected}`.padStart(11),
         fmt(first, 0).padStart(7),
         fmt(percentile(l, 50), 0).padStart(8),
         fmt(percentile(l, 99), 0).padStart(8),
@@ -196,7 +211,7 @@ async function scenario(
     );
   }
   console.log(
-    `${"all".padStart(5)} ${`${all.length}/${f.streams * result.rounds.length}`.padStart(11)} ${"".padStart(7)} ${fmt(percentile(all, 50), 0).padStart(8)} ${fmt(percentile(all, 99), 0).padStart(8)} ${fmt(percentile(all, 100), 0).padStart(8)} ${fmt(percentile(fan, 99), 0).padStart(13)} ${fmt(percentile(fan, 100), 0).padStart(12)}`,
+    `${"all".padStart(5)} ${`${all.length}/${result.rounds.reduce((n, r) => n + r.expected, 0)}`.padStart(11)} ${"".padStart(7)} ${fmt(percentile(all, 50), 0).padStart(8)} ${fmt(percentile(all, 99), 0).padStart(8)} ${fmt(percentile(all, 100), 0).padStart(8)} ${fmt(percentile(fan, 99), 0).padStart(13)} ${fmt(percentile(fan, 100), 0).padStart(12)}`,
   );
   console.log(`load generator cpu during the rounds: ${fmt(result.loadgenCpuSec.rounds, 2)} s`);
   console.log("");
@@ -248,8 +263,8 @@ async function main(): Promise<number> {
       `set-up: ${f.peers} key pairs in ${fmt(keygenMs, 0)} ms; peers added over the socket in ${fmt(addMs, 0)} ms; get=1 reply ${fmt(replyBytes / 1e6, 2)} MB, read from the socket in ${fmt(percentile(getTimes, 50), 0)} ms (median of 5, unparsed)`,
     );
     const token = tokenFile(cleanup);
-    const runs: Summary[] = [await scenario(f, cleanup, bin, "current", wg.iface, keys, token, 40_000)];
-    if (baseline) runs.push(await scenario(f, cleanup, baseline, "baseline", wg.iface, keys, token, 41_000));
+    const runs: Summary[] = [await scenario(f, cleanup, bin, "current", wg.iface, wg.daemon.pid ?? 0, keys, token, 40_000)];
+    if (baseline) runs.push(await scenario(f, cleanup, baseline, "baseline", wg.iface, wg.daemon.pid ?? 0, keys, token, 41_000));
     const [a, b] = runs;
     if (a && b) {
       console.log("");

@@ -264,10 +264,10 @@ export async function uapiGetSize(iface: string): Promise<number> {
   return Buffer.byteLength(reply);
 }
 
-/** Documentation-range endpoint for peer i: 198.51.100.x / 203.0.113.x, port 20000+. Never reached. */
+/** Documentation-range endpoint for peer i: 198.51.100.x / 203.0.113.x, port 20000-64999 (wrapping past 90,000 peers). Never reached. */
 export function peerEndpoint(i: number): string {
   const net = i % 2 === 0 ? "198.51.100" : "203.0.113";
-  return `${net}.${1 + (i % 250)}:${20000 + Math.floor(i / 2)}`;
+  return `${net}.${1 + (i % 250)}:${20000 + (Math.floor(i / 2) % 45000)}`;
 }
 /** A unique tunnel address per peer, 10.64.0.0/10-ish space. */
 export function peerAllowedIp(i: number): string {

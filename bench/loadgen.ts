@@ -35,6 +35,12 @@ export interface WatchConfig {
   readonly portBase: number;
   /** base64 keys of peers the rounds may move. */
   readonly targets: readonly string[];
+  /**
+   * Interest-filtered Watch, as a node asks: stream i watches `perStream` peers, keys[i] to
+   * keys[i + perStream - 1] (wrapping), so each peer is watched by `perStream` streams. Absent:
+   * every stream watches every peer.
+   */
+  readonly interest?: { readonly keys: readonly string[]; readonly perStream: number };
 }
 
 export interface GetEndpointConfig {
@@ -55,6 +61,8 @@ export interface RoundResult {
   /** Time the set took on the control socket, ms. */
   readonly setMs: number;
   readonly received: number;
+  /** Streams that should get it (those watching the peer). */
+  readonly expected: number;
   /** Per stream: ms from just before the set to the event's arrival (only streams that got it). */
   readonly latenciesMs: number[];
 }
@@ -180,15 +188,25 @@ class MessageReader {
   }
 }
 
-/** A minimal gRPC client: POST on node:http2, an empty WatchRequest, length-prefixed replies. */
-function http2Watcher(address: string, token: string): (sink: WatchSink) => WatchStream {
+type Connect = (sink: WatchSink, keys: readonly string[]) => WatchStream;
+
+/** A WatchRequest of `keys` as a gRPC message (flag 0, length, bytes). */
+function watchRequestFrame(keys: readonly string[]): Buffer {
+  const body = v1Proto.Registry.service.Watch.requestSerialize({ publicKey: "", peerPublicKeys: [...keys] });
+  const head = Buffer.alloc(5);
+  head.writeUInt32BE(body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** A minimal gRPC client: POST on node:http2, a WatchRequest, length-prefixed replies. */
+function http2Watcher(address: string, token: string): Connect {
   const session = http2.connect(`http://${address}`, { maxSessionMemory: 1 << 30 });
   session.on("error", () => {
     /* each stream reports its own end */
   });
   session.setMaxListeners(0);
   sessions.push(session);
-  return (sink) => {
+  return (sink, keys) => {
     const req = session.request({
       ":method": "POST",
       ":path": "/wormhole.v1.Registry/Watch",
@@ -209,7 +227,7 @@ function http2Watcher(address: string, token: string): (sink: WatchSink) => Watc
     req.on("error", (err: Error) => {
       if (!cancelled) sink.error(err.message);
     });
-    req.end(Buffer.alloc(5)); // WatchRequest{} is empty: flag 0, length 0
+    req.end(watchRequestFrame(keys));
     return {
       cancel() {
         cancelled = true;
@@ -222,13 +240,13 @@ function http2Watcher(address: string, token: string): (sink: WatchSink) => Watc
 const sessions: http2.ClientHttp2Session[] = [];
 
 /** The same through grpc-js (what `wormhole node` uses). */
-function grpcJsWatcher(address: string, token: string): (sink: WatchSink) => WatchStream {
+function grpcJsWatcher(address: string, token: string): Connect {
   const c = client(address);
   grpcClients.push(c);
   const md = metadata(token);
   const method = v1Proto.Registry.service.Watch;
-  return (sink) => {
-    const call = c.makeServerStreamRequest(method.path, method.requestSerialize, identity, { publicKey: "" }, md, {});
+  return (sink, keys) => {
+    const call = c.makeServerStreamRequest(method.path, method.requestSerialize, identity, { publicKey: "", peerPublicKeys: [...keys] }, md, {});
     let first = true;
     let cancelled = false;
     call.on("data", (buf: Buffer) => {
@@ -263,6 +281,16 @@ async function watch(cfg: WatchConfig): Promise<WatchResult> {
   let round: { key: string; port: number; times: Float64Array; received: number } | null = null;
   const calls: WatchStream[] = [];
 
+  const interest = cfg.interest;
+  const keysOf = (i: number): string[] =>
+    interest ? Array.from({ length: interest.perStream }, (_, j) => interest.keys[(i + j) % interest.keys.length] ?? "") : [];
+  /** How many streams watch `key`. */
+  const watchers = (key: string): number => {
+    if (!interest) return cfg.streams;
+    let n = 0;
+    for (let i = 0; i < cfg.streams; i++) if (keysOf(i).includes(key)) n++;
+    return n;
+  };
   const open = (i: number) => {
     const connect = connections[i % connections.length];
     if (!connect) throw new Error("no connection");
@@ -291,7 +319,7 @@ async function watch(cfg: WatchConfig): Promise<WatchResult> {
           ended++;
           errors[what] = (errors[what] ?? 0) + 1;
         },
-      }),
+      }, keysOf(i)),
     );
   };
 
@@ -329,18 +357,19 @@ async function watch(cfg: WatchConfig): Promise<WatchResult> {
     const port = cfg.portBase + r;
     const times = new Float64Array(cfg.streams).fill(NaN);
     const state = { key, port, times, received: 0 };
+    const expected = watchers(key);
     round = state;
     phase(`round-${r}-start`);
     const start = performance.now();
     await wg.updatePeers(cfg.iface, [{ publicKey: key, endpoint: { ip: "192.0.2.77", port } }]);
     const setMs = performance.now() - start;
     const deadline = Date.now() + cfg.roundTimeoutMs;
-    while (state.received < cfg.streams && Date.now() < deadline) await sleep(2);
+    while (state.received < expected && Date.now() < deadline) await sleep(2);
     phase(`round-${r}-done`);
     round = null;
     const latenciesMs: number[] = [];
     for (const t of times) if (!Number.isNaN(t)) latenciesMs.push(t - start);
-    rounds.push({ round: r, peer: key, setMs, received: state.received, latenciesMs });
+    rounds.push({ round: r, peer: key, setMs, received: state.received, expected, latenciesMs });
   }
   const cpu3 = cpuSec();
   phase("rounds-done");

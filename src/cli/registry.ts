@@ -1,6 +1,6 @@
 import { Command, Option } from "commander";
 import { envNames, formatListen, ifaceValue, listenValue, publicKeyValue, seedHttpAddressValue, stunValue, mergeRegistry, registryFromEnv, type RegistryValues } from "../config/index.js";
-import { runRegistry } from "../registry/run.js";
+import { IDLE_POLL_INTERVAL_MS, runRegistry } from "../registry/run.js";
 import { createWireGuard } from "../wg/index.js";
 import {
   addConfigOption,
@@ -114,6 +114,7 @@ export function registryCommand(): Command {
         iface: settings.iface,
         token,
         pollIntervalMs: settings.pollIntervalMs,
+        idlePollIntervalMs: IDLE_POLL_INTERVAL_MS,
         http: settings.http,
         relay: settings.relay,
         relayPairMbps: settings.relayPairMbps,

@@ -4,7 +4,7 @@ import { fileErrorReason } from "../util/file-error.js";
 import { quote } from "../wg/quote.js";
 import { parseConfig, type ConfigFile } from "./file.js";
 import { describeOrigin, type Origin, type TokenChoice } from "./settings.js";
-import { ConfigError } from "./values.js";
+import { ConfigError, tokenProblem } from "./values.js";
 
 /** Reads and checks a config file; ConfigError (`config PATH: ...`) when it cannot be read or is bad. */
 export function loadConfigFile(path: string): ConfigFile {
@@ -33,6 +33,8 @@ export function readTokenFile(path: string, origin: Origin): string {
   const token = text.replace(/\r?\n$/, "");
   if (token === "") throw new ConfigError(`${prefix}${origin.name} ${quote(path)} is empty`);
   if (/[\r\n]/.test(token)) throw new ConfigError(`${prefix}${origin.name} ${quote(path)} has more than one line`);
+  const problem = tokenProblem(token);
+  if (problem) throw new ConfigError(`${prefix}the token in ${origin.name} ${quote(path)} ${problem}`);
   return token;
 }
 

@@ -157,10 +157,26 @@ export function pathValue(name: string, text: string): string {
   return text;
 }
 
+/**
+ * Why a token cannot be used, or null when it can; never quotes it. A
+ * wormhole.v1 call carries it in the `authorization` header, which takes
+ * printable ASCII only (grpc-js throws on anything else) and loses leading
+ * and trailing whitespace on the way (HTTP/2), while the seed API carries it
+ * as it is: so only printable ASCII, and no space at either end. Pure.
+ */
+export function tokenProblem(text: string): string | null {
+  if (text === "") return "is empty";
+  if (/[\r\n]/.test(text)) return "has more than one line (not shown)";
+  const bad = [...text].findIndex((c) => c < " " || c > "~");
+  if (bad >= 0) return `has a character gRPC metadata cannot carry (character ${bad + 1}: a tab, a control character or one outside ASCII; only printable ASCII is allowed; the token is not shown)`;
+  if (text !== text.trim()) return "begins or ends with a space, which HTTP/2 drops on the way (the token is not shown)";
+  return null;
+}
+
 /** The token itself: never quoted in a message. */
 export function tokenValue(name: string, text: string): string {
-  if (text === "") throw new ConfigError(`${name} is empty`);
-  if (/[\r\n]/.test(text)) throw new ConfigError(`${name} has more than one line (not shown)`);
+  const problem = tokenProblem(text);
+  if (problem) throw new ConfigError(`${name} ${problem}`);
   return text;
 }
 

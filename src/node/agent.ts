@@ -14,7 +14,7 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import type { PathState } from "../util/path.js";
 import { NO_NAMES } from "../config/names.js";
 import { localCandidates } from "./candidates.js";
-import { tunnelCheck } from "./validate.js";
+import { MAX_PEER_PATHS, tunnelCheck } from "./validate.js";
 import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
 import { planRelay, type RelayDecision, type RelayEntry } from "./relay.js";
 import type { RttMeter } from "./rtt.js";
@@ -127,9 +127,13 @@ export class NodeAgent {
   }
 
   start(): void {
-    this.options.source.start((view) => {
-      this.view = view;
-      void this.reconcile();
+    // The registry is asked only for the peers this node has: read them first (a failure asks for every peer).
+    void this.interest().then((keys) => {
+      if (this.stopped) return;
+      this.options.source.start((view) => {
+        this.view = view;
+        void this.reconcile();
+      }, keys);
     });
     this.timer = setInterval(() => void this.reconcile(), this.options.refreshMs);
     const probeMs = this.options.probeIntervalMs ?? 1_000;
@@ -206,6 +210,8 @@ export class NodeAgent {
         this.problem(iface, err instanceof Error ? err.message : String(err));
       }
     }
+    // A peer added to (or removed from) WireGuard: the registry is asked again, for the new set.
+    this.options.source.setInterest?.(this.interestOf());
   }
 
   private async passInterface(iface: string, view: RegistryView): Promise<void> {
@@ -322,6 +328,26 @@ export class NodeAgent {
     }
     this.lostBy.set(iface, heard);
     return heard;
+  }
+
+  /** The keys of this node's interfaces and of their peers, read now; none when they cannot be read. */
+  private async interest(): Promise<string[]> {
+    try {
+      const ifaces = this.options.iface ? [this.options.iface] : await this.options.wg.listDevices();
+      const keys: string[] = [];
+      for (const iface of ifaces) {
+        const device = await this.options.wg.getDevice(iface);
+        keys.push(device.publicKey, ...device.peers.map((p) => p.publicKey));
+      }
+      return keys;
+    } catch {
+      return [];
+    }
+  }
+
+  /** The keys the registry must tell this node about, from the interfaces as last read. */
+  private interestOf(): string[] {
+    return [...this.devices.values()].flatMap((d) => [d.publicKey, ...d.peers.map((p) => p.publicKey)]);
   }
 
   /** The WireGuard updates that carry out the relay planner's decisions. */
@@ -502,7 +528,10 @@ export class NodeAgent {
   private reportIfChanged(iface: string, device: WgDevice, view: RegistryView): void {
     const wgNames = new Set(this.devices.keys());
     const candidates = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), wgNames, device);
-    const paths = this.paths.get(iface) ?? new Map<string, PathState>();
+    const all = this.paths.get(iface) ?? new Map<string, PathState>();
+    // The registry takes at most MAX_PEER_PATHS paths: the ones peers act on (down, then relayed) first.
+    const order: Record<string, number> = { down: 0, relayed: 1, lan: 2, direct: 3 };
+    const paths = new Map([...all].sort(([, a], [, b]) => (order[a.kind] ?? 4) - (order[b.kind] ?? 4)).slice(0, MAX_PEER_PATHS));
     // A down path's "since" counts (a punch restarts it); other paths' do not.
     const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind, p.kind === "down" ? p.sinceMs : 0])]);
     if (this.reportDigest.get(iface) === digest) return;

@@ -44,7 +44,14 @@ export interface NodeReportMessage {
 }
 
 export interface RegistrySource {
-  start(onView: (view: RegistryView) => void): void;
+  /**
+   * Starts watching. `interest`: the keys of the peers to hear about (this
+   * node's own and its peers'), so the registry sends only those; empty or
+   * absent: every peer.
+   */
+  start(onView: (view: RegistryView) => void, interest?: readonly string[]): void;
+  /** The peers to hear about changed: watch again, for these. */
+  setInterest?(keys: readonly string[]): void;
   /** Sends a report about this node; rejects with the registry's error (a grpc ServiceError). */
   report(message: NodeReportMessage): Promise<void>;
   /**
@@ -56,6 +63,18 @@ export interface RegistrySource {
    */
   useTunnel?(host: string): void;
   stop(): void;
+}
+
+/**
+ * Most keys a Watch asks for; with more it asks for every peer (the
+ * registry reads at most 64 KiB of a request: ~1,400 keys).
+ */
+export const MAX_INTEREST_KEYS = 1_000;
+
+/** The keys to ask the registry for, as sent: sorted, unique, or none (every peer) when there are too many. */
+export function interestList(keys: readonly string[]): string[] {
+  const list = [...new Set(keys)].sort();
+  return list.length > MAX_INTEREST_KEYS ? [] : list;
 }
 
 /** The port of a host:port address (the seed's form), or null. */
@@ -255,6 +274,9 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   let tunnelFailedAtMs = -Infinity;
   let streamViaTunnel = false;
   let tunnelTimer: NodeJS.Timeout | null = null;
+  /** The peers the Watch asks for (empty: every peer), and what the current stream asked. */
+  let interest: string[] = [];
+  let streamInterest = "";
   let stream: grpc.ClientReadableStream<WatchEvent__Output> | null = null;
   let timer: NodeJS.Timeout | null = null;
   let snapshotTimer: NodeJS.Timeout | null = null;
@@ -376,7 +398,8 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         via: "watch",
       });
     };
-    const call = client.Watch({ publicKey: "" }, metadata());
+    streamInterest = interest.join(",");
+    const call = client.Watch({ publicKey: "", peerPublicKeys: interest }, metadata());
     stream = call;
     // A registry that accepts the Watch and then says nothing would hold the node forever.
     if (snapshotTimer) clearTimeout(snapshotTimer);
@@ -435,12 +458,19 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
   };
 
   return {
-    start(listener) {
+    start(listener, keys) {
       onView = listener;
+      interest = interestList(keys ?? []);
       // Replies are checked before they are decoded, and decoded only as far as they are read.
       ({ v1, seed } = registryClients(address, creds, CHANNEL_OPTIONS));
       if (mode === "watch") watch();
       else poll();
+    },
+    setInterest(keys) {
+      interest = interestList(keys);
+      if (stopped || mode !== "watch" || stream === null || interest.join(",") === streamInterest) return;
+      logger.debug({ registry: address, peers: interest.length }, "the peers to hear about changed; watching again");
+      rewatch();
     },
     useTunnel(host) {
       if (stopped || tunnelV1?.host === host) return;

@@ -29,8 +29,8 @@ import type { Endpoint, WgDevice } from "../wg/types.js";
 export const MAX_VIEW_PEERS = 100_000;
 /** Candidates of one peer, at most: what the registry itself accepts from a node (MAX_CANDIDATES in src/registry/report.ts). */
 export const MAX_PEER_CANDIDATES = 16;
-/** Paths of one peer, at most: what the registry itself accepts from a node (MAX_PATHS in src/registry/report.ts). */
-export const MAX_PEER_PATHS = 4096;
+/** Paths of one peer, at most: what the registry itself accepts from a node (MAX_PATHS in src/registry/report.ts), and what a node reports. */
+export const MAX_PEER_PATHS = 512;
 /** Decoded values (messages, strings, numbers) in one message, at most: about 80 MB of objects. */
 export const MAX_DECODED_VALUES = 1_000_000;
 

@@ -46,6 +46,19 @@ function serviceDefinition(definition: PackageDefinition, name: string): grpc.Se
 export type ServingStatus = "SERVING" | "NOT_SERVING";
 type WatchedStatus = ServingStatus | "SERVICE_UNKNOWN";
 
+/**
+ * Longest service name a Check or Watch may ask about: a fully qualified
+ * gRPC service name is far shorter. A longer one is refused at once, so a
+ * Watch never holds more than this of its request (the request itself is
+ * bounded by the server's receive limit, and freed when the call ends).
+ */
+export const MAX_HEALTH_SERVICE_NAME = 256;
+
+function nameProblem(service: string): Partial<grpc.StatusObject> | null {
+  if (service.length <= MAX_HEALTH_SERVICE_NAME) return null;
+  return { code: grpc.status.INVALID_ARGUMENT, details: `service name of ${service.length} characters; at most ${MAX_HEALTH_SERVICE_NAME}` };
+}
+
 /** Most statuses a List call returns, as grpc-health-check limits it. */
 const LIST_LIMIT = 100;
 
@@ -88,12 +101,22 @@ export class HealthService {
   addToServer(server: grpc.Server): void {
     server.addService(serviceDefinition(healthDefinition, HEALTH_SERVICE), {
       Check: (call: grpc.ServerUnaryCall<{ service: string }, unknown>, callback: grpc.sendUnaryData<{ status: string }>) => {
+        const problem = nameProblem(call.request.service);
+        if (problem) {
+          callback(problem);
+          return;
+        }
         const status = this.statuses.get(call.request.service);
         if (status) callback(null, { status });
         else callback({ code: grpc.status.NOT_FOUND, details: `health status unknown for service ${JSON.stringify(call.request.service)}` });
       },
       Watch: (call: grpc.ServerWritableStream<{ service: string }, { status: string }>) => {
         const service = call.request.service;
+        const problem = nameProblem(service);
+        if (problem) {
+          call.emit("error", { ...problem, metadata: new grpc.Metadata() });
+          return;
+        }
         const send = (status: WatchedStatus) => call.write({ status });
         let set = this.watchers.get(service);
         if (!set) this.watchers.set(service, (set = new Set()));
@@ -121,21 +144,45 @@ export class HealthService {
   }
 }
 
-/**
- * Adds server reflection for wormhole's own services (wgSvc.proto.Registry,
- * wormhole.v1.Registry) and the standard ones, at v1 and v1alpha.
- */
-export function addReflection(server: grpc.Server): void {
+/** What answers reflection requests: @grpc/reflection's implementation, or a test's wrapper of it. */
+export interface ReflectionAnswerer {
+  handleServerReflectionRequest(message: ReflectionRequest): unknown;
+}
+type ReflectionRequest = Parameters<ReflectionV1Implementation["handleServerReflectionRequest"]>[0];
+
+/** @grpc/reflection's implementation over wormhole's own services and the standard ones. */
+export function defaultReflection(): ReflectionAnswerer {
   const described: PackageDefinition = {
     ...fromJSON(ourDescriptor as unknown as JsonDescriptor, REFLECTION_LOADER),
     ...reflectionDefinition,
   };
-  const reflection = new ReflectionV1Implementation(described);
-  type Request = Parameters<ReflectionV1Implementation["handleServerReflectionRequest"]>[0];
-  const handler = (stream: grpc.ServerDuplexStream<Request, unknown>) => {
+  return new ReflectionV1Implementation(described);
+}
+
+/**
+ * One ServerReflectionInfo stream: each request answered in turn, and the
+ * next one read only once HTTP/2 has taken the previous reply. A client that
+ * sends requests and never reads the replies therefore holds one reply and
+ * the few requests grpc-js has read ahead (its stream's buffer of 16), then
+ * HTTP/2 flow control stops its sending. (The package's own handler writes a
+ * reply per request without waiting, so an unread stream grew without bound.)
+ */
+export function reflectionStreamHandler(answerer: ReflectionAnswerer): (stream: grpc.ServerDuplexStream<ReflectionRequest, unknown>) => void {
+  return (stream) => {
     stream.on("end", () => stream.end());
-    stream.on("data", (message: Request) => stream.write(reflection.handleServerReflectionRequest(message)));
+    stream.on("data", (message: ReflectionRequest) => {
+      stream.pause();
+      stream.write(answerer.handleServerReflectionRequest(message), () => stream.resume());
+    });
   };
+}
+
+/**
+ * Adds server reflection for wormhole's own services (wgSvc.proto.Registry,
+ * wormhole.v1.Registry) and the standard ones, at v1 and v1alpha.
+ */
+export function addReflection(server: grpc.Server, answerer: ReflectionAnswerer = defaultReflection()): void {
+  const handler = reflectionStreamHandler(answerer);
   for (const name of REFLECTION_SERVICES) {
     server.addService(serviceDefinition(reflectionDefinition, name), { ServerReflectionInfo: handler });
   }

@@ -8,7 +8,8 @@
  * otherwise). Nothing here ever holds the token.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
+import ipaddr from "ipaddr.js";
 import { NO_NAMES, type PeerNames } from "../config/names.js";
 import type { ListenAddress } from "../config/values.js";
 import type { Logger } from "../util/log.js";
@@ -30,6 +31,40 @@ export interface RegistryHttpOptions {
   readonly refreshSeconds?: number;
   /** The relay, when it runs and relays. */
   readonly relay?: () => RelayCore | null;
+  /** Connection bounds; see {@link HttpLimits}. */
+  readonly limits?: HttpLimits;
+}
+
+/**
+ * What slow clients can hold. A connection is "idle" until a request's
+ * headers have arrived, and again once its response is sent. When a new
+ * connection would pass either limit, an idle one (of that address, or of
+ * all) is closed to make room: the oldest that has never sent a whole
+ * request, else the oldest kept alive; only when none is idle is the new one
+ * refused. So sockets that trickle headers (slowloris) cannot keep a probe of
+ * /healthz out: it takes the place of the oldest of them.
+ */
+export interface HttpLimits {
+  /** Connections at once. Default 64. */
+  readonly maxConnections?: number;
+  /** Connections at once from one address. Default 16. */
+  readonly perAddress?: number;
+  /** Milliseconds a request's headers may take to arrive. Default 5000. */
+  readonly headersTimeoutMs?: number;
+}
+
+/**
+ * Whether the status page answers a request with this Host header: an IP
+ * address or localhost (with any port), or none (HTTP/1.0). A browser led to
+ * the port by a name the attacker controls (DNS rebinding) sends that name,
+ * and is refused. Pure.
+ */
+export function statusPageHostAllowed(host: string | undefined): boolean {
+  if (host === undefined) return true;
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(host) ?? /^([^:]*)(?::\d+)?$/.exec(host);
+  const name = m?.[1]?.toLowerCase();
+  if (name === undefined || name === "") return false;
+  return name === "localhost" || ipaddr.isValid(name);
 }
 
 export interface RegistryHttp {
@@ -79,9 +114,16 @@ export function createHttpHandler(options: RegistryHttpOptions): (req: IncomingM
       return;
     }
     if (path === "/healthz") {
-      const reason = unhealthyReason(table, iface);
-      if (reason === null) send(res, req, 200, "text/plain; charset=utf-8", `ok: ${table.peers.size} peers on ${iface}\n`);
-      else send(res, req, 503, "text/plain; charset=utf-8", `unavailable: ${reason}\n`);
+      // Read on demand while nobody watches (see PeerTable.fresh).
+      void table.fresh().then(() => {
+        const reason = unhealthyReason(table, iface);
+        if (reason === null) send(res, req, 200, "text/plain; charset=utf-8", `ok: ${table.peers.size} peers on ${iface}\n`);
+        else send(res, req, 503, "text/plain; charset=utf-8", `unavailable: ${reason}\n`);
+      });
+      return;
+    }
+    if (path === "/" && !statusPageHostAllowed(req.headers.host)) {
+      send(res, req, 421, "text/plain; charset=utf-8", "misdirected request: the status page answers only to an IP address or localhost in Host\n");
       return;
     }
     if (path === "/metrics") {
@@ -123,6 +165,51 @@ function relayFigures(core: RelayCore | null): { activePairs: number; bytes: num
   return core?.enabled ? { activePairs: core.activePairs(), bytes: core.stats.bytes } : null;
 }
 
+/** Applies {@link HttpLimits}' connection counts to `server` (see there). */
+function boundConnections(server: Server, max: number, perAddress: number): void {
+  /** Oldest first; busy while a request is being answered; served once one has been. */
+  const open = new Map<Socket, { address: string; busy: boolean; served: boolean }>();
+  /**
+   * The connection to close for a new one: the oldest that has never sent a
+   * whole request (a slow sender), else the oldest idle keep-alive one.
+   */
+  const victim = (address: string | null): Socket | null => {
+    let idle: Socket | null = null;
+    for (const [socket, c] of open) {
+      if (c.busy || (address !== null && c.address !== address)) continue;
+      if (!c.served) return socket;
+      idle ??= socket;
+    }
+    return idle;
+  };
+  const makeRoom = (address: string | null, count: number, limit: number): boolean => {
+    if (count < limit) return true;
+    const v = victim(address);
+    if (v === null) return false;
+    open.delete(v);
+    v.destroy();
+    return true;
+  };
+  server.on("connection", (socket: Socket) => {
+    const address = socket.remoteAddress ?? "";
+    let fromAddress = 0;
+    for (const c of open.values()) if (c.address === address) fromAddress++;
+    if (!makeRoom(address, fromAddress, perAddress) || !makeRoom(null, open.size, max)) {
+      socket.destroy();
+      return;
+    }
+    open.set(socket, { address, busy: false, served: false });
+    socket.on("close", () => open.delete(socket));
+  });
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    const c = open.get(req.socket);
+    if (!c) return;
+    c.busy = true;
+    c.served = true;
+    res.on("close", () => (c.busy = false));
+  });
+}
+
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
@@ -141,11 +228,11 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 
 /** Starts the HTTP server; `:PORT` listens on every address (IPv6 and IPv4, or IPv4 alone without IPv6). */
 export async function startRegistryHttp(address: ListenAddress, options: RegistryHttpOptions): Promise<RegistryHttp> {
-  const server = createServer(createHttpHandler(options));
-  // Small limits: this serves a page and a scrape, never uploads.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000;
-  server.maxConnections = 64;
+  const limits = options.limits ?? {};
+  const headersTimeout = limits.headersTimeoutMs ?? 5_000;
+  // Timeouts are checked every connectionsCheckingInterval (30 s by default): once a second instead.
+  const server = createServer({ headersTimeout, requestTimeout: headersTimeout + 10_000, connectionsCheckingInterval: 1_000 }, createHttpHandler(options));
+  boundConnections(server, limits.maxConnections ?? 64, limits.perAddress ?? 16);
   const hosts = address.host === null ? ["::", "0.0.0.0"] : [address.host];
   let lastError: Error | null = null;
   for (const host of hosts) {

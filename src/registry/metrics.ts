@@ -179,7 +179,7 @@ export function createRegistryMetrics(options: RegistryMetricsOptions): Registry
       revisions.set(peer.publicKey, peer.endpointRevision);
     }
     for (const key of changes.removed) revisions.delete(key);
-  });
+  }, { passive: true });
 
   return {
     registry,

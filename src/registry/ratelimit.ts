@@ -79,6 +79,17 @@ export class FailureLimiter {
     return { retryInMs: Math.max(1, Math.ceil((1 - tokens) * this.refillMs - 1e-6)), log };
   }
 
+  /**
+   * For a plain rate limit (the same buckets, counting every attempt, not
+   * only failures): null and one token spent when `source` may go on;
+   * otherwise the refusal, nothing spent.
+   */
+  spend(source: string): Refusal | null {
+    const refusal = this.check(source);
+    if (refusal === null) this.fail(source);
+    return refusal;
+  }
+
   /** Counts one failed attempt of `source`. */
   fail(source: string): void {
     const now = this.clock.now();

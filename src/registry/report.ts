@@ -15,7 +15,8 @@ import type { Endpoint } from "../wg/types.js";
 import type { IdentityIndex } from "./identity.js";
 
 export const MAX_CANDIDATES = 16;
-export const MAX_PATHS = 4096;
+/** Paths one Report may carry: with MAX_CANDIDATES, a Report fits in MAX_REQUEST_BYTES (src/registry/server.ts). */
+export const MAX_PATHS = 512;
 
 export interface NodeReport {
   readonly candidates: readonly Endpoint[];
@@ -34,8 +35,22 @@ function short(key: string): string {
 /** Address ranges that are never a way to reach a node from its LAN. */
 const NEVER = ["unspecified", "loopback", "multicast", "linkLocal", "broadcast"];
 
+/**
+ * The IPv4 address inside a NAT64 (64:ff9b::/96) or 6to4 (2002::/16) address,
+ * which is where packets to it end up; null for any other address.
+ */
+function embeddedIpv4(addr: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | null {
+  if (addr.kind() !== "ipv6") return null;
+  const v6 = addr as ipaddr.IPv6;
+  const range = v6.range();
+  const [hi, lo] = range === "rfc6052" ? [v6.parts[6], v6.parts[7]] : range === "6to4" ? [v6.parts[1], v6.parts[2]] : [undefined, undefined];
+  if (hi === undefined || lo === undefined) return null;
+  return new ipaddr.IPv4([hi >> 8, hi & 255, lo >> 8, lo & 255]);
+}
+
 /** Why `ep` cannot be a candidate, or null when it can. */
 export function candidateProblem(ep: Endpoint, index: IdentityIndex): string | null {
+  if (ep.ip.includes("%")) return `candidate \`${ep.ip}' has an IPv6 zone, which names an interface of one machine`;
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
   try {
     addr = ipaddr.process(ep.ip);
@@ -44,11 +59,24 @@ export function candidateProblem(ep: Endpoint, index: IdentityIndex): string | n
   }
   const range = addr.range();
   if (NEVER.includes(range)) return `candidate \`${ep.ip}' is a ${range} address`;
+  const inner = embeddedIpv4(addr);
+  if (inner && NEVER.includes(inner.range())) return `candidate \`${ep.ip}' is ${range === "rfc6052" ? "NAT64" : "6to4"} for ${inner.toString()}, a ${inner.range()} address`;
   if (index.inTunnel(addr.toString())) return `candidate \`${ep.ip}' is inside the tunnel's own addresses`;
   return null;
 }
 
-export function checkReport(request: ReportRequest__Output, caller: string | null, index: IdentityIndex, nowMs: number): ReportVerdict {
+/**
+ * Checks a report. `isPeer` says whether a key is a peer of the registry: a
+ * path to any other key means nothing to the registry's nodes, and is left
+ * out (down paths are pushed to watchers).
+ */
+export function checkReport(
+  request: ReportRequest__Output,
+  caller: string | null,
+  index: IdentityIndex,
+  nowMs: number,
+  isPeer: (publicKey: string) => boolean = () => true,
+): ReportVerdict {
   const refuse = (code: grpc.status, details: string): ReportVerdict => ({ ok: false, code, details });
   if (caller === null) {
     return refuse(
@@ -89,6 +117,7 @@ export function checkReport(request: ReportRequest__Output, caller: string | nul
         return refuse(grpc.status.INVALID_ARGUMENT, `path endpoint: ${(err as Error).message}`);
       }
     }
+    if (!isPeer(p.peerPublicKey)) continue;
     const sinceMs = Number.isSafeInteger(p.sinceUnixMs) && p.sinceUnixMs > 0 ? Math.min(p.sinceUnixMs, nowMs) : nowMs;
     paths.push({ peerPublicKey: p.peerPublicKey, kind, sinceMs, endpoint });
   }

@@ -24,6 +24,8 @@ export interface RegistryConfig {
   /** Shared token; null accepts every caller. */
   readonly token: string | null;
   readonly pollIntervalMs: number;
+  /** While no Watch stream is open, read the interface this often and on demand (PeerTable's idlePollIntervalMs). Default: always poll. */
+  readonly idlePollIntervalMs?: number;
   /** Where to serve /metrics, /healthz and the status page; null or absent: nowhere. */
   readonly http?: ListenAddress | null;
   /** Peer names for the status page. Default none. */
@@ -76,6 +78,14 @@ export interface RunningRegistry {
   stop(): Promise<void>;
 }
 
+/**
+ * How often `wormhole registry` reads its interface while no Watch stream is
+ * open (seed nodes only, or no client at all): GetEndpoint, GetPeers, Report
+ * and /healthz read it on demand, at most once per poll interval; this keeps
+ * gRPC health and the metrics within 10 s.
+ */
+export const IDLE_POLL_INTERVAL_MS = 10_000;
+
 /** The services grpc.health.v1.Health reports on: the server as a whole ("") and each API. */
 export const HEALTH_SERVICES = ["", "wormhole.v1.Registry", "wgSvc.proto.Registry"] as const;
 
@@ -85,7 +95,13 @@ export async function runRegistry(config: RegistryConfig, deps: RegistryDeps): P
   const relayOn = config.relay ?? true;
   // Before anything starts: a bad certificate or key is a start-up error.
   const identity = config.tls ? new ReloadingIdentity(config.tls, logger) : null;
-  const table = new PeerTable({ wg: deps.wg, iface: config.iface, pollIntervalMs: config.pollIntervalMs, logger });
+  const table = new PeerTable({
+    wg: deps.wg,
+    iface: config.iface,
+    pollIntervalMs: config.pollIntervalMs,
+    ...(config.idlePollIntervalMs !== undefined ? { idlePollIntervalMs: config.idlePollIntervalMs } : {}),
+    logger,
+  });
   await table.start();
   let relay: RelayServer | null = null;
   const metrics = createRegistryMetrics({ table, relay: () => relay?.core ?? null, ...(identity ? { tlsNotAfter: () => identity.identity.notAfter } : {}) });

@@ -26,6 +26,13 @@ export interface PeerTableOptions {
   readonly pollCostFactor?: number;
   /** Upper bound of the stretched interval. Default 1000 ms. */
   readonly maxPollIntervalMs?: number;
+  /**
+   * While nobody subscribes (no Watch stream), the interface is read only this
+   * often on its own (for health and metrics), and otherwise on demand: see
+   * {@link PeerTable.fresh}. A first subscriber brings back the usual interval
+   * at once. Default: the usual interval (always polling).
+   */
+  readonly idlePollIntervalMs?: number;
   readonly logger: Logger;
 }
 
@@ -36,10 +43,17 @@ export class PeerTable {
   private map: PeerMap = new Map();
   private error: Error | null = null;
   private readonly listeners = new Set<ChangeListener>();
+  /** The listeners that keep the table polling at the usual interval. */
+  private readonly active = new Set<ChangeListener>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
   private lastReadMs = 0;
+  /** performance.now() when the last read (good or not) finished. */
+  private readAtMs = -Infinity;
+  /** The read under way, if any. */
+  private reading: Promise<void> | null = null;
   private readonly reports = new Map<string, NodeReport>();
+  private reportCount = 0;
   private index: { of: PeerMap; index: IdentityIndex } | null = null;
 
   constructor(private readonly options: PeerTableOptions) {}
@@ -65,32 +79,62 @@ export class PeerTable {
     return this.index.index;
   }
 
+  /** Steps with every report kept (for caches of what shows reports). */
+  get reportsVersion(): number {
+    return this.reportCount;
+  }
+
   /** What the node with this key last reported about itself. */
   reportOf(publicKey: string): NodeReport | undefined {
     return this.reports.get(publicKey);
   }
 
   /**
-   * Keeps a node's (already checked) report. Watchers hear of it when its
-   * candidates or the peers it relays changed; other path states are served
-   * by GetPeers only.
+   * Keeps a node's (already checked) report. Watchers hear of it (and the
+   * Watch snapshot changes) when its candidates or its down paths changed;
+   * other path states are served by GetPeers only.
    */
   report(publicKey: string, report: NodeReport): void {
     const peer = this.map.get(publicKey);
     if (!peer) return;
-    const before = this.reports.get(publicKey);
+    const before = this.reports.get(publicKey) ?? NO_REPORT;
     this.reports.set(publicKey, report);
+    this.reportCount++;
     const same =
-      before !== undefined &&
       before.candidates.length === report.candidates.length &&
       before.candidates.every((c, i) => endpointsEqual(c, report.candidates[i])) &&
-      relayedKeys(before) === relayedKeys(report);
+      downPaths(before) === downPaths(report);
     if (!same) this.emit({ changed: [peer], removed: [] });
   }
 
-  subscribe(listener: ChangeListener): () => void {
+  /**
+   * Calls `listener` with each change. A passive listener (metrics) hears of
+   * the changes polling finds but does not keep the table polling at the
+   * usual interval; others (Watch) do, see idlePollIntervalMs.
+   */
+  subscribe(listener: ChangeListener, options: { readonly passive?: boolean } = {}): () => void {
+    const wasIdle = this.timer !== null && this.idle();
     this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    if (!options.passive) this.active.add(listener);
+    // The first active subscriber ends an idle wait: read now, then at the usual interval.
+    if (wasIdle && !this.idle()) this.schedule(0);
+    return () => {
+      this.listeners.delete(listener);
+      this.active.delete(listener);
+    };
+  }
+
+  /**
+   * Resolves once the last read is no older than the usual poll interval,
+   * reading the interface first if it is (one read for any number of callers
+   * at once). Polling keeps it so while someone subscribes; while nobody does,
+   * this is what reads the interface for a caller. Never rejects: a failed
+   * read is in lastError, as for a polled one.
+   */
+  fresh(): Promise<void> {
+    if (this.stopped || performance.now() - this.readAtMs <= this.interval()) return Promise.resolve();
+    // A read under way (polled or on demand) is fresh enough: no second one beside it.
+    return this.reading ?? this.refresh();
   }
 
   get subscriberCount(): number {
@@ -111,8 +155,17 @@ export class PeerTable {
   }
 
   /** One read of the interface; never throws (errors are kept in lastError and, by default, logged). */
-  async refresh(logErrors = true): Promise<void> {
+  refresh(logErrors = true): Promise<void> {
     const started = performance.now();
+    const reading = this.read(started, logErrors).finally(() => {
+      this.readAtMs = performance.now();
+      if (this.reading === reading) this.reading = null;
+    });
+    this.reading = reading;
+    return reading;
+  }
+
+  private async read(started: number, logErrors: boolean): Promise<void> {
     try {
       const device = await this.options.wg.getDevice(this.options.iface);
       this.lastReadMs = performance.now() - started;
@@ -143,11 +196,23 @@ export class PeerTable {
     }
   }
 
-  private schedule(): void {
-    if (this.stopped) return;
+  /** The usual time between reads: the poll interval, stretched for a slow read. */
+  private interval(): number {
     const base = this.options.pollIntervalMs ?? 250;
     const stretched = Math.min(this.lastReadMs * (this.options.pollCostFactor ?? 4), this.options.maxPollIntervalMs ?? 1_000);
-    const delay = Math.max(base, stretched);
+    return Math.max(base, stretched);
+  }
+
+  /** Whether polling slows down now: nobody subscribes and an idle interval is set. */
+  private idle(): boolean {
+    const idleMs = this.options.idlePollIntervalMs;
+    return idleMs !== undefined && idleMs > this.interval() && this.active.size === 0;
+  }
+
+  private schedule(delayMs?: number): void {
+    if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    const delay = delayMs ?? (this.idle() ? (this.options.idlePollIntervalMs ?? 0) : this.interval());
     this.timer = setTimeout(() => {
       void this.refresh().finally(() => this.schedule());
     }, delay);
@@ -155,11 +220,14 @@ export class PeerTable {
   }
 }
 
-/** The peers a report says are relayed, as one comparable string. */
-function relayedKeys(report: NodeReport): string {
+/** What watchers see of a node that has not reported. */
+const NO_REPORT: NodeReport = { candidates: [], paths: [], atMs: 0 };
+
+/** The down paths of a report as Watch shows them (peer, since, endpoint), as one comparable string. */
+function downPaths(report: NodeReport): string {
   return report.paths
-    .filter((p) => p.kind === "relayed")
-    .map((p) => p.peerPublicKey)
+    .filter((p) => p.kind === "down")
+    .map((p) => `${p.peerPublicKey} ${p.sinceMs} ${p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : "-"}`)
     .sort()
-    .join(" ");
+    .join(",");
 }

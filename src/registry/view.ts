@@ -31,32 +31,47 @@ const SEED_DEVICE_TYPE = { kernel: "Linux kernel", userspace: "userspace" } as c
  * the address alone in endpointIP (Go's `IP.String()`: IPv6 without brackets,
  * in RFC 5952 form, as WireGuard's and so ours are) and the port apart in
  * endpointPort; `[addr]:port` is only how the two are written together.
+ *
+ * Zero values (no endpoint, no handshake yet, no bytes,
+ * no allowed IPs) are left out, as the seed's Go protobuf left them out of the
+ * wire: a reader gets the same defaults, in fewer bytes.
  */
 export function seedReply(device: WgDevice): GetEndpointReply {
   return {
-    deviceName: device.name,
-    deviceType: SEED_DEVICE_TYPE[device.type],
-    pubKey: device.publicKey,
-    Peers: device.peers.map((p) => ({
-      pubKey: p.publicKey,
-      lastHandshakeUnixTimestamp: p.lastHandshakeMs > 0 ? Math.floor(p.lastHandshakeMs / 1000) : 0,
-      TransmitBytes: p.txBytes,
-      ReceiveBytes: p.rxBytes,
-      AllowedIPs: [...p.allowedIps],
-      endpointIP: p.endpoint?.ip ?? "",
-      endpointPort: p.endpoint?.port ?? 0,
-    })),
+    ...nonZero({ deviceName: device.name, deviceType: SEED_DEVICE_TYPE[device.type], pubKey: device.publicKey }),
+    Peers: device.peers.map((p) =>
+      nonZero({
+        pubKey: p.publicKey,
+        lastHandshakeUnixTimestamp: p.lastHandshakeMs > 0 ? Math.floor(p.lastHandshakeMs / 1000) : 0,
+        TransmitBytes: p.txBytes,
+        ReceiveBytes: p.rxBytes,
+        AllowedIPs: [...p.allowedIps],
+        endpointIP: p.endpoint?.ip ?? "",
+        endpointPort: p.endpoint?.port ?? 0,
+      }),
+    ),
   };
+}
+
+/** `fields` without those at their proto3 default (0, "", []). */
+function nonZero<T extends Record<string, string | number | readonly string[]>>(fields: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const [k, v] of Object.entries(fields) as Array<[keyof T, T[keyof T]]>) {
+    if (v === 0 || v === "" || (Array.isArray(v) && v.length === 0)) continue;
+    out[k] = v;
+  }
+  return out;
 }
 
 /**
  * One peer as the API shows it. `paths`: "all" the paths the node reported
- * (GetPeers, for status pages), or only those it "relayed" (Watch): every
- * node's paths to every other would make a snapshot grow with the square of
- * the mesh (1,000 nodes: ~74 MiB), and the relayed ones are what the other
- * ends need, to route the pair the same way (src/node/relay.ts).
+ * (GetPeers, for status pages), or only those it reports "down" (Watch):
+ * every node's paths to every other would make a snapshot grow with the
+ * square of the mesh (1,000 nodes: ~74 MiB), and the down ones are what the
+ * other ends need: a peer that has no session with a node whose own session
+ * looks fine tells it to punch afresh (rule 8 in src/node/decide.ts).
  */
-export function peerInfo(p: RegistryPeer, report?: NodeReport, paths: "all" | "relayed" = "all"): PeerInfo {
+export function peerInfo(p: RegistryPeer, report?: NodeReport, paths: "all" | "down" = "all"): PeerInfo {
   return {
     publicKey: p.publicKey,
     endpoint: p.endpoint ? { ip: p.endpoint.ip, port: p.endpoint.port } : null,
@@ -66,7 +81,7 @@ export function peerInfo(p: RegistryPeer, report?: NodeReport, paths: "all" | "r
     txBytes: p.txBytes,
     endpointRevision: p.endpointRevision,
     candidates: (report?.candidates ?? []).map((c) => ({ ip: c.ip, port: c.port })),
-    paths: (report?.paths ?? []).filter((ps) => paths === "all" || ps.kind === "relayed").map((ps) => ({
+    paths: (report?.paths ?? []).filter((ps) => paths === "all" || ps.kind === "down").map((ps) => ({
       peerPublicKey: ps.peerPublicKey,
       kind: pathKindToWire(ps.kind),
       sinceUnixMs: ps.sinceMs,

@@ -15,7 +15,7 @@ import { after, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { METRIC_NAMES } from "../../src/registry/metrics.js";
 import { runRegistry } from "../../src/registry/run.js";
-import { bindServer, CONNECTION_IDLE_MS, createRegistryServer, MAX_CONCURRENT_STREAMS, SERVER_CHANNEL_OPTIONS, type ConnectionLimits } from "../../src/registry/server.js";
+import { bindServer, CONNECTION_IDLE_MS, createRegistryServer, MAX_CONCURRENT_STREAMS, MAX_REQUEST_BYTES, SERVER_CHANNEL_OPTIONS, type ConnectionLimits } from "../../src/registry/server.js";
 import { PeerTable } from "../../src/registry/table.js";
 import { v1Proto, type WatchEvent__Output } from "../../src/rpc/proto.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
@@ -67,14 +67,14 @@ function varint(n: number): Buffer {
 }
 
 describe("registry bounds against hostile clients", () => {
-  it("refuses requests over 1 MiB before any handler sees them, and keeps serving", async () => {
-    assert.equal(SERVER_CHANNEL_OPTIONS["grpc.max_receive_message_length"], 1024 * 1024);
+  it("refuses requests over MAX_REQUEST_BYTES before any handler sees them, and keeps serving", async () => {
+    assert.equal(SERVER_CHANNEL_OPTIONS["grpc.max_receive_message_length"], MAX_REQUEST_BYTES);
     const { client, raw, log } = await registry();
     const report = await new Promise<grpc.ServiceError | null>((resolve) =>
-      client.Report({ publicKey: key(1), candidates: [], paths: Array.from({ length: 30_000 }, () => ({ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT" as const, sinceUnixMs: 1, endpoint: { ip: "192.168.1.1", port: 1 } })) }, md(TOKEN), (err) => resolve(err)),
+      client.Report({ publicKey: key(1), candidates: [], paths: Array.from({ length: 1_000 }, () => ({ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT" as const, sinceUnixMs: 1, endpoint: { ip: "192.168.1.1", port: 1 } })) }, md(TOKEN), (err) => resolve(err)),
     );
     assert.equal(report?.code, grpc.status.RESOURCE_EXHAUSTED);
-    const hugeToken = await seedCall(raw, Buffer.alloc(1100 * 1024, 0x61));
+    const hugeToken = await seedCall(raw, Buffer.alloc(MAX_REQUEST_BYTES + 1, 0x61));
     assert.equal(hugeToken?.code, grpc.status.RESOURCE_EXHAUSTED);
     assert.equal(log.records.filter((r) => r.msg === "refused a call with a wrong token").length, 0, "no handler ran");
     assert.equal(await seedCall(raw, Buffer.from(TOKEN)), null, "still serving");
@@ -87,12 +87,12 @@ describe("registry bounds against hostile clients", () => {
     for (let i = 0; i < 5; i++) assert.equal((await getPeers(client, `guess-${i}`))?.code, grpc.status.PERMISSION_DENIED);
     for (let i = 5; i < 10; i++) assert.equal((await seedCall(raw, Buffer.from(`guess-${i}`)))?.code, grpc.status.PERMISSION_DENIED);
     const refusals: Array<grpc.ServiceError | null> = [];
-    for (let i = 0; i < 5; i++) refusals.push(await getPeers(client, TOKEN));
+    for (let i = 10; i < 15; i++) refusals.push(await getPeers(client, `guess-${i}`));
     for (const r of refusals) {
       assert.equal(r?.code, grpc.status.RESOURCE_EXHAUSTED);
       assert.match(r?.details ?? "", /^too many failed token attempts from this address; retry in [1-6]s$/);
     }
-    assert.equal((await seedCall(raw, Buffer.from(TOKEN)))?.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal((await seedCall(raw, Buffer.from("guess-15")))?.code, grpc.status.RESOURCE_EXHAUSTED);
     assert.equal(log.records.filter((r) => String(r.msg).startsWith("too many failed token attempts")).length, 1);
     assert.ok(!/guess-/.test(JSON.stringify(log.records)), "no token in the log");
   });
@@ -107,12 +107,25 @@ describe("registry bounds against hostile clients", () => {
     assert.deepEqual(await scrape(), { wrongToken: 0, rateLimited: 0 });
     for (let i = 0; i < 10; i++) assert.equal((await getPeers(client, `guess-${i}`))?.code, grpc.status.PERMISSION_DENIED);
     assert.deepEqual(await scrape(), { wrongToken: 10, rateLimited: 0 });
-    // Over the budget: refused before the token is checked, on every API, the right token too.
+    // Over the budget: wrong tokens are refused as rate-limited, on every API.
     assert.equal((await getPeers(client, "guess-10"))?.code, grpc.status.RESOURCE_EXHAUSTED);
-    assert.equal((await getPeers(client, TOKEN))?.code, grpc.status.RESOURCE_EXHAUSTED);
     assert.equal((await seedCall(raw, Buffer.from("guess-11")))?.code, grpc.status.RESOURCE_EXHAUSTED);
-    assert.equal((await watchRefusal(client, TOKEN)).code, grpc.status.RESOURCE_EXHAUSTED);
-    assert.deepEqual(await scrape(), { wrongToken: 10, rateLimited: 4 });
+    assert.equal((await watchRefusal(client, "guess-12")).code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.deepEqual(await scrape(), { wrongToken: 10, rateLimited: 3 });
+  });
+
+  it("never refuses the right token because others at its address guessed wrong", async () => {
+    const { client, raw } = await registry();
+    for (let i = 0; i < 12; i++) await getPeers(client, `guess-${i}`);
+    assert.equal((await getPeers(client, "guess-12"))?.code, grpc.status.RESOURCE_EXHAUSTED, "the address is over its budget");
+    assert.equal(await getPeers(client, TOKEN), null, "GetPeers with the right token");
+    assert.equal(await seedCall(raw, Buffer.from(TOKEN)), null, "GetEndpoint with the right token");
+    const events: WatchEvent__Output[] = [];
+    const call = client.Watch({}, md(TOKEN));
+    call.on("data", (e: WatchEvent__Output) => events.push(e));
+    call.on("error", () => {});
+    cleanups.push(() => call.cancel());
+    await waitFor("a snapshot for the right token", () => events.length === 1);
   });
 });
 

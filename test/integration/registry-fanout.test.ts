@@ -44,11 +44,11 @@ async function startRegistry(watch?: WatchLimits) {
   return { wg, table, port, log, joined };
 }
 
-function grpcWatcher(port: number) {
-  const client = new v1Proto.Registry(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+function grpcWatcher(port: number, peerPublicKeys: string[] = [], options: grpc.ChannelOptions = {}) {
+  const client = new v1Proto.Registry(`127.0.0.1:${port}`, grpc.credentials.createInsecure(), options);
   const md = new grpc.Metadata();
   md.set("authorization", `Bearer ${TOKEN}`);
-  const call = client.Watch({ publicKey: "" }, md);
+  const call = client.Watch({ publicKey: "", peerPublicKeys }, md);
   const events: WatchEvent__Output[] = [];
   const state: { error: grpc.ServiceError | null } = { error: null };
   call.on("data", (e: WatchEvent__Output) => events.push(e));
@@ -61,10 +61,10 @@ function grpcWatcher(port: number) {
   return { events, state, close };
 }
 
-/** A Watch on raw HTTP/2 with a zero window: nothing reaches it until release(). */
-function stalledWatcher(port: number) {
-  const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
-  session.on("error", () => {});
+/** A Watch on raw HTTP/2 with a zero window: nothing reaches it until release(). On `session`, when given. */
+function stalledWatcher(port: number, shared?: http2.ClientHttp2Session) {
+  const session = shared ?? http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 0 } });
+  if (!shared) session.on("error", () => {});
   const req = session.request({
     ":method": "POST",
     ":path": "/wormhole.v1.Registry/Watch",
@@ -221,5 +221,67 @@ describe("registry Watch fan-out", () => {
     await waitFor("a new watcher still works", () => c.events.length === 1);
     await moveEndpoint(r, 1, 7000);
     await waitFor("change", () => c.events.length === 2);
+  });
+
+  it("one connection's unread Watch streams hold one snapshot of the budget: another connection's watcher gets its own at once", async () => {
+    const probe = await startRegistry();
+    const first = grpcWatcher(probe.port);
+    await waitFor("a snapshot to size the budget", () => first.events.length === 1);
+    const size = watchMethod.responseSerialize(first.events[0] as never).length;
+
+    // Room for three snapshots: before, the first three unread streams of one connection took it all.
+    const r = await startRegistry({ snapshotBytesInFlight: 3 * size + 10 });
+    const sessions = [0, 1].map(() => http2.connect(`http://127.0.0.1:${r.port}`, { settings: { initialWindowSize: 0 } }));
+    for (const session of sessions) {
+      session.on("error", () => {});
+      cleanups.push(() => session.destroy());
+    }
+    for (let i = 0; i < 40; i++) stalledWatcher(r.port, sessions[i % 2]);
+    await waitFor("40 unread watchers joined", () => r.joined() === 40);
+    const legit = grpcWatcher(r.port, [], { "grpc.use_local_subchannel_pool": 1 });
+    await waitFor("the other connection's snapshot", () => legit.events.length === 1);
+    assert.equal(legit.events[0]?.event, "snapshot");
+  });
+
+  it("ends a watcher that does not take its snapshot within snapshotTimeoutMs, freeing the budget for the next", async () => {
+    const r = await startRegistry({ snapshotBytesInFlight: 1, snapshotTimeoutMs: 300 });
+    const stalled = stalledWatcher(r.port);
+    await waitFor("stalled joined", () => r.joined() === 1);
+    const waiting = grpcWatcher(r.port);
+    await waitFor("the waiting watcher's snapshot once the stalled one is dropped", () => waiting.events.length === 1);
+    assert.ok(r.log.records.some((rec) => String(rec.msg).includes("did not take its snapshot within 300 ms")));
+    stalled.release();
+    await waitFor("the stalled watcher's status", () => stalled.state.status !== null);
+    assert.equal(stalled.state.status, String(grpc.status.RESOURCE_EXHAUSTED));
+  });
+
+  it("a watcher of some keys gets only those peers, in its snapshot and as they change, appear or go", async () => {
+    const r = await startRegistry();
+    const some = grpcWatcher(r.port, [key(1), key(7)]);
+    const all = grpcWatcher(r.port);
+    await waitFor("snapshots", () => some.events.length === 1 && all.events.length === 1);
+    assert.deepEqual(some.events[0]?.snapshot?.peers.map((p) => p.publicKey), [key(1)]);
+    assert.equal(some.events[0]?.snapshot?.registryPublicKey, key(99));
+    assert.equal(all.events[0]?.snapshot?.peers.length, 3);
+
+    await moveEndpoint(r, 2, 51000); // not asked for
+    await moveEndpoint(r, 1, 51001);
+    r.wg.addPeer("wg0", { publicKey: key(7), endpoint: { ip: "203.0.113.7", port: 7 }, allowedIps: ["10.0.0.7/32"] });
+    await r.table.refresh();
+    r.wg.removePeer("wg0", key(3)); // not asked for
+    r.wg.removePeer("wg0", key(1));
+    await r.table.refresh();
+    await waitFor("every event on the full watcher", () => all.events.length === 6);
+    await waitFor("three events on the filtered one", () => some.events.length >= 4);
+    const seen = some.events.slice(1).map((e) => e.changed?.publicKey ?? `-${e.removedPublicKey}`);
+    assert.deepEqual(seen, [key(1), key(7), `-${key(1)}`]);
+  });
+
+  it("refuses a Watch that asks for something that is not a key", async () => {
+    const r = await startRegistry();
+    const w = grpcWatcher(r.port, [key(1), "not-a-key"]);
+    await waitFor("the refusal", () => w.state.error !== null);
+    assert.equal(w.state.error?.code, grpc.status.INVALID_ARGUMENT);
+    assert.match(w.state.error?.details ?? "", /not a WireGuard key: `not-a-key'/);
   });
 });

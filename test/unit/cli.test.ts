@@ -79,4 +79,14 @@ describe("token files", () => {
     assert.throws(() => fromFile(two), (e: Error) => /more than one line/.test(e.message) && !e.message.includes("secret-"));
     assert.throws(() => fromFile(join(dir, "missing")), /cannot read --token-file `.*missing': no such file/);
   });
+  it("refuses a token file whose token has a space at an end or a character metadata cannot carry, never showing it", () => {
+    for (const [content, says] of [
+      ["secret-a \n", /the token in --token-file `.*' begins or ends with a space/],
+      ["secret-\tb\n", /the token in --token-file `.*' has a character gRPC metadata cannot carry/],
+    ] as const) {
+      const f = join(dir, "bad");
+      writeFileSync(f, content);
+      assert.throws(() => fromFile(f), (e: Error) => e instanceof ConfigError && says.test(e.message) && !e.message.includes("secret-"));
+    }
+  });
 });

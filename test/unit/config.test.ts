@@ -229,6 +229,23 @@ describe("environment", () => {
   it("WORMHOLE_HTTP is checked for the registry", () => {
     assert.throws(() => registryFromEnv({ WORMHOLE_HTTP: "localhost" }), /WORMHOLE_HTTP `localhost' is not a listen address/);
   });
+  it("a token gRPC metadata cannot carry, or with a space at either end, is refused without showing it", () => {
+    const cases: Array<[string, RegExp]> = [
+      ["abc8675309\tx", /WORMHOLE_TOKEN has a character gRPC metadata cannot carry \(character 11: /],
+      ["abc8675309é", /WORMHOLE_TOKEN has a character gRPC metadata cannot carry \(character 11: /],
+      ["abc8675309\u0000", /character 11/],
+      ["abc8675309 ", /WORMHOLE_TOKEN begins or ends with a space, which HTTP\/2 drops/],
+      [" abc8675309", /begins or ends with a space/],
+    ];
+    for (const [token, says] of cases) {
+      assert.throws(
+        () => nodeFromEnv({ WORMHOLE_TOKEN: token }),
+        (err: Error) => says.test(err.message) && !err.message.includes("8675309"),
+        JSON.stringify(token),
+      );
+    }
+    assert.equal(nodeFromEnv({ WORMHOLE_TOKEN: "a b~!{}" }).token, "a b~!{}", "inner spaces and punctuation are fine");
+  });
   it("a token with a newline is refused without showing it", () => {
     assert.throws(
       () => nodeFromEnv({ WORMHOLE_TOKEN: "abc8675309\nx" }),

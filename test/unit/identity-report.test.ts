@@ -49,11 +49,28 @@ describe("IdentityIndex", () => {
 describe("checkReport", () => {
   const ok = (req: object, caller: string | null = key(1)) =>
     checkReport({ publicKey: "", candidates: [], paths: [], ...req } as never, caller, new IdentityIndex(nextPeerMap(new Map(), [peer(1, ["10.200.0.2/32"])])), 1_000);
+  it("accepts NAT64 and 6to4 forms of public addresses", () => {
+    assert.ok(ok({ candidates: [{ ip: "64:ff9b::c633:6401", port: 1 }, { ip: "2002:c633:6401::1", port: 1 }] }).ok);
+  });
   it("accepts a node's own candidates and paths", () => {
     const v = ok({ publicKey: key(1), candidates: [{ ip: "192.168.1.10", port: 51820 }], paths: [{ peerPublicKey: key(2), kind: "PATH_KIND_LAN", sinceUnixMs: 500, endpoint: { ip: "192.168.1.11", port: 51820 }, rttMs: 0 }] });
     assert.ok(v.ok);
     assert.deepEqual(v.report.candidates, [{ ip: "192.168.1.10", port: 51820 }]);
     assert.deepEqual(v.report.paths, [{ peerPublicKey: key(2), kind: "lan", sinceMs: 500, endpoint: { ip: "192.168.1.11", port: 51820 } }]);
+  });
+  it("leaves out relayed paths to keys that are not peers of the registry, and keeps the rest", () => {
+    const path = (n: number, kind: string) => ({ peerPublicKey: key(n), kind, sinceUnixMs: 500, endpoint: null, rttMs: 0 });
+    const req = { publicKey: key(1), candidates: [], paths: [path(2, "PATH_KIND_RELAYED"), path(3, "PATH_KIND_RELAYED"), path(3, "PATH_KIND_DIRECT")] };
+    const index = new IdentityIndex(nextPeerMap(new Map(), [peer(1, ["10.200.0.2/32"])]));
+    const v = checkReport(req as never, key(1), index, 1_000, (k) => k === key(1) || k === key(2));
+    assert.ok(v.ok);
+    assert.deepEqual(
+      v.report.paths.map((p) => [p.peerPublicKey, p.kind]),
+      [
+        [key(2), "relayed"],
+        [key(3), "direct"],
+      ],
+    );
   });
   const refusals: Array<[string, object, string | null, grpc.status, RegExp]> = [
     ["an unidentified caller", {}, null, grpc.status.PERMISSION_DENIED, /tunnel address/],
@@ -61,6 +78,9 @@ describe("checkReport", () => {
     ["a loopback candidate", { candidates: [{ ip: "127.0.0.1", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /`127.0.0.1' is a loopback/],
     ["an unspecified candidate", { candidates: [{ ip: "0.0.0.0", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /unspecified/],
     ["a multicast candidate", { candidates: [{ ip: "ff02::1", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /multicast/],
+    ["a zoned candidate", { candidates: [{ ip: "2001:db8::1%eth0", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /IPv6 zone/],
+    ["a NAT64 form of loopback", { candidates: [{ ip: "64:ff9b::7f00:1", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /NAT64 for 127.0.0.1, a loopback address/],
+    ["a 6to4 form of loopback", { candidates: [{ ip: "2002:7f00:1::1", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /6to4 for 127.0.0.1, a loopback address/],
     ["a candidate inside the tunnel", { candidates: [{ ip: "10.200.0.2", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /inside the tunnel/],
     ["a port out of range", { candidates: [{ ip: "192.168.1.1", port: 70000 }] }, key(1), grpc.status.INVALID_ARGUMENT, /port is not in 1-65535: `70000'/],
     ["a bad address", { candidates: [{ ip: "192.168.1", port: 1 }] }, key(1), grpc.status.INVALID_ARGUMENT, /`192.168.1'/],

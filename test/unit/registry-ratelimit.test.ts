@@ -213,7 +213,7 @@ function callWatch(watch: (call: never) => void, peer: string, token: string): P
 }
 
 describe("token checks in the gRPC handlers", () => {
-  it("after a burst of wrong tokens from one address, every API refuses it with RESOURCE_EXHAUSTED before checking its token", async () => {
+  it("after a burst of wrong tokens from one address, every API refuses its wrong tokens with RESOURCE_EXHAUSTED, never its right one", async () => {
     const clock = new FakeClock();
     const h = await handlers(new FailureLimiter({ burst: 3, refillMs: 10_000, clock }));
     const attacker = "ipv4:203.0.113.5:5555";
@@ -225,19 +225,20 @@ describe("token checks in the gRPC handlers", () => {
     const refused = await callUnary(h.v1.GetPeers as Unary, attacker, "guess-4");
     assert.equal(refused.code, grpc.status.RESOURCE_EXHAUSTED);
     assert.equal(refused.details, "too many failed token attempts from this address; retry in 10s");
-    // Over budget, even the right token is not looked at.
-    assert.equal((await callUnary(h.seed.GetEndpoint as Unary, attacker, TOKEN)).code, grpc.status.RESOURCE_EXHAUSTED);
-    assert.equal((await callUnary(h.v1.Report as Unary, attacker, TOKEN)).code, grpc.status.RESOURCE_EXHAUSTED);
-    assert.equal(await callWatch(h.v1.Watch, attacker, TOKEN), grpc.status.RESOURCE_EXHAUSTED);
+    // Over budget, wrong tokens are refused as rate-limited; the right one is served.
+    assert.equal((await callUnary(h.seed.GetEndpoint as Unary, attacker, "guess-5")).code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(await callWatch(h.v1.Watch, attacker, "guess-6"), grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal((await callUnary(h.seed.GetEndpoint as Unary, attacker, TOKEN)).code, 0);
+    assert.equal((await callUnary(h.v1.GetPeers as Unary, attacker, TOKEN)).code, 0);
     // Another address is not affected.
     assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv4:198.51.100.7:1", TOKEN)).code, 0);
 
     clock.advance(10_000);
-    assert.equal((await callUnary(h.v1.GetPeers as Unary, attacker, TOKEN)).code, 0, "one token refilled: the right token works");
+    assert.equal((await callUnary(h.v1.GetPeers as Unary, attacker, "guess-7")).code, grpc.status.PERMISSION_DENIED, "one token refilled: one more try");
 
     // Logged: each wrong token, and the refusals once; never a token.
     const records = h.log.records;
-    assert.equal(records.filter((r) => r.msg === "refused a call with a wrong token").length, 3);
+    assert.equal(records.filter((r) => r.msg === "refused a call with a wrong token").length, 4);
     assert.equal(records.filter((r) => String(r.msg).startsWith("too many failed token attempts")).length, 1);
     assert.ok(!/guess-|right-token/.test(h.log.text()), "no token in the log");
   });
@@ -247,18 +248,19 @@ describe("token checks in the gRPC handlers", () => {
     const h = await handlers(new FailureLimiter({ burst: 1, refillMs: 60_000, clock }));
     for (let i = 0; i < 50; i++) assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv4:203.0.113.5:1", TOKEN)).code, 0);
     assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv4:203.0.113.5:1", "wrong")).code, grpc.status.PERMISSION_DENIED);
-    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv4:203.0.113.5:1", TOKEN)).code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv4:203.0.113.5:1", "wrong")).code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv4:203.0.113.5:1", TOKEN)).code, 0, "the right token still works");
   });
 
   it("counts an IPv6 /64 as one source, but a tunnel peer's own address alone", async () => {
     const clock = new FakeClock();
     const h = await handlers(new FailureLimiter({ burst: 1, refillMs: 60_000, clock }));
     assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv6:[2001:db8:0:1::1]:1", "wrong")).code, grpc.status.PERMISSION_DENIED);
-    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv6:[2001:db8:0:1::2]:1", TOKEN)).code, grpc.status.RESOURCE_EXHAUSTED, "same /64");
-    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv6:[2001:db8:0:2::1]:1", TOKEN)).code, 0, "another /64");
+    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv6:[2001:db8:0:1::2]:1", "wrong")).code, grpc.status.RESOURCE_EXHAUSTED, "same /64");
+    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv6:[2001:db8:0:2::1]:1", "wrong")).code, grpc.status.PERMISSION_DENIED, "another /64");
 
     assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv6:[fd00::77]:1", "wrong")).code, grpc.status.PERMISSION_DENIED);
-    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv6:[fd00::2]:1", TOKEN)).code, 0, "the tunnel peer fd00::2/128 is not blamed for fd00::77");
+    assert.equal((await callUnary(h.v1.GetPeers as Unary, "ipv6:[fd00::2]:1", "wrong")).code, grpc.status.PERMISSION_DENIED, "the tunnel peer fd00::2/128 is not blamed for fd00::77");
   });
 
   it("a registry without a token limits nothing", async () => {

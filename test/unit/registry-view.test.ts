@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { relayedPairs } from "../../src/registry/metrics.js";
+import { statusPageHostAllowed } from "../../src/registry/http.js";
+import { seedProto } from "../../src/rpc/proto.js";
 import { PeerTable } from "../../src/registry/table.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
 import { captureLogger } from "../support/logs.js";
@@ -41,16 +43,24 @@ describe("seedReply", () => {
       pubKey: key(9),
       Peers: [
         { pubKey: key(1), lastHandshakeUnixTimestamp: 1_700_000_000, TransmitBytes: 20, ReceiveBytes: 10, AllowedIPs: ["10.200.0.1/32"], endpointIP: "198.51.100.1", endpointPort: 4000 },
-        { pubKey: key(2), lastHandshakeUnixTimestamp: 0, TransmitBytes: 0, ReceiveBytes: 0, AllowedIPs: ["10.200.0.2/32", "fd00::2/128"], endpointIP: "2001:db8::2", endpointPort: 51820 },
+        { pubKey: key(2), AllowedIPs: ["10.200.0.2/32", "fd00::2/128"], endpointIP: "2001:db8::2", endpointPort: 51820 },
       ],
     });
   });
 
-  it("says userspace for a userspace device and leaves a missing endpoint empty", () => {
+  it("says userspace for a userspace device and leaves a missing endpoint out", () => {
     const reply = seedReply({ name: "wg1", type: "userspace", publicKey: key(9), listenPort: 1, peers: [peer(1)] });
     assert.equal(reply.deviceType, "userspace");
-    assert.equal(reply.Peers?.[0]?.endpointIP, "");
-    assert.equal(reply.Peers?.[0]?.endpointPort, 0);
+    assert.equal(reply.Peers?.[0]?.endpointIP, undefined);
+    assert.equal(reply.Peers?.[0]?.endpointPort, undefined);
+  });
+
+  it("puts no zero value on the wire, as the seed's Go protobuf did", () => {
+    const bytes = seedProto.Registry.service.GetEndpoint.responseSerialize(
+      seedReply({ name: "wg1", type: "userspace", publicKey: key(9), listenPort: 1, peers: [peer(1, { allowedIps: [] })] }),
+    );
+    const decodedPeer = Buffer.concat([Buffer.from([0x12, 44]), Buffer.from(key(1))]); // field 2 (pubKey), and nothing else
+    assert.ok(bytes.subarray(bytes.length - decodedPeer.length - 2).equals(Buffer.concat([Buffer.from([0x22, decodedPeer.length]), decodedPeer])));
   });
 });
 
@@ -118,7 +128,8 @@ describe("PeerTable.report: what Watch hears of", () => {
         ["direct -> down: served by GetPeers only", [path("down")], 1],
         ["down -> relayed: the peer must hear it", [path("relayed")], 2],
         ["still relayed", [path("relayed")], 2],
-        ["relayed -> direct", [path("direct")], 3],
+        ["relayed, by another endpoint: Watch shows it", [{ ...path("relayed"), endpoint: { ip: "198.51.100.2", port: 2 } }], 3],
+        ["relayed -> direct", [path("direct")], 4],
       ];
       for (const [name, paths, want] of steps) {
         table.report(key(1), { candidates: cand, paths, atMs: 0 });
@@ -128,4 +139,24 @@ describe("PeerTable.report: what Watch hears of", () => {
       table.stop();
     }
   });
+});
+
+describe("statusPageHostAllowed", () => {
+  const cases: Array<[string | undefined, boolean]> = [
+    [undefined, true],
+    ["127.0.0.1", true],
+    ["127.0.0.1:9638", true],
+    ["[::1]:9638", true],
+    ["[::1]", true],
+    ["localhost:9638", true],
+    ["LOCALHOST", true],
+    ["10.200.0.1:9638", true],
+    ["rebind.attacker.example", false],
+    ["rebind.attacker.example:9638", false],
+    ["localhost.attacker.example", false],
+    ["", false],
+    [":9638", false],
+    ["[not-an-ip]:1", false],
+  ];
+  for (const [host, want] of cases) it(`${JSON.stringify(host)} -> ${want}`, () => assert.equal(statusPageHostAllowed(host), want));
 });

@@ -3,8 +3,10 @@
 
 export interface WatchRequest {
   'publicKey'?: (string);
+  'peerPublicKeys'?: (string)[];
 }
 
 export interface WatchRequest__Output {
   'publicKey': (string);
+  'peerPublicKeys': (string)[];
 }
