@@ -143,10 +143,16 @@ export function createSeedHttpHandler(options: SeedHttpOptions): (req: IncomingM
       send(req, res, request.reply);
       return;
     }
-    if (token !== null) {
+    // As the gRPC API: a right token is always served, whatever others at its address got wrong.
+    if (token !== null && (request.token === null || !tokenMatches(token, request.token))) {
+      // No token at all is no guess (a browser's /favicon.ico): refused, not counted.
+      if (request.token === null) {
+        send(req, res, FORBIDDEN);
+        return;
+      }
       const address = req.socket.remoteAddress ?? "unknown";
       const from = address.includes(":") ? `[${address}]:${req.socket.remotePort ?? 0}` : `${address}:${req.socket.remotePort ?? 0}`;
-      // As the gRPC API counts them: a tunnel peer alone, anyone else by address (IPv6: by /64).
+      // Counted as the gRPC API counts them: a tunnel peer alone, anyone else by address (IPv6: by /64).
       const ip = callerIp(from);
       const source = ip !== null && table.identity.keyOf(ip) !== null ? ip : sourceKey(from);
       const refusal = limiter.check(source);
@@ -160,15 +166,10 @@ export function createSeedHttpHandler(options: SeedHttpOptions): (req: IncomingM
         });
         return;
       }
-      if (request.token === null || !tokenMatches(token, request.token)) {
-        // No token at all is no guess (a browser's /favicon.ico): refused, not counted.
-        if (request.token !== null) {
-          limiter.fail(source);
-          logger.warn({ from, api: "seed-http" }, "refused a call with a wrong token");
-        }
-        send(req, res, FORBIDDEN);
-        return;
-      }
+      limiter.fail(source);
+      logger.warn({ from, api: "seed-http" }, "refused a call with a wrong token");
+      send(req, res, FORBIDDEN);
+      return;
     }
     const error = table.lastError ? `cannot read WireGuard interface ${options.iface}: ${table.lastError.message}` : null;
     send(req, res, { status: 200, body: seedWatchBody({ peers: table.peers, error }, options.watchPeerKey) });

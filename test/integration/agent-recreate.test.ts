@@ -55,9 +55,10 @@ describe("re-creating a peer", () => {
         ],
       },
     ]);
-    // Read 1 is the pass's (no session with Bob: punch him); read 2 is the check just before the write.
+    // Read 1 is the start's (which peers to ask the registry about), read 2 the pass's (no session with
+    // Bob: punch him), read 3 the check just before the write.
     wg.beforeRead = (n) => {
-      if (n === 2) wg.setHandshake("wg0", BOB, Date.now());
+      if (n === 3) wg.setHandshake("wg0", BOB, Date.now());
     };
     const log = captureLogger();
     const agent = new NodeAgent({
@@ -74,7 +75,7 @@ describe("re-creating a peer", () => {
     });
     agents.push(agent);
     agent.start();
-    await waitFor("the agent to look again after skipping", () => wg.reads >= 3);
+    await waitFor("the agent to look again after skipping", () => wg.reads >= 4);
     await agent.reconcile();
     assert.ok(log.records.some((r) => String(r.msg).startsWith("not re-creating the peer: it handshook since the decision")));
     assert.ok(!wg.calls.some((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)), "Bob's fresh session was dropped");

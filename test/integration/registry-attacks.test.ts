@@ -245,7 +245,7 @@ function v1Client(port: number) {
   return client;
 }
 
-type PathMsg = { peerPublicKey: string; kind: "PATH_KIND_RELAYED" | "PATH_KIND_DIRECT"; sinceUnixMs: number; endpoint: null };
+type PathMsg = { peerPublicKey: string; kind: "PATH_KIND_RELAYED" | "PATH_KIND_DIRECT" | "PATH_KIND_DOWN"; sinceUnixMs: number; endpoint: null };
 
 function report(client: InstanceType<typeof v1Proto.Registry>, paths: PathMsg[]): Promise<grpc.ServiceError | null> {
   return new Promise((resolve) => client.Report({ publicKey: key(1), candidates: [], paths }, bearer(), (err) => resolve(err)));
@@ -264,7 +264,7 @@ describe("reports from an identified node", () => {
     assert.match(refused?.details ?? "", /^too many reports from this node; report again in 1s$/);
   });
 
-  it("relayed paths to keys that are not the registry's peers never reach watchers; a report that changes nothing they see encodes no snapshot", async () => {
+  it("paths to keys that are not the registry's peers never reach watchers; a report that changes nothing they see encodes no snapshot", async () => {
     const { reg } = await registry();
     const client = v1Client(reg.port);
     const watchMethod = v1Proto.Registry.service.Watch;
@@ -284,11 +284,11 @@ describe("reports from an identified node", () => {
       assert.equal(encoded, 1);
       // Direct paths only: nothing a watcher sees.
       assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }]), null);
-      // A relayed path to a stranger: left out, so nothing changes either.
-      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }, { peerPublicKey: key(50), kind: "PATH_KIND_RELAYED", sinceUnixMs: 1, endpoint: null }]), null);
-      // A relayed path to a peer: one change event, seen by the watcher.
-      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_RELAYED", sinceUnixMs: 1, endpoint: null }]), null);
-      await waitFor("the relayed path's event", () => events.length === 2);
+      // A down path to a stranger: left out, so nothing changes either.
+      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }, { peerPublicKey: key(50), kind: "PATH_KIND_DOWN", sinceUnixMs: 1, endpoint: null }]), null);
+      // A down path to a peer: one change event, seen by the watcher.
+      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DOWN", sinceUnixMs: 1, endpoint: null }]), null);
+      await waitFor("the down path's event", () => events.length === 2);
       assert.deepEqual(events[1]?.changed?.paths.map((p) => p.peerPublicKey), [key(2)]);
       assert.equal(encoded, 2, "the snapshot was not encoded again: only the one change event");
     } finally {

@@ -226,17 +226,20 @@ describe("seed HTTP watch: failed tokens are limited like gRPC's, in one budget"
   const getPeers = (client: InstanceType<typeof v1Proto.Registry>, token: string) =>
     new Promise<grpc.ServiceError | null>((resolve) => client.GetPeers({}, md(token), (err) => resolve(err)));
 
-  it("ten wrong tokens, then even the right one gets 429 with Retry-After, on HTTP and on gRPC", async () => {
+  it("ten wrong tokens, then the next wrong one gets 429 with Retry-After, on HTTP and on gRPC; the right token is still served", async () => {
     const { reg, log } = await registry({ address: LOOPBACK, watchPeerKey: ALICE });
     for (let i = 0; i < 10; i++) assert.equal((await get(reg, `/?t=guess-${i}`)).status, 403, `guess ${i}`);
-    const r = await get(reg, `/?t=${TOKEN}`);
+    const r = await get(reg, "/?t=guess-10");
     assert.equal(r.status, 429);
     assert.match(r.body, /^429 Too Many Requests: too many failed token attempts from this address; retry in [1-6]s\n$/);
     assert.match(r.headers.get("retry-after") ?? "", /^[1-6]$/);
     assert.doesNotMatch(r.body, /198\.51\.100\.10/);
+    const right = await get(reg, `/?t=${TOKEN}`);
+    assert.equal(right.status, 200, "a right token is never refused for others' guesses");
+    assert.equal(right.body, "198.51.100.10:40000");
     const client = new v1Proto.Registry(`127.0.0.1:${reg.port}`, grpc.credentials.createInsecure());
     cleanups.push(() => client.close());
-    assert.equal((await getPeers(client, TOKEN))?.code, grpc.status.RESOURCE_EXHAUSTED, "the gRPC API shares the budget");
+    assert.equal((await getPeers(client, "guess-grpc"))?.code, grpc.status.RESOURCE_EXHAUSTED, "the gRPC API shares the budget");
     assert.equal(log.records.filter((x) => String(x.msg).startsWith("too many failed token attempts")).length, 1, "logged once");
   });
 
@@ -245,7 +248,8 @@ describe("seed HTTP watch: failed tokens are limited like gRPC's, in one budget"
     const client = new v1Proto.Registry(`127.0.0.1:${reg.port}`, grpc.credentials.createInsecure());
     cleanups.push(() => client.close());
     for (let i = 0; i < 10; i++) assert.equal((await getPeers(client, `guess-${i}`))?.code, grpc.status.PERMISSION_DENIED);
-    assert.equal((await get(reg, `/?t=${TOKEN}`)).status, 429);
+    assert.equal((await get(reg, "/?t=guess-http")).status, 429);
+    assert.equal((await get(reg, `/?t=${TOKEN}`)).status, 200);
   });
 
   it("requests without any token (a browser's /favicon.ico) are refused but not counted", async () => {

@@ -58,9 +58,9 @@ describe("checkReport", () => {
     assert.deepEqual(v.report.candidates, [{ ip: "192.168.1.10", port: 51820 }]);
     assert.deepEqual(v.report.paths, [{ peerPublicKey: key(2), kind: "lan", sinceMs: 500, endpoint: { ip: "192.168.1.11", port: 51820 } }]);
   });
-  it("leaves out relayed paths to keys that are not peers of the registry, and keeps the rest", () => {
+  it("leaves out paths to keys that are not peers of the registry, whatever their kind, and keeps the rest", () => {
     const path = (n: number, kind: string) => ({ peerPublicKey: key(n), kind, sinceUnixMs: 500, endpoint: null, rttMs: 0 });
-    const req = { publicKey: key(1), candidates: [], paths: [path(2, "PATH_KIND_RELAYED"), path(3, "PATH_KIND_RELAYED"), path(3, "PATH_KIND_DIRECT")] };
+    const req = { publicKey: key(1), candidates: [], paths: [path(2, "PATH_KIND_RELAYED"), path(3, "PATH_KIND_RELAYED"), path(3, "PATH_KIND_DOWN"), path(2, "PATH_KIND_DIRECT"), path(3, "PATH_KIND_DIRECT")] };
     const index = new IdentityIndex(nextPeerMap(new Map(), [peer(1, ["10.200.0.2/32"])]));
     const v = checkReport(req as never, key(1), index, 1_000, (k) => k === key(1) || k === key(2));
     assert.ok(v.ok);
@@ -68,7 +68,7 @@ describe("checkReport", () => {
       v.report.paths.map((p) => [p.peerPublicKey, p.kind]),
       [
         [key(2), "relayed"],
-        [key(3), "direct"],
+        [key(2), "direct"],
       ],
     );
   });

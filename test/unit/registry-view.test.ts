@@ -113,7 +113,7 @@ describe("relayedPairs (the metric)", () => {
 });
 
 describe("PeerTable.report: what Watch hears of", () => {
-  it("a report whose candidates or relayed peers changed; not one whose other paths changed", async () => {
+  it("a report whose candidates or down paths changed; not one whose other paths changed", async () => {
     const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9), peers: [{ publicKey: key(1), allowedIps: ["10.200.0.2/32"] }, { publicKey: key(2), allowedIps: ["10.200.0.3/32"] }] }]);
     const table = new PeerTable({ wg, iface: "wg0", pollIntervalMs: 60_000, logger: captureLogger().logger });
     await table.start();
@@ -121,15 +121,15 @@ describe("PeerTable.report: what Watch hears of", () => {
       let events = 0;
       table.subscribe(() => events++);
       const cand = [{ ip: "192.168.1.2", port: 51820 }];
-      const path = (kind: PathKind) => ({ peerPublicKey: key(2), kind, sinceMs: 0, endpoint: null });
+      const path = (kind: PathKind, sinceMs = 0) => ({ peerPublicKey: key(2), kind, sinceMs, endpoint: null });
       const steps: Array<[string, PathState[], number]> = [
         ["the first report", [path("direct")], 1],
         ["the same again", [path("direct")], 1],
-        ["direct -> down: served by GetPeers only", [path("down")], 1],
-        ["down -> relayed: the peer must hear it", [path("relayed")], 2],
-        ["still relayed", [path("relayed")], 2],
-        ["relayed, by another endpoint: Watch shows it", [{ ...path("relayed"), endpoint: { ip: "198.51.100.2", port: 2 } }], 3],
-        ["relayed -> direct", [path("direct")], 4],
+        ["direct -> relayed: served by GetPeers only", [path("relayed")], 1],
+        ["relayed -> down: the peer must hear it", [path("down")], 2],
+        ["still down", [path("down")], 2],
+        ["down since a new punch: Watch shows it", [path("down", 5)], 3],
+        ["down -> direct", [path("direct")], 4],
       ];
       for (const [name, paths, want] of steps) {
         table.report(key(1), { candidates: cand, paths, atMs: 0 });
