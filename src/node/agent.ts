@@ -13,7 +13,7 @@ import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import type { PathState } from "../util/path.js";
 import { NO_NAMES } from "../config/names.js";
-import { localCandidates } from "./candidates.js";
+import { hasGlobalIpv6, localCandidates } from "./candidates.js";
 import { tunnelCheck } from "./validate.js";
 import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
 import { planRelay, type RelayDecision, type RelayEntry } from "./relay.js";
@@ -223,6 +223,9 @@ export class NodeAgent {
     // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
     // Only this device's peers matter: decide() looks at nothing else.
     const inTunnel = tunnelCheck(device);
+    // Our own candidates: reported to the registry, and whether we have global IPv6 (then peers' IPv6 candidates are tried first).
+    const own = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), new Set(this.devices.keys()), device);
+    const selfIpv6 = hasGlobalIpv6(own);
     const endpoints = new Map<string, Endpoint | null>();
     const candidates = new Map<string, readonly Endpoint[]>();
     const targets = new Map<string, readonly Endpoint[]>();
@@ -231,7 +234,7 @@ export class NodeAgent {
       if (ep !== undefined && (ep === null || !inTunnel(ep))) endpoints.set(p.publicKey, ep);
       const cs = view.candidates.get(p.publicKey)?.filter((c) => !inTunnel(c));
       if (cs && cs.length > 0) candidates.set(p.publicKey, cs);
-      if (ep) targets.set(p.publicKey, targetsFor(ep, cs ?? [], self));
+      if (ep) targets.set(p.publicKey, targetsFor(ep, cs ?? [], self, selfIpv6));
     }
 
     const relay = planRelay({
@@ -263,6 +266,7 @@ export class NodeAgent {
       registry: endpoints,
       candidates,
       selfEndpoint: self,
+      selfIpv6,
       applied,
       nowMs: now,
       selfMoved,
@@ -294,7 +298,7 @@ export class NodeAgent {
     // Reports go to the registry we talk to (which it is needs no proof for that): when it names a peer we have as itself.
     const registryKey = registry?.publicKey ?? (device.peers.some((p) => p.publicKey === view.registryPublicKey) ? view.registryPublicKey : null);
     this.notePaths(iface, device, view, registryKey, now, link);
-    if (registryKey) this.reportIfChanged(iface, device, view);
+    if (registryKey) this.reportIfChanged(iface, device, view, own);
   }
 
   /** The WireGuard updates that carry out the relay planner's decisions. */
@@ -454,13 +458,11 @@ export class NodeAgent {
   }
 
   /**
-   * Tells the registry this interface's LAN candidates and its paths, when
+   * Tells the registry this interface's candidates (LAN and global IPv6 addresses) and its paths, when
    * they changed or the registry connection is new. Not awaited: a slow or
    * refusing registry never holds up the WireGuard work.
    */
-  private reportIfChanged(iface: string, device: WgDevice, view: RegistryView): void {
-    const wgNames = new Set(this.devices.keys());
-    const candidates = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), wgNames, device);
+  private reportIfChanged(iface: string, device: WgDevice, view: RegistryView, candidates: readonly Endpoint[]): void {
     const paths = this.paths.get(iface) ?? new Map<string, PathState>();
     const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind])]);
     if (this.reportDigest.get(iface) === digest) return;

@@ -39,6 +39,11 @@
  *     re-creates (initiates) only if no handshake came within KICK_MS. For a
  *     direct try, the agent makes the non-initiating end send a packet on
  *     its old session at once, which opens its NAT for the initiation.
+ *  7. A relayed peer whose first place to look changed since it was relayed
+ *     (it reported a new candidate, typically its IPv6 address, once its
+ *     agent started) is tried there at once, not at the next round: the peer
+ *     learned our candidates at the same moment and punches us now, so both
+ *     ends' firewalls open together. The try counts like any other.
  *  Peers with a preshared key are relayed and tried by setting the endpoint
  *  only (re-creating would lose the key, which is never read): WireGuard's
  *  next handshake retry (5 s at most) then goes the new way.
@@ -69,6 +74,8 @@ export interface RelayEntry {
   readonly nextTryMs: number;
   /** This end has re-created the peer since it was (re)relayed: it initiated. */
   readonly initiated: boolean;
+  /** The first place to look for the peer when it was relayed or last tried (rule 7); null: none known. */
+  readonly lead: Endpoint | null;
 }
 
 export interface RelayInput {
@@ -146,12 +153,13 @@ export function planRelay(input: RelayInput): RelayResult {
   const initiates = (peer: WgPeer) => !peer.hasPresharedKey && self < peer.publicKey;
   const decide = (peer: WgPeer, action: RelayAction, recreate: boolean, reason: string, endpoint?: Endpoint) =>
     decisions.push({ publicKey: peer.publicKey, action, recreate, reason, ...(endpoint ? { endpoint } : {}) });
-  const relayedEntry = (tries: number, sinceMs: number, initiated: boolean): RelayEntry => {
+  const relayedEntry = (tries: number, sinceMs: number, initiated: boolean, lead: Endpoint | null): RelayEntry => {
     const nextTryMs = nextTry(now + quietMs, tries, roundMs);
     due(nextTryMs);
     if (!initiated) due(now + kickMs);
-    return { sinceMs, phase: "relayed", atMs: now, tries, nextTryMs, initiated };
+    return { sinceMs, phase: "relayed", atMs: now, tries, nextTryMs, initiated, lead };
   };
+  const leadOf = (key: string): Endpoint | null => input.targets.get(key)?.[0] ?? null;
 
   for (const peer of input.device.peers) {
     const key = peer.publicKey;
@@ -168,11 +176,16 @@ export function planRelay(input: RelayInput): RelayResult {
         if (!onRelay && working(peer, now, healthyMs) && peer.endpoint) {
           state.delete(key);
           decide(peer, "direct-again", false, "the peer reached us directly; no longer relayed");
-        } else if (now >= entry.nextTryMs && input.targets.get(key)?.[0]) {
-          const to = input.targets.get(key)?.[0] as Endpoint;
-          state.set(key, { ...entry, phase: "trying", atMs: now });
+        } else if (now >= entry.nextTryMs && leadOf(key)) {
+          const to = leadOf(key) as Endpoint;
+          state.set(key, { ...entry, phase: "trying", atMs: now, lead: to });
           due(now + tryMs);
           decide(peer, "try-direct", initiates(peer), `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
+        } else if (entry.lead !== null && leadOf(key) && !endpointsEqual(entry.lead, leadOf(key))) {
+          const to = leadOf(key) as Endpoint;
+          state.set(key, { ...entry, phase: "trying", atMs: now, lead: to });
+          due(now + tryMs);
+          decide(peer, "try-direct", initiates(peer), `relayed; the peer is now to be found first at a new place: trying it directly (try ${entry.tries + 1})`, to);
         } else if (!entry.initiated && !peer.hasPresharedKey && peer.lastHandshakeMs < entry.atMs && now - entry.atMs >= kickMs) {
           state.set(key, { ...entry, initiated: true });
           decide(peer, "kick", true, `no handshake through the relay ${kickMs} ms after relaying; initiating`);
@@ -187,7 +200,7 @@ export function planRelay(input: RelayInput): RelayResult {
         state.delete(key);
         decide(peer, "direct-again", false, "a direct handshake succeeded; no longer relayed");
       } else if (now - entry.atMs >= tryMs) {
-        const next = relayedEntry(entry.tries + 1, entry.sinceMs, initiates(peer));
+        const next = relayedEntry(entry.tries + 1, entry.sinceMs, initiates(peer), entry.lead);
         state.set(key, next);
         decide(peer, "relay-again", initiates(peer), `no direct handshake within ${tryMs} ms; relayed again, next try in ${Math.round((next.nextTryMs - now) / 1000)} s`);
       } else {
@@ -196,7 +209,7 @@ export function planRelay(input: RelayInput): RelayResult {
       continue;
     }
     if (onRelay) {
-      state.set(key, relayedEntry(0, now, true));
+      state.set(key, relayedEntry(0, now, true, leadOf(key)));
       decide(peer, "adopt", false, "the peer reaches us through the relay; relayed");
       continue;
     }
@@ -211,7 +224,7 @@ export function planRelay(input: RelayInput): RelayResult {
       due(waitUntil);
       continue;
     }
-    state.set(key, relayedEntry(0, now, initiates(peer)));
+    state.set(key, relayedEntry(0, now, initiates(peer), leadOf(key)));
     decide(peer, "relay", initiates(peer), `no direct handshake ${Math.round((now - record.atMs) / 100) / 10} s after punching; relaying through the registry (end to end encrypted)`);
   }
   return { state, decisions, nextDueMs };

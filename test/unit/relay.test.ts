@@ -38,7 +38,7 @@ const input = (over: Partial<RelayInput>): RelayInput => ({
   nowMs: NOW,
   ...over,
 });
-const relayed = (over: Partial<RelayEntry> = {}): RelayEntry => ({ sinceMs: NOW - 60_000, phase: "relayed", atMs: NOW - 60_000, tries: 0, nextTryMs: NOW + 5_000, initiated: true, ...over });
+const relayed = (over: Partial<RelayEntry> = {}): RelayEntry => ({ sinceMs: NOW - 60_000, phase: "relayed", atMs: NOW - 60_000, tries: 0, nextTryMs: NOW + 5_000, initiated: true, lead: B_EP, ...over });
 
 describe("planRelay", () => {
   it("relays a peer whose punch got no handshake within RELAY_AFTER_MS, and schedules the first direct try after the quiet time", () => {
@@ -48,7 +48,7 @@ describe("planRelay", () => {
       r.decisions.map((d) => [d.publicKey, d.action, d.recreate]),
       [[B, "relay", true]],
     );
-    assert.deepEqual(r.state.get(B), { sinceMs: NOW, phase: "relayed", atMs: NOW, tries: 0, nextTryMs: nextTry(NOW + QUIET_MS, 0), initiated: true });
+    assert.deepEqual(r.state.get(B), { sinceMs: NOW, phase: "relayed", atMs: NOW, tries: 0, nextTryMs: nextTry(NOW + QUIET_MS, 0), initiated: true, lead: B_EP });
     assert.equal(r.nextDueMs, nextTry(NOW + QUIET_MS, 0));
   });
 
@@ -108,7 +108,7 @@ describe("planRelay", () => {
     const later = NOW + TRY_DIRECT_MS;
     const back = planRelay(input({ nowMs: later, state: at.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
     assert.deepEqual(back.decisions.map((d) => d.action), ["relay-again"]);
-    assert.deepEqual(back.state.get(B), { sinceMs: NOW - 60_000, phase: "relayed", atMs: later, tries: 1, nextTryMs: nextTry(later + QUIET_MS, 1), initiated: true });
+    assert.deepEqual(back.state.get(B), { sinceMs: NOW - 60_000, phase: "relayed", atMs: later, tries: 1, nextTryMs: nextTry(later + QUIET_MS, 1), initiated: true, lead: B_EP });
   });
 
   it("is direct again when a try gets a handshake", () => {
@@ -127,6 +127,37 @@ describe("planRelay", () => {
     const r = planRelay(input({ state: new Map([[B, relayed()]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100 }) }));
     assert.deepEqual(r.decisions, []);
     assert.equal(r.nextDueMs, NOW + 5_000);
+  });
+
+  describe("a new first place while relayed (rule 7)", () => {
+    const B6: Endpoint = { ip: "2001:db8:2:1::10", port: 51820 };
+    const onRelay = device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100 });
+    it("the peer reported its IPv6 address: tried there at once, long before the next round", () => {
+      const r = planRelay(input({ state: new Map([[B, relayed()]]), device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B6, true]]);
+      assert.deepEqual(r.state.get(B), { ...relayed(), phase: "trying", atMs: NOW, lead: B6 });
+      assert.equal(r.nextDueMs, NOW + TRY_DIRECT_MS);
+    });
+    it("the end with the higher key sets the endpoint only (and the agent pokes it), as for any try", () => {
+      const higher = { ...onRelay, publicKey: key(3) };
+      const r = planRelay(input({ state: new Map([[B, relayed()]]), device: higher, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["try-direct", false]]);
+    });
+    it("that try failed: relayed again, and the same place is not tried again before the next round", () => {
+      const tried = planRelay(input({ state: new Map([[B, relayed()]]), device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      const back = planRelay(input({ nowMs: NOW + TRY_DIRECT_MS, state: tried.state, device: device({ endpoint: B6 }), targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(back.decisions.map((d) => d.action), ["relay-again"]);
+      const after = planRelay(input({ nowMs: NOW + TRY_DIRECT_MS + 1_000, state: back.state, device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(after.decisions, []);
+    });
+    it("the same first place as when relayed: waits for the round", () => {
+      const r = planRelay(input({ state: new Map([[B, relayed()]]), device: onRelay }));
+      assert.deepEqual(r.decisions, []);
+    });
+    it("no first place known when relayed (an entry without one): waits for the round", () => {
+      const r = planRelay(input({ state: new Map([[B, relayed({ lead: null })]]), device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions, []);
+    });
   });
 
   it("hands relayed peers back when the registry stops relaying", () => {
