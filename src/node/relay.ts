@@ -42,14 +42,27 @@
  *  7. A relayed peer whose first place to look changed since it was relayed
  *     (it reported a new candidate, typically its IPv6 address, once its
  *     agent started) is tried there at once, not at the next round: the peer
- *     learned our candidates at the same moment and punches us now, so both
- *     ends' firewalls open together. The try counts like any other.
+ *     learned our candidates at the same moment and tries us now, so both
+ *     ends' firewalls open together. So is a peer adopted (2) before this end
+ *     punched anywhere, when its first place is a global IPv6 address: that
+ *     is the end whose agent just started, and its first report is what
+ *     makes the other end try. The try counts like any other.
+ *  8. A direct try that has no handshake KICK_MS into it is initiated once
+ *     more by the initiating end (re-created again): the two ends' tries
+ *     never start at exactly the same moment, and the first packet of the
+ *     earlier one meets the other's firewall still shut.
+ *  9. A direct try at a global IPv6 address re-creates the peer at both
+ *     ends, not only at the initiating one: behind a stateful IPv6 firewall
+ *     the other end must send a packet to the peer to open it, and a poke
+ *     sends nothing while its WireGuard waits out its handshake retry timer
+ *     (seen in the lab). Initiations that cross (6) are rescued by 8.
  *  Peers with a preshared key are relayed and tried by setting the endpoint
  *  only (re-creating would lose the key, which is never read): WireGuard's
  *  next handshake retry (5 s at most) then goes the new way.
  */
 import { endpointsEqual } from "../wg/endpoint.js";
 import type { Endpoint, WgDevice, WgPeer } from "../wg/types.js";
+import { isGlobalIpv6 } from "./candidates.js";
 import { HEALTHY_HANDSHAKE_MS, type AppliedRecord } from "./decide.js";
 
 /** No handshake this long after the last punch: relay. */
@@ -72,7 +85,10 @@ export interface RelayEntry {
   /** Failed direct tries so far. */
   readonly tries: number;
   readonly nextTryMs: number;
-  /** This end has re-created the peer since it was (re)relayed: it initiated. */
+  /**
+   * Relayed: this end has re-created the peer since it was (re)relayed (it
+   * initiated). Trying: the try was sent once more (rule 8).
+   */
   readonly initiated: boolean;
   /** The first place to look for the peer when it was relayed or last tried (rule 7); null: none known. */
   readonly lead: Endpoint | null;
@@ -151,6 +167,13 @@ export function planRelay(input: RelayInput): RelayResult {
   };
   /** This end initiates with `peer` (rule 6). */
   const initiates = (peer: WgPeer) => !peer.hasPresharedKey && self < peer.publicKey;
+  /**
+   * A direct try re-creates the peer at the initiating end; at an IPv6 place
+   * at both ends (rule 9): the other end's firewall opens only with a packet
+   * it sends, and a poke sends nothing while its WireGuard waits out its
+   * handshake retry timer.
+   */
+  const tryRecreates = (peer: WgPeer, to: Endpoint) => initiates(peer) || (!peer.hasPresharedKey && isGlobalIpv6(to.ip));
   const decide = (peer: WgPeer, action: RelayAction, recreate: boolean, reason: string, endpoint?: Endpoint) =>
     decisions.push({ publicKey: peer.publicKey, action, recreate, reason, ...(endpoint ? { endpoint } : {}) });
   const relayedEntry = (tries: number, sinceMs: number, initiated: boolean, lead: Endpoint | null): RelayEntry => {
@@ -160,6 +183,14 @@ export function planRelay(input: RelayInput): RelayResult {
     return { sinceMs, phase: "relayed", atMs: now, tries, nextTryMs, initiated, lead };
   };
   const leadOf = (key: string): Endpoint | null => input.targets.get(key)?.[0] ?? null;
+  /**
+   * Rule 7: the first place differs from the one known when the peer was
+   * relayed; or, for a peer adopted before this end tried anything, it is a
+   * global IPv6 address (the peer is trying ours at the same moment: it just
+   * learned it from our first report).
+   */
+  const newLead = (entry: RelayEntry, lead: Endpoint | null): boolean =>
+    lead !== null && (entry.lead === null ? isGlobalIpv6(lead.ip) : !endpointsEqual(entry.lead, lead));
 
   for (const peer of input.device.peers) {
     const key = peer.publicKey;
@@ -178,14 +209,14 @@ export function planRelay(input: RelayInput): RelayResult {
           decide(peer, "direct-again", false, "the peer reached us directly; no longer relayed");
         } else if (now >= entry.nextTryMs && leadOf(key)) {
           const to = leadOf(key) as Endpoint;
-          state.set(key, { ...entry, phase: "trying", atMs: now, lead: to });
-          due(now + tryMs);
-          decide(peer, "try-direct", initiates(peer), `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
-        } else if (entry.lead !== null && leadOf(key) && !endpointsEqual(entry.lead, leadOf(key))) {
+          state.set(key, { ...entry, phase: "trying", atMs: now, lead: to, initiated: false });
+          due(now + (initiates(peer) ? Math.min(kickMs, tryMs) : tryMs));
+          decide(peer, "try-direct", tryRecreates(peer, to), `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
+        } else if (newLead(entry, leadOf(key))) {
           const to = leadOf(key) as Endpoint;
-          state.set(key, { ...entry, phase: "trying", atMs: now, lead: to });
-          due(now + tryMs);
-          decide(peer, "try-direct", initiates(peer), `relayed; the peer is now to be found first at a new place: trying it directly (try ${entry.tries + 1})`, to);
+          state.set(key, { ...entry, phase: "trying", atMs: now, lead: to, initiated: false });
+          due(now + (initiates(peer) ? Math.min(kickMs, tryMs) : tryMs));
+          decide(peer, "try-direct", tryRecreates(peer, to), `relayed; the peer is to be found first at ${entry.lead ? "a new place" : "a place not tried yet"}: trying it directly now, as the peer does (try ${entry.tries + 1})`, to);
         } else if (!entry.initiated && !peer.hasPresharedKey && peer.lastHandshakeMs < entry.atMs && now - entry.atMs >= kickMs) {
           state.set(key, { ...entry, initiated: true });
           decide(peer, "kick", true, `no handshake through the relay ${kickMs} ms after relaying; initiating`);
@@ -203,13 +234,18 @@ export function planRelay(input: RelayInput): RelayResult {
         const next = relayedEntry(entry.tries + 1, entry.sinceMs, initiates(peer), entry.lead);
         state.set(key, next);
         decide(peer, "relay-again", initiates(peer), `no direct handshake within ${tryMs} ms; relayed again, next try in ${Math.round((next.nextTryMs - now) / 1000)} s`);
-      } else {
+      } else if (initiates(peer) && !entry.initiated && entry.lead && now - entry.atMs >= kickMs) {
+        state.set(key, { ...entry, initiated: true });
         due(entry.atMs + tryMs);
+        decide(peer, "try-direct", true, `no direct handshake ${kickMs} ms into the try; initiating once more`, entry.lead);
+      } else {
+        due(entry.atMs + (initiates(peer) && !entry.initiated ? Math.min(kickMs, tryMs) : tryMs));
       }
       continue;
     }
     if (onRelay) {
-      state.set(key, relayedEntry(0, now, true, leadOf(key)));
+      // Adopted before this end punched anywhere: no place tried yet (rule 7).
+      state.set(key, relayedEntry(0, now, true, null));
       decide(peer, "adopt", false, "the peer reaches us through the relay; relayed");
       continue;
     }

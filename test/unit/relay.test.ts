@@ -103,10 +103,17 @@ describe("planRelay", () => {
     const at = planRelay(input({ state: new Map([[B, relayed({ nextTryMs: NOW })]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 10_000 }) }));
     assert.deepEqual(at.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B_EP, true]]);
     assert.equal(at.state.get(B)?.phase, "trying");
-    assert.equal(at.nextDueMs, NOW + TRY_DIRECT_MS);
+    assert.equal(at.nextDueMs, NOW + KICK_MS);
+
+    // No handshake KICK_MS into the try: sent once more, at the same place (rule 8); then nothing more until the try ends.
+    const again = planRelay(input({ nowMs: NOW + KICK_MS, state: at.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
+    assert.deepEqual(again.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B_EP, true]]);
+    assert.equal(again.nextDueMs, NOW + TRY_DIRECT_MS);
+    const quiet = planRelay(input({ nowMs: NOW + KICK_MS + 100, state: again.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
+    assert.deepEqual(quiet.decisions, []);
 
     const later = NOW + TRY_DIRECT_MS;
-    const back = planRelay(input({ nowMs: later, state: at.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
+    const back = planRelay(input({ nowMs: later, state: again.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
     assert.deepEqual(back.decisions.map((d) => d.action), ["relay-again"]);
     assert.deepEqual(back.state.get(B), { sinceMs: NOW - 60_000, phase: "relayed", atMs: later, tries: 1, nextTryMs: nextTry(later + QUIET_MS, 1), initiated: true, lead: B_EP });
   });
@@ -135,12 +142,25 @@ describe("planRelay", () => {
     it("the peer reported its IPv6 address: tried there at once, long before the next round", () => {
       const r = planRelay(input({ state: new Map([[B, relayed()]]), device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
       assert.deepEqual(r.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B6, true]]);
-      assert.deepEqual(r.state.get(B), { ...relayed(), phase: "trying", atMs: NOW, lead: B6 });
-      assert.equal(r.nextDueMs, NOW + TRY_DIRECT_MS);
+      assert.deepEqual(r.state.get(B), { ...relayed(), phase: "trying", atMs: NOW, lead: B6, initiated: false });
+      assert.equal(r.nextDueMs, NOW + KICK_MS);
     });
-    it("the end with the higher key sets the endpoint only (and the agent pokes it), as for any try", () => {
+    it("at an IPv6 place the end with the higher key re-creates the peer too (rule 9), and does not initiate again (rule 8 is the lower key's)", () => {
       const higher = { ...onRelay, publicKey: key(3) };
       const r = planRelay(input({ state: new Map([[B, relayed()]]), device: higher, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["try-direct", true]]);
+      assert.equal(r.nextDueMs, NOW + TRY_DIRECT_MS);
+      const later = planRelay(input({ nowMs: NOW + KICK_MS, state: r.state, device: { ...higher, peers: [higher.peers[0] as WgPeer, peer({ publicKey: B, endpoint: B6 })] }, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(later.decisions, []);
+    });
+    it("at an IPv4 place the end with the higher key only sets the endpoint (the agent pokes it), as before", () => {
+      const higher = { ...onRelay, publicKey: key(3) };
+      const r = planRelay(input({ state: new Map([[B, relayed({ nextTryMs: NOW })]]), device: higher }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["try-direct", false]]);
+    });
+    it("a peer with a preshared key is never re-created, even at an IPv6 place", () => {
+      const psk = device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100, hasPresharedKey: true });
+      const r = planRelay(input({ state: new Map([[B, relayed()]]), device: psk, targets: new Map([[B, [B6, B_EP]]]) }));
       assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["try-direct", false]]);
     });
     it("that try failed: relayed again, and the same place is not tried again before the next round", () => {
@@ -154,8 +174,16 @@ describe("planRelay", () => {
       const r = planRelay(input({ state: new Map([[B, relayed()]]), device: onRelay }));
       assert.deepEqual(r.decisions, []);
     });
-    it("no first place known when relayed (an entry without one): waits for the round", () => {
-      const r = planRelay(input({ state: new Map([[B, relayed({ lead: null })]]), device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+    it("adopted before this end punched anywhere, with an IPv6 first place: tried there at once", () => {
+      const adopted = planRelay(input({ applied: new Map(), device: device({ endpoint: RELAY_EP }), targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(adopted.decisions.map((d) => d.action), ["adopt"]);
+      assert.equal(adopted.state.get(B)?.lead, null);
+      const r = planRelay(input({ nowMs: NOW + 100, state: adopted.state, device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.endpoint]), [["try-direct", B6]]);
+      assert.deepEqual(r.state.get(B)?.lead, B6);
+    });
+    it("adopted with only an IPv4 place: waits for the round (the peer is not trying us now)", () => {
+      const r = planRelay(input({ state: new Map([[B, relayed({ lead: null })]]), device: onRelay }));
       assert.deepEqual(r.decisions, []);
     });
   });
