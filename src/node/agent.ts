@@ -14,12 +14,14 @@ import { status as grpcStatus } from "@grpc/grpc-js";
 import type { PathState } from "../util/path.js";
 import { NO_NAMES } from "../config/names.js";
 import { hasGlobalIpv6, localCandidates } from "./candidates.js";
+import type { NatProbeResult } from "./natprobe.js";
+import { stunTargetFor } from "../netcheck/target.js";
 import { tunnelCheck } from "./validate.js";
 import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
 import { planRelay, type RelayDecision, type RelayEntry } from "./relay.js";
 import type { RttMeter } from "./rtt.js";
 import { mapLimit } from "../util/limit.js";
-import { decide, MAX_PUNCH_ATTEMPTS, pathOf, rxGrowth, targetsFor, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
+import { cannotPunch, decide, MAX_PUNCH_ATTEMPTS, pathOf, rxGrowth, targetsFor, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
 import { createRouteCheck, tunnelAddress, type Prober, type RouteCheck } from "./prober.js";
 import { LOCAL_HOST, RelayLink } from "./relay-link.js";
 import { freeLocalPort } from "./stale.js";
@@ -70,6 +72,13 @@ export interface AgentOptions {
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   /** Measures round trips for `status()`; none: no RTT shown. */
   readonly rttMeter?: RttMeter | null;
+  /**
+   * Asks the registry's STUN responder, once, how this node's NAT maps (at
+   * the registry's public address, as `wormhole netcheck` does). A NAT that
+   * maps per destination makes peers that cannot be punched go straight to
+   * the relay. Null or absent: never asked.
+   */
+  readonly natProbe?: ((host: string) => Promise<NatProbeResult>) | null;
 }
 
 function short(key: string): string {
@@ -117,6 +126,8 @@ export class NodeAgent {
   /** One-time notices already logged, by topic and interface. */
   private readonly noticed = new Set<string>();
   private readonly routeCheck: RouteCheck;
+  /** The start-up NAT probe: not started, under way, or its answer (this node's NAT maps per destination). */
+  private natProbe: "no" | "running" | { readonly perDestination: boolean } = "no";
 
   constructor(private readonly options: AgentOptions) {
     this.routeCheck = options.routeCheck ?? createRouteCheck(options.logger);
@@ -226,15 +237,19 @@ export class NodeAgent {
     // Our own candidates: reported to the registry, and whether we have global IPv6 (then peers' IPv6 candidates are tried first).
     const own = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), new Set(this.devices.keys()), device);
     const selfIpv6 = hasGlobalIpv6(own);
+    this.probeNat(device, registry);
+    const perDestination = typeof this.natProbe === "object" && this.natProbe.perDestination;
     const endpoints = new Map<string, Endpoint | null>();
     const candidates = new Map<string, readonly Endpoint[]>();
     const targets = new Map<string, readonly Endpoint[]>();
+    const hopeless = new Set<string>();
     for (const p of device.peers) {
       const ep = view.endpoints.get(p.publicKey);
       if (ep !== undefined && (ep === null || !inTunnel(ep))) endpoints.set(p.publicKey, ep);
       const cs = view.candidates.get(p.publicKey)?.filter((c) => !inTunnel(c));
       if (cs && cs.length > 0) candidates.set(p.publicKey, cs);
       if (ep) targets.set(p.publicKey, targetsFor(ep, cs ?? [], self, selfIpv6));
+      if (ep && cannotPunch(perDestination, ep, cs ?? [], targets.get(p.publicKey) ?? [])) hopeless.add(p.publicKey);
     }
 
     const relay = planRelay({
@@ -246,6 +261,7 @@ export class NodeAgent {
       targets,
       relayedKeyOf: (ep) => link?.relayedKeyOf(ep) ?? null,
       rxGrewAtMs,
+      cannotPunch: hopeless,
       nowMs: now,
       ...(this.options.decideOptions?.healthyHandshakeMs !== undefined ? { healthyHandshakeMs: this.options.decideOptions.healthyHandshakeMs } : {}),
       ...this.options.relayTimings,
@@ -407,6 +423,7 @@ export class NodeAgent {
       logger: this.options.logger,
       routed: this.routeCheck,
       ...(this.options.relayBindAddress ? { bindAddress: this.options.relayBindAddress } : {}),
+      onAvailable: () => void this.reconcile(),
     });
     this.links.set(iface, link);
     link.hello();
@@ -438,6 +455,31 @@ export class NodeAgent {
       }
     }
     return stale;
+  }
+
+  /**
+   * Starts the NAT probe once, when the registry's peer is known: at the
+   * address the node dials, or, when that is inside the tunnel, at the
+   * registry peer's endpoint (where WireGuard's own packets go and the STUN
+   * responder answers). A NAT that maps per destination starts a new pass.
+   */
+  private probeNat(device: WgDevice, registry: RegistryPeer | null): void {
+    const probe = this.options.natProbe;
+    const api = this.options.registryHost;
+    // It serves only to relay sooner: without relaying, nothing is probed.
+    const relaying = this.options.allowRelay !== false && this.options.probeIntervalMs !== 0;
+    if (!probe || !relaying || this.natProbe !== "no" || !registry || !api) return;
+    // As netcheck does: an API address inside the tunnel is probed at the registry peer's endpoint, where WireGuard sends.
+    const host = stunTargetFor(api, [device]).host;
+    this.natProbe = "running";
+    void probe(host).then((r) => {
+      this.natProbe = { perDestination: r.mapping === "per-destination" };
+      this.options.logger.info(
+        { iface: device.name, mapping: r.mapping, stun: host },
+        r.mapping === "per-destination" ? `our NAT maps per destination (${r.detail}): peers that are not public, with no LAN or IPv6 path, are relayed at once` : `NAT probe: ${r.detail}`,
+      );
+      if (r.mapping === "per-destination" && !this.stopped) void this.reconcile();
+    });
   }
 
   /** Works out the path to every peer (for status and reports), logging changes. */

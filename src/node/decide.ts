@@ -283,6 +283,21 @@ export function targetsFor(registryEndpoint: Endpoint, candidates: readonly Endp
   return out;
 }
 
+/**
+ * Whether punching a peer cannot work, so that it is relayed at once (relay
+ * rule 10): this node's NAT maps per destination (a symmetric NAT, from the
+ * start-up probe), the peer is not public (it reported candidates, and none is
+ * the address the registry sees it at), and there is nowhere else to try
+ * (no shared LAN, no IPv6 on both ends: its targets are its public mapping
+ * alone). A peer that reported nothing (a seed node, or one not started yet)
+ * is not judged. Pure.
+ */
+export function cannotPunch(selfPerDestination: boolean, registryEndpoint: Endpoint | null, candidates: readonly Endpoint[], targets: readonly Endpoint[]): boolean {
+  if (!selfPerDestination || !registryEndpoint || candidates.length === 0) return false;
+  if (candidates.some((c) => c.ip === registryEndpoint.ip)) return false;
+  return targets.length === 1 && endpointsEqual(targets[0] ?? null, registryEndpoint);
+}
+
 export interface RxSample {
   readonly rxBytes: number;
   /** When the counter last grew; -Infinity when never seen to. */

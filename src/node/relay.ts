@@ -56,6 +56,10 @@
  *     the other end must send a packet to the peer to open it, and a poke
  *     sends nothing while its WireGuard waits out its handshake retry timer
  *     (seen in the lab). Initiations that cross (6) are rescued by 8.
+ * 10. A peer that cannot be punched (decide.ts cannotPunch: this node's NAT
+ *     maps per destination, and the peer is neither public nor reachable over
+ *     a shared LAN or IPv6) is relayed as soon as the registry relays, without
+ *     waiting for punches to fail (still not while it is heard from).
  *  Peers with a preshared key are relayed and tried by setting the endpoint
  *  only (re-creating would lose the key, which is never read): WireGuard's
  *  next handshake retry (5 s at most) then goes the new way.
@@ -109,6 +113,8 @@ export interface RelayInput {
   readonly relayedKeyOf: (ep: Endpoint | null) => string | null;
   /** When each peer's receive counter last grew. */
   readonly rxGrewAtMs?: ReadonlyMap<string, number>;
+  /** Peers that cannot be punched (rule 10). Default none. */
+  readonly cannotPunch?: ReadonlySet<string>;
   readonly nowMs: number;
   readonly healthyHandshakeMs?: number;
   /** Defaults above (tests shorten them). */
@@ -252,16 +258,21 @@ export function planRelay(input: RelayInput): RelayResult {
     if (!input.relayAvailable || working(peer, now, healthyMs)) continue;
     const record = input.applied.get(key);
     const places = Math.max(1, input.targets.get(key)?.length ?? 1);
-    if (!record || record.attempts < places || !endpointsEqual(peer.endpoint, record.endpoint)) continue;
+    const hopeless = input.cannotPunch?.has(key) ?? false;
+    if (!hopeless && (!record || record.attempts < places || !endpointsEqual(peer.endpoint, record.endpoint))) continue;
     // Authenticated packets from the peer: a handshake is under way.
     const grewAt = input.rxGrewAtMs?.get(key);
-    const waitUntil = Math.max(record.atMs + relayAfterMs, grewAt === undefined ? 0 : grewAt + relayAfterMs);
+    const heard = grewAt === undefined ? 0 : grewAt + relayAfterMs;
+    const waitUntil = hopeless ? heard : Math.max((record?.atMs ?? 0) + relayAfterMs, heard);
     if (now < waitUntil) {
       due(waitUntil);
       continue;
     }
     state.set(key, relayedEntry(0, now, initiates(peer), leadOf(key)));
-    decide(peer, "relay", initiates(peer), `no direct handshake ${Math.round((now - record.atMs) / 100) / 10} s after punching; relaying through the registry (end to end encrypted)`);
+    const why = hopeless || !record
+      ? "our NAT maps per destination and the peer is not public, with no LAN or IPv6 path: punching cannot work; relaying through the registry at once (end to end encrypted)"
+      : `no direct handshake ${Math.round((now - record.atMs) / 100) / 10} s after punching; relaying through the registry (end to end encrypted)`;
+    decide(peer, "relay", initiates(peer), why);
   }
   return { state, decisions, nextDueMs };
 }

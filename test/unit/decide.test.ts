@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  cannotPunch,
   decide,
   DEFAULT_KEEPALIVE_SEC,
   HEALTHY_HANDSHAKE_MS,
@@ -606,4 +607,21 @@ describe("decide: IPv6 candidates (rules 7 and 8)", () => {
     assert.equal(pathOf(peer({ endpoint: LAN, lastHandshakeMs: NOW - 1 }), [LAN, P6], NOW), "lan");
     assert.equal(pathOf(peer({ endpoint: ULA, lastHandshakeMs: NOW - 1 }), [ULA], NOW), "lan");
   });
+});
+
+describe("cannotPunch (relay rule 10)", () => {
+  const P4: Endpoint = { ip: "203.0.113.104", port: 40001 };
+  const LAN: Endpoint = { ip: "192.168.4.10", port: 51820 };
+  const PUBLIC: Endpoint = { ip: "203.0.113.104", port: 51820 };
+  const P6: Endpoint = { ip: "2001:db8:4:1::10", port: 51820 };
+  const cases: Array<[string, boolean, Endpoint | null, Endpoint[], Endpoint[], boolean]> = [
+    ["our NAT maps per destination, the peer is behind a NAT, nowhere else to try", true, P4, [LAN], [P4], true],
+    ["our NAT maps per destination, but the peer is public (its own address is where the registry sees it)", true, P4, [PUBLIC], [P4], false],
+    ["our NAT maps per destination, but the peer has an IPv6 place for us", true, P4, [LAN, P6], [P6, P4], false],
+    ["our NAT maps per destination, but the peer is behind our NAT (its LAN address first)", true, P4, [LAN], [LAN, P4], false],
+    ["our NAT maps per destination, but the peer reported nothing (a seed node, or not started): not judged", true, P4, [], [P4], false],
+    ["our NAT does not map per destination (or the probe did not tell)", false, P4, [LAN], [P4], false],
+    ["the registry has no endpoint for the peer", true, null, [LAN], [], false],
+  ];
+  for (const [name, self, registry, candidates, targets, want] of cases) it(name, () => assert.equal(cannotPunch(self, registry, candidates, targets), want));
 });

@@ -188,6 +188,31 @@ describe("planRelay", () => {
     });
   });
 
+  describe("a peer that cannot be punched (rule 10)", () => {
+    const hopeless = new Set([B]);
+    it("is relayed at once, before any punch", () => {
+      const r = planRelay(input({ applied: new Map(), device: device({ endpoint: null }), cannotPunch: hopeless }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["relay", true]]);
+      assert.match(r.decisions[0]?.reason ?? "", /punching cannot work/);
+    });
+    it("is relayed at once after a first punch, without waiting RELAY_AFTER_MS", () => {
+      const r = planRelay(input({ applied: punched(1, NOW - 10), cannotPunch: hopeless }));
+      assert.deepEqual(r.decisions.map((d) => d.action), ["relay"]);
+    });
+    it("waits while it is heard from (its handshake is under way)", () => {
+      const r = planRelay(input({ applied: new Map(), cannotPunch: hopeless, rxGrewAtMs: new Map([[B, NOW - 100]]) }));
+      assert.deepEqual(r.decisions, []);
+      assert.equal(r.nextDueMs, NOW - 100 + RELAY_AFTER_MS);
+    });
+    it("is not relayed while the registry does not relay, nor when the session works", () => {
+      assert.deepEqual(planRelay(input({ applied: new Map(), cannotPunch: hopeless, relayAvailable: false })).decisions, []);
+      assert.deepEqual(planRelay(input({ applied: new Map(), cannotPunch: hopeless, device: device({ lastHandshakeMs: NOW - 1_000 }) })).decisions, []);
+    });
+    it("without it, a peer never punched is not relayed", () => {
+      assert.deepEqual(planRelay(input({ applied: new Map(), device: device({ endpoint: null }) })).decisions, []);
+    });
+  });
+
   it("hands relayed peers back when the registry stops relaying", () => {
     const r = planRelay(input({ relayAvailable: false, state: new Map([[B, relayed()]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100 }) }));
     assert.deepEqual(r.decisions.map((d) => d.action), ["unrelay"]);
