@@ -73,7 +73,7 @@ export interface AgentOptions {
   /** Measures round trips for `status()`; none: no RTT shown. */
   readonly rttMeter?: RttMeter | null;
   /**
-   * Asks the registry's STUN responder, once, how this node's NAT maps (at
+   * Asks the registry's STUN responder, at start and after each network change, how this node's NAT maps (at
    * the registry's public address, as `wormhole netcheck` does). A NAT that
    * maps per destination makes peers that cannot be punched go straight to
    * the relay. Null or absent: never asked.
@@ -237,6 +237,8 @@ export class NodeAgent {
     // Our own candidates: reported to the registry, and whether we have global IPv6 (then peers' IPv6 candidates are tried first).
     const own = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), new Set(this.devices.keys()), device);
     const selfIpv6 = hasGlobalIpv6(own);
+    // A network change (the registry sees us at a new address): ask again how the NAT maps.
+    if (selfMoved && typeof this.natProbe === "object") this.natProbe = "no";
     this.probeNat(device, registry);
     const perDestination = typeof this.natProbe === "object" && this.natProbe.perDestination;
     const endpoints = new Map<string, Endpoint | null>();
@@ -458,7 +460,7 @@ export class NodeAgent {
   }
 
   /**
-   * Starts the NAT probe once, when the registry's peer is known: at the
+   * Starts the NAT probe once (and again after a network change), when the registry's peer is known: at the
    * address the node dials, or, when that is inside the tunnel, at the
    * registry peer's endpoint (where WireGuard's own packets go and the STUN
    * responder answers). A NAT that maps per destination starts a new pass.

@@ -86,3 +86,33 @@ describe("IPv6 candidates through the registry", () => {
     assert.deepEqual(await waitFor("Alice's endpoint on Carol", () => carolWg.peer("wg0", ALICE)?.endpoint), ALICE_NAT);
   });
 });
+
+describe("the start-up NAT probe", () => {
+  it("asks once at start, at the registry's public address (the API address is inside the tunnel), and again when the registry sees the node at a new address", async () => {
+    const regWg = new FakeWireGuard([{ name: "wg0", publicKey: REGISTRY, peers: [{ publicKey: ALICE, endpoint: ALICE_NAT, allowedIps: ["10.200.0.2/32", "127.0.0.1/32"] }] }]);
+    const reg = await runRegistry({ address: "127.0.0.1:0", iface: "wg0", token: TOKEN, pollIntervalMs: 20 }, { wg: regWg, logger: captureLogger().logger });
+    cleanups.push(() => reg.stop());
+    const asked: string[] = [];
+    const agent = await runNode(
+      { address: `127.0.0.1:${reg.port}`, token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 1_000 },
+      {
+        wg: nodeWg(ALICE, BOB, "10.200.0.3/32"),
+        logger: captureLogger().logger,
+        clock: systemClock,
+        prober: null,
+        routeCheck: async () => false, // nothing sent to the registry's tunnel address here
+        interfaces: () => ({ eth0: [v4("192.168.1.10")] }),
+        natProbe: async (host) => {
+          asked.push(host);
+          return { mapping: "endpoint-independent", detail: "a stand-in" };
+        },
+      },
+    );
+    cleanups.push(() => agent.stop());
+    await waitFor("the first probe", () => (asked.length === 1 ? true : undefined));
+    assert.deepEqual(asked, ["203.0.113.1"]);
+    regWg.setPeerEndpoint("wg0", ALICE, { ip: "198.51.100.11", port: 40009 });
+    await waitFor("a probe after the network change", () => (asked.length === 2 ? true : undefined));
+    assert.deepEqual(asked, ["203.0.113.1", "203.0.113.1"]);
+  });
+});
