@@ -130,7 +130,9 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDri
       checkCommand();
       const n = lab.node(name);
       const reg = lab.plan.registry;
-      const api = `${apiVia === "tunnel" ? reg.tunnelIp : reg.ip}:${reg.grpcPort}`;
+      // An IPv6-only node dials the registry's IPv6 address (the seed's form for it: [addr]:port).
+      const host = apiVia === "tunnel" ? reg.tunnelIp : n.ipv6 === "only" && reg.ip6 ? `[${reg.ip6}]` : reg.ip;
+      const api = `${host}:${reg.grpcPort}`;
       const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--control-socket", controlSocketOf(lab, name), ...(relay ? [] : ["--no-relay"]), ...(options.nodeArgs ?? [])], {
         logName: `${name}.wormhole.${++starts}`,
       });

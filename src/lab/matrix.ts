@@ -14,7 +14,7 @@ import { passThrough, withLab, type LabPassThrough } from "./lab.js";
 import type { NatBehaviour } from "./nat.js";
 import { NAT_BEHAVIOURS, NAT_DESCRIPTIONS } from "./nat.js";
 import type { PairResult } from "./path.js";
-import { measurePaths } from "./path.js";
+import { measurePaths, pathLabel } from "./path.js";
 import type { SiteSpec } from "./topology.js";
 
 export interface MatrixOptions extends LabPassThrough {
@@ -69,7 +69,7 @@ function cell(v: PairVerdict | undefined): string {
   if (!v) return "-";
   const t = v.pingMs !== null ? ` ${(v.pingMs / 1000).toFixed(1)}s` : "";
   const gap = v.expected.gap && v.verdict === "as-expected" ? (v.expected.alsoAccepted ? " ~" : " *") : "";
-  return `${v.path}${t}${gap}${MARK[v.verdict]}`;
+  return `${pathLabel(v.path, v.family)}${t}${gap}${MARK[v.verdict]}`;
 }
 
 /** Renders rows = from, columns = to, plus a legend, the known gaps and every pair off expectation. */
@@ -89,7 +89,7 @@ export function renderGrid(behaviours: readonly NatBehaviour[], pairs: readonly 
   const lines = rows.map((r) => r.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd());
   lines.push(
     "",
-    "cells: path, seconds from the later of the pair's two agents started to the first ping over the tunnel (pings every ~0.25 s).",
+    "cells: path (direct6, lan6: over IPv6), seconds from the later of the pair's two agents started to the first ping over the tunnel (pings every ~0.25 s).",
     "  * known gap (expected)   ~ race, either outcome expected   ! worse than expected   + better than expected   ? other",
   );
   const gaps = new Map<string, string[]>();

@@ -2,12 +2,15 @@
  * Which path traffic from node A to node B takes, read off A's WireGuard and
  * proved with a ping over the tunnel (a handshake alone is no proof).
  *
- *   direct   recent handshake with B, B's endpoint is a public (NAT-mapped) address, ping works
+ *   direct   recent handshake with B, B's endpoint is a public (NAT-mapped, or global IPv6) address, ping works
  *   lan      recent handshake with B, B's endpoint is a private LAN address, ping works
  *   relayed  ping works but not over a direct session with B: B's endpoint is on this
  *            host's loopback (wormhole's relay socket, which passes the packets through
  *            the registry), or a relay's address, or there is no recent handshake with B
  *   down     no working ping within the bounded wait
+ *
+ * A direct or lan path also has an address family (its endpoint's): ipv4 or
+ * ipv6 ("direct6" in the matrix).
  */
 import ipaddr from "ipaddr.js";
 import type { Endpoint, WgPeer } from "../wg/types.js";
@@ -51,10 +54,30 @@ export function classifyPath(input: ClassifyInput): PathKind {
   return isPrivateAddress(p.endpoint.ip) ? "lan" : "direct";
 }
 
+/** The address family a path runs over. */
+export type PathFamily = "ipv4" | "ipv6";
+
+/**
+ * The address family of a direct or lan path: its endpoint's. Null for
+ * relayed and down paths (a relayed one runs over the registry's tunnel, not
+ * over an endpoint of the peer's).
+ */
+export function pathFamily(path: PathKind, endpoint: Endpoint | null): PathFamily | null {
+  if ((path !== "direct" && path !== "lan") || !endpoint) return null;
+  return ipaddr.process(endpoint.ip).kind() === "ipv6" ? "ipv6" : "ipv4";
+}
+
+/** A path with its family, for matrix cells and logs: direct, direct6, lan6, relayed, ... */
+export function pathLabel(path: PathKind, family: PathFamily | null): string {
+  return family === "ipv6" ? `${path}6` : path;
+}
+
 export interface PairResult {
   readonly from: string;
   readonly to: string;
   readonly path: PathKind;
+  /** The address family of a direct or lan path (null: relayed or down). */
+  readonly family: PathFamily | null;
   /** A's endpoint for B when the path was decided. */
   readonly endpoint: Endpoint | null;
   /** ms from `startMs` to the first handshake seen on A's side (null: none). */
@@ -128,7 +151,7 @@ export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<P
       const pingAt = Date.now();
       const peer = peerOf(peers, p.from, p.to);
       const path = classifyPath({ peer, nowMs: pingAt, pingOk: true, ...(options.relayIps ? { relayIps: options.relayIps } : {}) });
-      decide(key, { from: p.from, to: p.to, path, endpoint: peer?.endpoint ?? null, handshakeMs: p.handshakeMs, pingMs: pingAt - p.t0, rttMs: ping.rttMs });
+      decide(key, { from: p.from, to: p.to, path, family: pathFamily(path, peer?.endpoint ?? null), endpoint: peer?.endpoint ?? null, handshakeMs: p.handshakeMs, pingMs: pingAt - p.t0, rttMs: ping.rttMs });
     });
     const left = deadline - Date.now();
     if (pending.size > 0 && left > 0) await delay(Math.min(options.intervalMs ?? 250, left));
@@ -149,6 +172,7 @@ export async function measurePaths(lab: Lab, options: MeasureOptions): Promise<P
         from: p.from,
         to: p.to,
         path,
+        family: pathFamily(path, peer?.endpoint ?? null),
         endpoint: peer?.endpoint ?? null,
         handshakeMs: p.handshakeMs,
         pingMs: ping.ok ? now - p.t0 : null,

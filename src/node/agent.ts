@@ -13,13 +13,15 @@ import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 import { status as grpcStatus } from "@grpc/grpc-js";
 import type { PathState } from "../util/path.js";
 import { NO_NAMES } from "../config/names.js";
-import { localCandidates } from "./candidates.js";
+import { hasGlobalIpv6, localCandidates } from "./candidates.js";
+import type { NatProbeResult } from "./natprobe.js";
+import { stunTargetFor } from "../netcheck/target.js";
 import { MAX_PEER_PATHS, tunnelCheck } from "./validate.js";
 import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
 import { planRelay, type RelayDecision, type RelayEntry } from "./relay.js";
 import type { RttMeter } from "./rtt.js";
 import { mapLimit } from "../util/limit.js";
-import { decide, MAX_PUNCH_ATTEMPTS, pathOf, rxGrowth, targetsFor, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
+import { cannotPunch, decide, MAX_PUNCH_ATTEMPTS, pathOf, rxGrowth, targetsFor, type AppliedRecord, type DecideOptions, type RxSample } from "./decide.js";
 import { createRouteCheck, tunnelAddress, type Prober, type RouteCheck } from "./prober.js";
 import { LOCAL_HOST, RelayLink } from "./relay-link.js";
 import { freeLocalPort } from "./stale.js";
@@ -72,6 +74,13 @@ export interface AgentOptions {
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   /** Measures round trips for `status()`; none: no RTT shown. */
   readonly rttMeter?: RttMeter | null;
+  /**
+   * Asks the registry's STUN responder, at start and after each network change, how this node's NAT maps (at
+   * the registry's public address, as `wormhole netcheck` does). A NAT that
+   * maps per destination makes peers that cannot be punched go straight to
+   * the relay. Null or absent: never asked.
+   */
+  readonly natProbe?: ((host: string) => Promise<NatProbeResult>) | null;
 }
 
 function short(key: string): string {
@@ -103,7 +112,7 @@ export class NodeAgent {
   private readonly links = new Map<string, RelayLink>();
   /** Per interface: local ports of endpoints on this machine found with nothing listening (a crashed agent's relay). */
   private readonly stalePorts = new Map<string, Set<number>>();
-  /** Per interface: peers that report no session with us, their "since" and when we first heard it (rule 8 of decide). */
+  /** Per interface: peers that report no session with us, their "since" and when we first heard it (rule 9 of decide). */
   private readonly lostBy = new Map<string, Map<string, { sinceMs: number; heardAtMs: number }>>();
   /** Per interface: the path to each peer, and since when. */
   private readonly paths = new Map<string, Map<string, PathState>>();
@@ -121,6 +130,8 @@ export class NodeAgent {
   /** One-time notices already logged, by topic and interface. */
   private readonly noticed = new Set<string>();
   private readonly routeCheck: RouteCheck;
+  /** The start-up NAT probe: not started, under way, or its answer (this node's NAT maps per destination). */
+  private natProbe: "no" | "running" | { readonly perDestination: boolean } = "no";
 
   constructor(private readonly options: AgentOptions) {
     this.routeCheck = options.routeCheck ?? createRouteCheck(options.logger);
@@ -233,15 +244,24 @@ export class NodeAgent {
     // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
     // Only this device's peers matter: decide() looks at nothing else.
     const inTunnel = tunnelCheck(device);
+    // Our own candidates: reported to the registry, and whether we have global IPv6 (then peers' IPv6 candidates are tried first).
+    const own = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), new Set(this.devices.keys()), device);
+    const selfIpv6 = hasGlobalIpv6(own);
+    // A network change (the registry sees us at a new address): ask again how the NAT maps.
+    if (selfMoved && typeof this.natProbe === "object") this.natProbe = "no";
+    this.probeNat(device, registry);
+    const perDestination = typeof this.natProbe === "object" && this.natProbe.perDestination;
     const endpoints = new Map<string, Endpoint | null>();
     const candidates = new Map<string, readonly Endpoint[]>();
     const targets = new Map<string, readonly Endpoint[]>();
+    const hopeless = new Set<string>();
     for (const p of device.peers) {
       const ep = view.endpoints.get(p.publicKey);
       if (ep !== undefined && (ep === null || !inTunnel(ep))) endpoints.set(p.publicKey, ep);
       const cs = view.candidates.get(p.publicKey)?.filter((c) => !inTunnel(c));
       if (cs && cs.length > 0) candidates.set(p.publicKey, cs);
-      if (ep) targets.set(p.publicKey, targetsFor(ep, cs ?? [], self));
+      if (ep) targets.set(p.publicKey, targetsFor(ep, cs ?? [], self, selfIpv6));
+      if (ep && cannotPunch(perDestination, ep, cs ?? [], targets.get(p.publicKey) ?? [])) hopeless.add(p.publicKey);
     }
 
     const relayedBefore = this.relayed.get(iface) ?? new Map<string, RelayEntry>();
@@ -254,6 +274,7 @@ export class NodeAgent {
       targets,
       relayedKeyOf: (ep) => link?.relayedKeyOf(ep) ?? null,
       rxGrewAtMs,
+      cannotPunch: hopeless,
       nowMs: now,
       ...(this.options.decideOptions?.healthyHandshakeMs !== undefined ? { healthyHandshakeMs: this.options.decideOptions.healthyHandshakeMs } : {}),
       ...this.options.relayTimings,
@@ -274,6 +295,7 @@ export class NodeAgent {
       registry: endpoints,
       candidates,
       selfEndpoint: self,
+      selfIpv6,
       applied,
       nowMs: now,
       selfMoved,
@@ -313,7 +335,7 @@ export class NodeAgent {
     // Reports go to the registry we talk to (which it is needs no proof for that): when it names a peer we have as itself.
     const registryKey = registry?.publicKey ?? (device.peers.some((p) => p.publicKey === view.registryPublicKey) ? view.registryPublicKey : null);
     this.notePaths(iface, device, view, registryKey, now, link);
-    if (registryKey) this.reportIfChanged(iface, device, view);
+    if (registryKey) this.reportIfChanged(iface, device, view, own);
   }
 
   /** The peers whose reports (passed on by the registry) say they have no session with this interface, with when each was first heard. */
@@ -464,6 +486,7 @@ export class NodeAgent {
       logger: this.options.logger,
       routed: this.routeCheck,
       ...(this.options.relayBindAddress ? { bindAddress: this.options.relayBindAddress } : {}),
+      onAvailable: () => void this.reconcile(),
     });
     this.links.set(iface, link);
     link.hello();
@@ -497,6 +520,31 @@ export class NodeAgent {
     return stale;
   }
 
+  /**
+   * Starts the NAT probe once (and again after a network change), when the registry's peer is known: at the
+   * address the node dials, or, when that is inside the tunnel, at the
+   * registry peer's endpoint (where WireGuard's own packets go and the STUN
+   * responder answers). A NAT that maps per destination starts a new pass.
+   */
+  private probeNat(device: WgDevice, registry: RegistryPeer | null): void {
+    const probe = this.options.natProbe;
+    const api = this.options.registryHost;
+    // It serves only to relay sooner: without relaying, nothing is probed.
+    const relaying = this.options.allowRelay !== false && this.options.probeIntervalMs !== 0;
+    if (!probe || !relaying || this.natProbe !== "no" || !registry || !api) return;
+    // As netcheck does: an API address inside the tunnel is probed at the registry peer's endpoint, where WireGuard sends.
+    const host = stunTargetFor(api, [device]).host;
+    this.natProbe = "running";
+    void probe(host).then((r) => {
+      this.natProbe = { perDestination: r.mapping === "per-destination" };
+      this.options.logger.info(
+        { iface: device.name, mapping: r.mapping, stun: host },
+        r.mapping === "per-destination" ? `our NAT maps per destination (${r.detail}): peers that are not public, with no LAN or IPv6 path, are relayed at once` : `NAT probe: ${r.detail}`,
+      );
+      if (r.mapping === "per-destination" && !this.stopped) void this.reconcile();
+    });
+  }
+
   /** Works out the path to every peer (for status and reports), logging changes. */
   private notePaths(iface: string, device: WgDevice, view: RegistryView, registryKey: string | null, now: number, link: RelayLink | null): void {
     const before = this.paths.get(iface) ?? new Map<string, PathState>();
@@ -511,7 +559,7 @@ export class NodeAgent {
       const kind = relayedNow && health !== "down" ? "relayed" : health;
       const old = before.get(p.publicKey);
       let sinceMs = old?.kind === kind ? old.sinceMs : now;
-      // A punch re-creates the peer: whatever session there was ends then, so "down" starts anew (the peer hears of it: rule 8 of decide).
+      // A punch re-creates the peer: whatever session there was ends then, so "down" starts anew (the peer hears of it: rule 9 of decide).
       const punchedAt = this.applied.get(iface)?.get(p.publicKey)?.atMs;
       if (kind === "down" && punchedAt !== undefined && punchedAt > sinceMs) sinceMs = punchedAt;
       paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs, endpoint: p.endpoint });
@@ -521,13 +569,11 @@ export class NodeAgent {
   }
 
   /**
-   * Tells the registry this interface's LAN candidates and its paths, when
+   * Tells the registry this interface's candidates (LAN and global IPv6 addresses) and its paths, when
    * they changed or the registry connection is new. Not awaited: a slow or
    * refusing registry never holds up the WireGuard work.
    */
-  private reportIfChanged(iface: string, device: WgDevice, view: RegistryView): void {
-    const wgNames = new Set(this.devices.keys());
-    const candidates = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), wgNames, device);
+  private reportIfChanged(iface: string, device: WgDevice, view: RegistryView, candidates: readonly Endpoint[]): void {
     const all = this.paths.get(iface) ?? new Map<string, PathState>();
     // The registry takes at most MAX_PEER_PATHS paths: the ones peers act on (down, then relayed) first.
     const order: Record<string, number> = { down: 0, relayed: 1, lan: 2, direct: 3 };

@@ -34,14 +34,23 @@
  *     session that is sending us authenticated packets is not punched until
  *     HEARING_GRACE_MS after the last of them: its handshake is under way, and
  *     re-creating the peer would kill it.
- *  7. A peer behind the same public address as this node (the same NAT,
- *     which may not hairpin) is tried at the LAN candidates it reported to
- *     the registry first, then at its public mapping; each punch retry moves
- *     to the next. When the candidates arrive after the first punch went to
- *     the public mapping (both nodes started together, and each reports only
- *     once it reaches the registry through the tunnel), the LAN candidate is
- *     punched at once, not a retry interval later.
- *  8. A peer that reports having no session with us since after our last
+ *  7. Where to look, in order (targetsFor): a peer behind the same public
+ *     address as this node (the same NAT, which may not hairpin) at the LAN
+ *     (IPv4) candidates it reported to the registry; then, when this node has
+ *     a global IPv6 address, at the global IPv6 candidates the peer reported
+ *     (no NAT there, only stateful firewalls, which both ends open by
+ *     punching at once: the registry pushes each end's candidates to the
+ *     other at the same moment); then at its public mapping. Each punch retry
+ *     moves to the next. A working path is never moved to a better place
+ *     (rule 3): IPv6 is preferred to IPv4 only for a peer not yet reached.
+ *     ULA, link-local and other non-global IPv6 candidates are never tried.
+ *  8. A new first place. When the first place to look for a peer without a
+ *     working session is not where this agent's punching began (the peer
+ *     reported a candidate only now, typically its IPv6 address once its
+ *     agent started), or the peer sits at a later place that this agent did
+ *     not write (an agent restarted), punching starts over at the first
+ *     place, attempts counted afresh.
+ *  9. A peer that reports having no session with us since after our last
  *     handshake (its report, passed on by the registry: it re-created its
  *     end, say, just as our handshake completed) makes us punch afresh,
  *     though our session looks fine: it is dead on the peer's side, and
@@ -51,6 +60,7 @@
  *     ours: LOST_TOLERANCE_MS allows for the difference.
  */
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
+import { isGlobalIpv6 } from "./candidates.js";
 import type { PathKind } from "../util/path.js";
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "../wg/types.js";
 
@@ -73,7 +83,7 @@ export const MAX_PUNCH_ATTEMPTS = 3;
  */
 export const HEARING_GRACE_MS = 10_000;
 
-/** How far apart two nodes' clocks may be for rule 8 (NTP keeps them within a few ms). */
+/** How far apart two nodes' clocks may be for rule 9 (NTP keeps them within a few ms). */
 export const LOST_TOLERANCE_MS = 100;
 
 export interface DecideOptions {
@@ -92,6 +102,8 @@ export interface AppliedRecord {
   readonly atMs: number;
   /** Punches at this endpoint so far (0 when written without re-creating). */
   readonly attempts: number;
+  /** The first place to look when this punching began (rule 8); absent: not written by decide(). */
+  readonly lead?: Endpoint;
 }
 
 export interface DecideInput {
@@ -110,10 +122,12 @@ export interface DecideInput {
   /** Where the registry sees this interface (its NAT's public address). */
   readonly selfEndpoint?: Endpoint | null;
   /**
-   * Peers that report having no session with us (rule 8): since when (their
+   * Peers that report having no session with us (rule 9): since when (their
    * clock), and when this agent first heard that (ours).
    */
   readonly lostBy?: ReadonlyMap<string, { readonly sinceMs: number; readonly heardAtMs: number }>;
+  /** This node has a global IPv6 address (rule 7). Default false. */
+  readonly selfIpv6?: boolean;
   readonly options?: DecideOptions;
 }
 
@@ -170,17 +184,17 @@ export function decide(input: DecideInput): DecideResult {
 
   const canPunch = (peer: WgPeer) => o.recreate !== false && !peer.hasPresharedKey;
   /** The update that writes `to` into `peer`, punching when allowed. */
-  const write = (peer: WgPeer, to: Endpoint, attempts: number): { update: PeerUpdate; punched: boolean } => {
+  const write = (peer: WgPeer, to: Endpoint, attempts: number, lead: Endpoint): { update: PeerUpdate; punched: boolean } => {
     const keepalive = peer.persistentKeepaliveSec > 0 ? peer.persistentKeepaliveSec : keepaliveSec;
     if (canPunch(peer)) {
-      applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts });
+      applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts, lead });
       if (attempts < maxAttempts) due(now + retryMs);
       return {
         update: { publicKey: peer.publicKey, endpoint: to, persistentKeepaliveSec: keepalive, recreate: { allowedIps: [...peer.allowedIps] } },
         punched: true,
       };
     }
-    applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts: 0 });
+    applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts: 0, lead });
     return {
       update: { publicKey: peer.publicKey, endpoint: to, ...(peer.persistentKeepaliveSec > 0 ? {} : { persistentKeepaliveSec: keepaliveSec }) },
       punched: false,
@@ -191,7 +205,7 @@ export function decide(input: DecideInput): DecideResult {
     const key = peer.publicKey;
     const target = input.registry.get(key) ?? null;
     const current = peer.endpoint;
-    const targets = target ? targetsFor(target, input.candidates?.get(key) ?? [], input.selfEndpoint ?? null) : [];
+    const targets = target ? targetsFor(target, input.candidates?.get(key) ?? [], input.selfEndpoint ?? null, input.selfIpv6 ?? false) : [];
     const onTarget = targets.findIndex((t) => endpointsEqual(current, t));
     const note = (verdict: Verdict, reason: string) => decisions.push({ publicKey: key, verdict, from: current, to: target, reason });
 
@@ -210,7 +224,7 @@ export function decide(input: DecideInput): DecideResult {
       continue;
     }
 
-    // Rule 8: the peer has no session with us since after our handshake; ours is dead on its side.
+    // Rule 9: the peer has no session with us since after our handshake; ours is dead on its side.
     const lost = input.lostBy?.get(key);
     if (
       working &&
@@ -220,29 +234,33 @@ export function decide(input: DecideInput): DecideResult {
       canPunch(peer) &&
       targets[0]
     ) {
-      const first = targets[0];
-      updates.push(write(peer, first, 1).update);
-      note("punch", `the peer reports no session with us since after our last handshake; punching ${show(first)} afresh`);
+      const lead = targets[0];
+      updates.push(write(peer, lead, 1, lead).update);
+      note("punch", `the peer reports no session with us since after our last handshake; punching ${show(lead)} afresh`);
       continue;
     }
 
+    const first = targets[0] as Endpoint;
+    // Rule 8: a new first place (or a later place not of our making) for a peer not reached yet.
+    const newLead = ours ? record.lead !== undefined && !endpointsEqual(record.lead, first) : onTarget > 0;
+    if (onTarget > 0 && !working && !input.selfMoved && newLead) {
+      const { update, punched } = write(peer, first, 1, first);
+      updates.push(update);
+      const why = ours ? `the peer is now to be found first at ${show(first)}` : `no handshake at ${show(current)}, which this agent did not write`;
+      note(punched ? "punch" : "set", `${why}; trying ${show(first)}${placeNote(first, target)}`);
+      continue;
+    }
     if (onTarget >= 0) {
       const here = targets[onTarget] as Endpoint;
       // The next candidate to try when this one gets no answer (LAN first, then the public mapping).
       const next = targets[(onTarget + 1) % targets.length] as Endpoint;
       if (ours && canPunch(peer) && input.selfMoved && endpointsEqual(here, target)) {
-        const { update } = write(peer, here, 1);
+        const { update } = write(peer, here, 1, first);
         updates.push(update);
         note("repunch", `this node's own mapping moved; punching ${show(here)} again`);
-      } else if (ours && !working && canPunch(peer) && record.attempts === 1 && onTarget > 0) {
-        // The first punch went where the peer is no longer best looked for: its LAN candidates arrived since.
-        const best = targets[0] as Endpoint;
-        const { update } = write(peer, best, 2);
-        updates.push(update);
-        note("repunch", `punched ${show(here)} before the peer's LAN addresses were known; punching ${show(best)} now`);
       } else if (ours && !working && canPunch(peer) && record.attempts > 0 && record.attempts < maxAttempts) {
         if (now - record.atMs >= retryMs) {
-          const { update } = write(peer, next, record.attempts + 1);
+          const { update } = write(peer, next, record.attempts + 1, record.lead ?? first);
           updates.push(update);
           note("repunch", `no handshake ${age(now - record.atMs)} after punching ${show(here)}; punch ${record.attempts + 1} of ${maxAttempts} at ${show(next)}`);
         } else {
@@ -261,10 +279,9 @@ export function decide(input: DecideInput): DecideResult {
       note("keep-working", `handshook ${age(ageMs)} ago at ${show(current)}; not switching to ${show(target)}`);
       continue;
     }
-    const first = targets[0] as Endpoint;
-    const { update, punched } = write(peer, first, 1);
+    const { update, punched } = write(peer, first, 1, first);
     updates.push(update);
-    const lan = endpointsEqual(first, target) ? "" : " (same public address as ours: its LAN address first)";
+    const lan = placeNote(first, target);
     const why = working
       ? `registry moved it from ${show(current)} to ${show(first)}${lan}`
       : current
@@ -275,16 +292,42 @@ export function decide(input: DecideInput): DecideResult {
   return { updates, decisions, applied, nextDueMs };
 }
 
+/** Why a place other than the registry's endpoint comes first, for the log. */
+function placeNote(first: Endpoint, registryEndpoint: Endpoint): string {
+  if (endpointsEqual(first, registryEndpoint)) return "";
+  return isGlobalIpv6(first.ip) ? " (its IPv6 address first: both ends have IPv6)" : " (same public address as ours: its LAN address first)";
+}
+
 /**
- * Where to look for a peer, in order. A peer behind the same public address
- * as ours is behind the same NAT, which may not hairpin: its LAN candidates
- * come first, then its public mapping.
+ * Where to look for a peer, in order (rule 7). A peer behind the same public
+ * address as ours is behind the same NAT, which may not hairpin: its LAN
+ * (IPv4) candidates come first. Then, when this node has a global IPv6
+ * address, the peer's global IPv6 candidates. Then its public mapping (the
+ * registry's endpoint). Non-global IPv6 candidates (ULA, link-local) are
+ * never tried, nor IPv6 ones when this node has no IPv6.
  */
-export function targetsFor(registryEndpoint: Endpoint, candidates: readonly Endpoint[], self: Endpoint | null): Endpoint[] {
-  if (!self || self.ip !== registryEndpoint.ip || candidates.length === 0) return [registryEndpoint];
+export function targetsFor(registryEndpoint: Endpoint, candidates: readonly Endpoint[], self: Endpoint | null, selfIpv6 = false): Endpoint[] {
+  const sameNat = self !== null && self.ip === registryEndpoint.ip;
+  const lan = sameNat ? candidates.filter((c) => !c.ip.includes(":")) : [];
+  const v6 = selfIpv6 ? candidates.filter((c) => isGlobalIpv6(c.ip)) : [];
   const out: Endpoint[] = [];
-  for (const c of [...candidates, registryEndpoint]) if (!out.some((o) => endpointsEqual(o, c))) out.push(c);
+  for (const c of [...lan, ...v6, registryEndpoint]) if (!out.some((o) => endpointsEqual(o, c))) out.push(c);
   return out;
+}
+
+/**
+ * Whether punching a peer cannot work, so that it is relayed at once (relay
+ * rule 10): this node's NAT maps per destination (a symmetric NAT, from the
+ * start-up probe), the peer is not public (it reported candidates, and none is
+ * the address the registry sees it at), and there is nowhere else to try
+ * (no shared LAN, no IPv6 on both ends: its targets are its public mapping
+ * alone). A peer that reported nothing (a seed node, or one not started yet)
+ * is not judged. Pure.
+ */
+export function cannotPunch(selfPerDestination: boolean, registryEndpoint: Endpoint | null, candidates: readonly Endpoint[], targets: readonly Endpoint[]): boolean {
+  if (!selfPerDestination || !registryEndpoint || candidates.length === 0) return false;
+  if (candidates.some((c) => c.ip === registryEndpoint.ip)) return false;
+  return targets.length === 1 && endpointsEqual(targets[0] ?? null, registryEndpoint);
 }
 
 export interface RxSample {
@@ -307,12 +350,14 @@ export function rxGrowth(prev: RxSample | undefined, peer: WgPeer, nowMs: number
 
 /**
  * The path to a peer as this node sees it: down without a working session;
- * lan when WireGuard sends to one of the peer's LAN candidates; otherwise
+ * lan when WireGuard sends to one of the peer's LAN candidates (not its
+ * global IPv6 ones); otherwise
  * direct (relayed paths come with the relay).
  */
 export function pathOf(peer: WgPeer, candidates: readonly Endpoint[], nowMs: number, healthyMs = HEALTHY_HANDSHAKE_MS): PathKind {
   const working = peer.lastHandshakeMs > 0 && nowMs - peer.lastHandshakeMs < healthyMs;
   if (!working) return "down";
-  if (candidates.some((c) => endpointsEqual(c, peer.endpoint))) return "lan";
+  // A global IPv6 candidate is a public address: reaching it is direct, not lan.
+  if (candidates.some((c) => endpointsEqual(c, peer.endpoint) && !isGlobalIpv6(c.ip))) return "lan";
   return "direct";
 }

@@ -50,6 +50,8 @@ export interface RelayLinkOptions {
   readonly routed: RouteCheck;
   /** Source address for the uplink (tests); default any. */
   readonly bindAddress?: string;
+  /** Called when relaying becomes available (the first welcome, or one after a gap). */
+  readonly onAvailable?: () => void;
 }
 
 interface Local {
@@ -179,8 +181,10 @@ export class RelayLink {
       if (!this.relays && message.relays && this.options.acceptsRelay) {
         this.options.logger.info({ iface: this.options.iface, registry: `${this.options.registryIp}:${this.options.port}` }, "the registry relays for this node (end to end encrypted)");
       }
+      const was = this.available();
       this.welcomeMs = this.options.clock.now();
       this.relays = message.relays;
+      if (!was && this.available()) this.options.onAvailable?.();
       return;
     }
     if (message?.type !== "from" || !this.options.acceptsRelay || !this.options.isPeer(message.key)) {

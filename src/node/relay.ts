@@ -39,12 +39,34 @@
  *     re-creates (initiates) only if no handshake came within KICK_MS. For a
  *     direct try, the agent makes the non-initiating end send a packet on
  *     its old session at once, which opens its NAT for the initiation.
+ *  7. A relayed peer whose first place to look changed since it was relayed
+ *     (it reported a new candidate, typically its IPv6 address, once its
+ *     agent started) is tried there at once, not at the next round: the peer
+ *     learned our candidates at the same moment and tries us now, so both
+ *     ends' firewalls open together. So is a peer adopted (2) before this end
+ *     punched anywhere, when its first place is a global IPv6 address: that
+ *     is the end whose agent just started, and its first report is what
+ *     makes the other end try. The try counts like any other.
+ *  8. A direct try that has no handshake KICK_MS into it is initiated once
+ *     more by the initiating end (re-created again): the two ends' tries
+ *     never start at exactly the same moment, and the first packet of the
+ *     earlier one meets the other's firewall still shut.
+ *  9. A direct try at a global IPv6 address re-creates the peer at both
+ *     ends, not only at the initiating one: behind a stateful IPv6 firewall
+ *     the other end must send a packet to the peer to open it, and a poke
+ *     sends nothing while its WireGuard waits out its handshake retry timer
+ *     (seen in the lab). Initiations that cross (6) are rescued by 8.
+ * 10. A peer that cannot be punched (decide.ts cannotPunch: this node's NAT
+ *     maps per destination, and the peer is neither public nor reachable over
+ *     a shared LAN or IPv6) is relayed as soon as the registry relays, without
+ *     waiting for punches to fail (still not while it is heard from).
  *  Peers with a preshared key are relayed and tried by setting the endpoint
  *  only (re-creating would lose the key, which is never read): WireGuard's
  *  next handshake retry (5 s at most) then goes the new way.
  */
 import { endpointsEqual } from "../wg/endpoint.js";
 import type { Endpoint, WgDevice, WgPeer } from "../wg/types.js";
+import { isGlobalIpv6 } from "./candidates.js";
 import { HEALTHY_HANDSHAKE_MS, type AppliedRecord } from "./decide.js";
 
 /** No handshake this long after the last punch: relay. */
@@ -69,8 +91,13 @@ export interface RelayEntry {
   /** Failed direct tries so far. */
   readonly tries: number;
   readonly nextTryMs: number;
-  /** This end has re-created the peer since it was (re)relayed: it initiated. */
+  /**
+   * Relayed: this end has re-created the peer since it was (re)relayed (it
+   * initiated). Trying: the try was sent once more (rule 8).
+   */
   readonly initiated: boolean;
+  /** The first place to look for the peer when it was relayed or last tried (rule 7); null: none known. */
+  readonly lead: Endpoint | null;
 }
 
 export interface RelayInput {
@@ -88,6 +115,8 @@ export interface RelayInput {
   readonly relayedKeyOf: (ep: Endpoint | null) => string | null;
   /** When each peer's receive counter last grew. */
   readonly rxGrewAtMs?: ReadonlyMap<string, number>;
+  /** Peers that cannot be punched (rule 10). Default none. */
+  readonly cannotPunch?: ReadonlySet<string>;
   readonly nowMs: number;
   readonly healthyHandshakeMs?: number;
   /** Defaults above (tests shorten them). */
@@ -146,17 +175,33 @@ export function planRelay(input: RelayInput): RelayResult {
   };
   /** This end initiates with `peer` (rule 6). */
   const initiates = (peer: WgPeer) => !peer.hasPresharedKey && self < peer.publicKey;
+  /**
+   * A direct try re-creates the peer at the initiating end; at an IPv6 place
+   * at both ends (rule 9): the other end's firewall opens only with a packet
+   * it sends, and a poke sends nothing while its WireGuard waits out its
+   * handshake retry timer.
+   */
+  const tryRecreates = (peer: WgPeer, to: Endpoint) => initiates(peer) || (!peer.hasPresharedKey && isGlobalIpv6(to.ip));
   const decide = (peer: WgPeer, action: RelayAction, recreate: boolean, reason: string, endpoint?: Endpoint) => {
     decisions.push({ publicKey: peer.publicKey, action, recreate, reason, ...(endpoint ? { endpoint } : {}) });
     // Look again soon: the path it leads to is then seen (and reported) without waiting for the next try.
     due(now + LOOK_AGAIN_MS);
   };
-  const relayedEntry = (tries: number, sinceMs: number, initiated: boolean): RelayEntry => {
+  const relayedEntry = (tries: number, sinceMs: number, initiated: boolean, lead: Endpoint | null): RelayEntry => {
     const nextTryMs = nextTry(now + quietMs, tries, roundMs);
     due(nextTryMs);
     if (!initiated) due(now + kickMs);
-    return { sinceMs, phase: "relayed", atMs: now, tries, nextTryMs, initiated };
+    return { sinceMs, phase: "relayed", atMs: now, tries, nextTryMs, initiated, lead };
   };
+  const leadOf = (key: string): Endpoint | null => input.targets.get(key)?.[0] ?? null;
+  /**
+   * Rule 7: the first place differs from the one known when the peer was
+   * relayed; or the peer was adopted before this end tried anything (the
+   * other end relayed us first: it started earlier, or cannot punch; against
+   * a public host, or a firewall our IPv6 report opens, one initiation from
+   * here makes the pair direct).
+   */
+  const newLead = (entry: RelayEntry, lead: Endpoint | null): boolean => lead !== null && (entry.lead === null || !endpointsEqual(entry.lead, lead));
 
   for (const peer of input.device.peers) {
     const key = peer.publicKey;
@@ -173,11 +218,18 @@ export function planRelay(input: RelayInput): RelayResult {
         if (!onRelay && working(peer, now, healthyMs) && peer.endpoint) {
           state.delete(key);
           decide(peer, "direct-again", false, "the peer reached us directly; no longer relayed");
-        } else if (now >= entry.nextTryMs && input.targets.get(key)?.[0]) {
-          const to = input.targets.get(key)?.[0] as Endpoint;
-          state.set(key, { ...entry, phase: "trying", atMs: now });
-          due(now + tryMs);
-          decide(peer, "try-direct", initiates(peer), `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
+        } else if (now >= entry.nextTryMs && leadOf(key)) {
+          const to = leadOf(key) as Endpoint;
+          state.set(key, { ...entry, phase: "trying", atMs: now, lead: to, initiated: false });
+          due(now + (initiates(peer) ? Math.min(kickMs, tryMs) : tryMs));
+          decide(peer, "try-direct", tryRecreates(peer, to), `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
+        } else if (newLead(entry, leadOf(key))) {
+          const to = leadOf(key) as Endpoint;
+          state.set(key, { ...entry, phase: "trying", atMs: now, lead: to, initiated: false });
+          due(now + (initiates(peer) ? Math.min(kickMs, tryMs) : tryMs));
+          // Adopted, this end has tried nothing: it initiates, whatever the keys say (the other end relays, and sends nothing direct).
+          const recreate = entry.lead === null ? !peer.hasPresharedKey : tryRecreates(peer, to);
+          decide(peer, "try-direct", recreate, `relayed; the peer is to be found first at ${entry.lead ? "a new place" : "a place not tried yet"}: trying it directly now (try ${entry.tries + 1})`, to);
         } else if (!entry.initiated && !peer.hasPresharedKey && peer.lastHandshakeMs < entry.atMs && now - entry.atMs >= kickMs) {
           state.set(key, { ...entry, initiated: true });
           decide(peer, "kick", true, `no handshake through the relay ${kickMs} ms after relaying; initiating`);
@@ -192,32 +244,42 @@ export function planRelay(input: RelayInput): RelayResult {
         state.delete(key);
         decide(peer, "direct-again", false, "a direct handshake succeeded; no longer relayed");
       } else if (now - entry.atMs >= tryMs) {
-        const next = relayedEntry(entry.tries + 1, entry.sinceMs, initiates(peer));
+        const next = relayedEntry(entry.tries + 1, entry.sinceMs, initiates(peer), entry.lead);
         state.set(key, next);
         decide(peer, "relay-again", initiates(peer), `no direct handshake within ${tryMs} ms; relayed again, next try in ${Math.round((next.nextTryMs - now) / 1000)} s`);
-      } else {
+      } else if (initiates(peer) && !entry.initiated && entry.lead && now - entry.atMs >= kickMs) {
+        state.set(key, { ...entry, initiated: true });
         due(entry.atMs + tryMs);
+        decide(peer, "try-direct", true, `no direct handshake ${kickMs} ms into the try; initiating once more`, entry.lead);
+      } else {
+        due(entry.atMs + (initiates(peer) && !entry.initiated ? Math.min(kickMs, tryMs) : tryMs));
       }
       continue;
     }
     if (onRelay) {
-      state.set(key, relayedEntry(0, now, true));
+      // Adopted before this end punched anywhere: no place tried yet (rule 7).
+      state.set(key, relayedEntry(0, now, true, null));
       decide(peer, "adopt", false, "the peer reaches us through the relay; relayed");
       continue;
     }
     if (!input.relayAvailable || working(peer, now, healthyMs)) continue;
     const record = input.applied.get(key);
     const places = Math.max(1, input.targets.get(key)?.length ?? 1);
-    if (!record || record.attempts < places || !endpointsEqual(peer.endpoint, record.endpoint)) continue;
+    const hopeless = input.cannotPunch?.has(key) ?? false;
+    if (!hopeless && (!record || record.attempts < places || !endpointsEqual(peer.endpoint, record.endpoint))) continue;
     // Authenticated packets from the peer: a handshake is under way.
     const grewAt = input.rxGrewAtMs?.get(key);
-    const waitUntil = Math.max(record.atMs + relayAfterMs, grewAt === undefined ? 0 : grewAt + relayAfterMs);
+    const heard = grewAt === undefined ? 0 : grewAt + relayAfterMs;
+    const waitUntil = hopeless ? heard : Math.max((record?.atMs ?? 0) + relayAfterMs, heard);
     if (now < waitUntil) {
       due(waitUntil);
       continue;
     }
-    state.set(key, relayedEntry(0, now, initiates(peer)));
-    decide(peer, "relay", initiates(peer), `no direct handshake ${Math.round((now - record.atMs) / 100) / 10} s after punching; relaying through the registry (end to end encrypted)`);
+    state.set(key, relayedEntry(0, now, initiates(peer), leadOf(key)));
+    const why = hopeless || !record
+      ? "our NAT maps per destination and the peer is not public, with no LAN or IPv6 path: punching cannot work; relaying through the registry at once (end to end encrypted)"
+      : `no direct handshake ${Math.round((now - record.atMs) / 100) / 10} s after punching; relaying through the registry (end to end encrypted)`;
+    decide(peer, "relay", initiates(peer), why);
   }
   return { state, decisions, nextDueMs };
 }

@@ -11,6 +11,8 @@ import { startControl, stopControl } from "./control.js";
 import type { DecideOptions } from "./decide.js";
 import { createUdpProber, type Prober, type RouteCheck } from "./prober.js";
 import { pingMeter, type RttMeter } from "./rtt.js";
+import { probeNatMapping, type NatProbeResult } from "./natprobe.js";
+import { DEFAULT_STUN_PORT } from "../config/settings.js";
 import { channelCredentials, type ClientTls } from "../tls/client.js";
 import { addressPort, createGrpcSource, type RegistrySource } from "./source.js";
 
@@ -51,6 +53,8 @@ export interface NodeDeps {
   readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
   /** Round trips for `wormhole status`; ping(8) by default, null for none. */
   readonly rttMeter?: RttMeter | null;
+  /** The start-up NAT probe; the registry's STUN responder on its default ports by default, null for none. */
+  readonly natProbe?: ((host: string) => Promise<NatProbeResult>) | null;
 }
 
 /**
@@ -103,6 +107,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     ...(deps.routeCheck ? { routeCheck: deps.routeCheck } : {}),
     ...(deps.relayBindAddress ? { relayBindAddress: deps.relayBindAddress } : {}),
     rttMeter: deps.rttMeter === undefined ? pingMeter() : deps.rttMeter,
+    natProbe: deps.natProbe === undefined ? (host) => probeNatMapping({ host, port: DEFAULT_STUN_PORT, altPort: DEFAULT_STUN_PORT + 1 }) : deps.natProbe,
   });
   agent.start();
   if (config.controlSocket) {

@@ -48,7 +48,28 @@ function embeddedIpv4(addr: ipaddr.IPv4 | ipaddr.IPv6): ipaddr.IPv4 | null {
   return new ipaddr.IPv4([hi >> 8, hi & 255, lo >> 8, lo & 255]);
 }
 
-/** Why `ep` cannot be a candidate, or null when it can. */
+/**
+ * IPv6 ranges private to a site (ULA fc00::/7, the old site-local fec0::/10):
+ * a node's LAN may well have them, and nodes of older versions reported them,
+ * but they are never handed out as a way to reach a node. Such a candidate is
+ * left out of the report, which is otherwise taken (refusing the whole report
+ * would also lose the node's good candidates and its paths).
+ */
+const PRIVATE6 = ["uniqueLocal", "deprecatedSiteLocal"];
+
+/** Why `ep` is left out of the candidates though the report is taken, or null when it is not. */
+export function candidateLeftOut(ep: Endpoint): string | null {
+  let addr: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    addr = ipaddr.process(ep.ip);
+  } catch {
+    return null;
+  }
+  const range = addr.range();
+  return PRIVATE6.includes(range) ? `candidate \`${ep.ip}' is a ${range === "uniqueLocal" ? "unique local (ULA)" : "site-local"} IPv6 address` : null;
+}
+
+/** Why `ep` cannot be a candidate (the report is refused), or null when it can. */
 export function candidateProblem(ep: Endpoint, index: IdentityIndex): string | null {
   if (ep.ip.includes("%")) return `candidate \`${ep.ip}' has an IPv6 zone, which names an interface of one machine`;
   let addr: ipaddr.IPv4 | ipaddr.IPv6;
@@ -102,6 +123,7 @@ export function checkReport(
     }
     const problem = candidateProblem(ep, index);
     if (problem) return refuse(grpc.status.INVALID_ARGUMENT, problem);
+    if (candidateLeftOut(ep)) continue;
     candidates.push(ep);
   }
   const paths: PathState[] = [];

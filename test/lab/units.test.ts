@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { UsageError } from "../../src/cli/common.js";
 import { labCommand, parseNatPair } from "../../src/cli/lab.js";
 import type { Expectation, NatBehaviour, PairVerdict, PathKind } from "../../src/lab/index.js";
-import { NAT_BEHAVIOURS, classifyPath, expectedPath, judge, matrixSites, natRuleset, planLab, renderGrid, whyLabCannotRun } from "../../src/lab/index.js";
+import { NAT_BEHAVIOURS, classifyPath, expectedPath, judge, matrixSites, natRuleset, pathFamily, planLab, renderGrid, whyLabCannotRun } from "../../src/lab/index.js";
 import { IFNAME_MAX, runIdOf, wgInterfaceName } from "../../src/lab/names.js";
 import { remapRuleset } from "../../src/lab/nat.js";
 import { Secret } from "../../src/lab/wg.js";
@@ -125,6 +125,15 @@ describe("classifyPath", () => {
   for (const c of cases) {
     it(c.name, () => assert.equal(classifyPath({ peer: c.peer, nowMs: now, pingOk: c.ping, relayIps: ["203.0.113.1"] }), c.want));
   }
+  it("a global IPv6 endpoint is direct, over IPv6; relayed and down paths have no family", () => {
+    const v6 = peer("2001:db8:1:1::10", 1_000);
+    assert.equal(classifyPath({ peer: v6, nowMs: now, pingOk: true }), "direct");
+    assert.equal(pathFamily("direct", v6?.endpoint ?? null), "ipv6");
+    assert.equal(pathFamily("direct", { ip: "203.0.113.101", port: 1 }), "ipv4");
+    assert.equal(pathFamily("lan", { ip: "192.168.1.10", port: 1 }), "ipv4");
+    assert.equal(pathFamily("relayed", { ip: "127.0.0.1", port: 1 }), null);
+    assert.equal(pathFamily("down", { ip: "2001:db8::1", port: 1 }), null);
+  });
 });
 
 describe("expectations", () => {
@@ -164,9 +173,10 @@ describe("expectations", () => {
 });
 
 describe("renderGrid", () => {
-  const v = (from: string, to: string, fromNat: NatBehaviour, toNat: NatBehaviour, path: PathKind, expected: Expectation, pingMs: number | null): PairVerdict => ({
-    from, to, fromNat, toNat, path, expected, verdict: judge(path, expected), endpoint: null, handshakeMs: pingMs, pingMs, rttMs: null,
-  });
+  const v = (from: string, to: string, fromNat: NatBehaviour, toNat: NatBehaviour, path: PathKind, expected: Expectation, pingMs: number | null, ip = "203.0.113.101"): PairVerdict => {
+    const endpoint = path === "down" ? null : { ip, port: 51820 };
+    return { from, to, fromNat, toNat, path, family: pathFamily(path, endpoint), expected, verdict: judge(path, expected), endpoint, handshakeMs: pingMs, pingMs, rttMs: null };
+  };
   it("shows path and seconds per cell, marks gaps and pairs worse than expected", () => {
     const pairs = [
       v("home1", "home2", "home", "home", "direct", { path: "direct" }, 5_400),
@@ -181,6 +191,11 @@ describe("renderGrid", () => {
     assert.match(rows[1] ?? "", /^home\s+direct 5\.4s\s+down \*$/);
     assert.match(grid, /known gaps:\n {2}home-symmetric, symmetric-symmetric: symmetric gap/);
     assert.match(grid, /1 pair\(s\) off expectation:\n {2}home2 -> home1: down \(worse; expected direct\)/);
+  });
+  it("marks a direct path over IPv6 as direct6", () => {
+    const grid = renderGrid(["home"], [v("home1", "home2", "home", "home", "direct", { path: "direct" }, 1_200, "2001:db8:1:1::11")]);
+    assert.match(grid.split("\n")[1] ?? "", /^home\s+direct6 1\.2s$/);
+    assert.match(renderGrid(["home"], [v("home1", "home2", "home", "home", "direct", { path: "direct" }, 1_200)]).split("\n")[1] ?? "", /^home\s+direct 1\.2s$/);
   });
 });
 

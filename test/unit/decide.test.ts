@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  cannotPunch,
   decide,
   DEFAULT_KEEPALIVE_SEC,
   HEALTHY_HANDSHAKE_MS,
@@ -17,6 +18,7 @@ import {
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer } from "../../src/wg/types.js";
 import { FakeClock } from "../../src/util/clock.js";
 import { key } from "../support/keys.js";
+import { formatEndpoint } from "../../src/wg/endpoint.js";
 
 const NOW = Date.UTC(2026, 10, 29, 12, 0, 0);
 const A: Endpoint = { ip: "198.51.100.7", port: 40001 };
@@ -81,7 +83,7 @@ const cases: Case[] = [
     lost: { sinceMs: NOW - 1_996, heardAtMs: NOW - 1_950 },
     verdict: "punch",
     update: punch(A, 25),
-    record: { endpoint: A, atMs: NOW, attempts: 1 },
+    record: { endpoint: A, atMs: NOW, attempts: 1, lead: A },
   },
   {
     name: "the peer lost its session, on a clock a little behind ours: still afresh",
@@ -90,7 +92,7 @@ const cases: Case[] = [
     lost: { sinceMs: NOW - 2_050, heardAtMs: NOW - 1_900 },
     verdict: "punch",
     update: punch(A, 25),
-    record: { endpoint: A, atMs: NOW, attempts: 1 },
+    record: { endpoint: A, atMs: NOW, attempts: 1, lead: A },
   },
   {
     name: "the peer's report is older than our handshake (it was down before we met): nothing",
@@ -124,7 +126,7 @@ const cases: Case[] = [
     registry: A,
     verdict: "punch",
     update: punch(A),
-    record: { endpoint: A, atMs: NOW, attempts: 1 },
+    record: { endpoint: A, atMs: NOW, attempts: 1, lead: A },
     nextDueMs: NOW + PUNCH_RETRY_MS,
   },
   {
@@ -140,7 +142,7 @@ const cases: Case[] = [
     registry: A,
     verdict: "set",
     update: { publicKey: key(1), endpoint: A, persistentKeepaliveSec: DEFAULT_KEEPALIVE_SEC },
-    record: { endpoint: A, atMs: NOW, attempts: 0 },
+    record: { endpoint: A, atMs: NOW, attempts: 0, lead: A },
     nextDueMs: null,
   },
   {
@@ -216,7 +218,7 @@ const cases: Case[] = [
     applied: mine(A, 1, NOW - PUNCH_RETRY_MS),
     verdict: "repunch",
     update: punch(A, 25),
-    record: { endpoint: A, atMs: NOW, attempts: 2 },
+    record: { endpoint: A, atMs: NOW, attempts: 2, lead: A },
     nextDueMs: NOW + PUNCH_RETRY_MS,
   },
   {
@@ -235,7 +237,7 @@ const cases: Case[] = [
     applied: mine(A, MAX_PUNCH_ATTEMPTS - 1, NOW - 2 * PUNCH_RETRY_MS),
     verdict: "repunch",
     update: punch(A, 25),
-    record: { endpoint: A, atMs: NOW, attempts: MAX_PUNCH_ATTEMPTS },
+    record: { endpoint: A, atMs: NOW, attempts: MAX_PUNCH_ATTEMPTS, lead: A },
     nextDueMs: null,
   },
   {
@@ -432,14 +434,14 @@ describe("decide: peers behind our own NAT", () => {
       ...base,
       nowMs: NOW + 50,
       device: device(peer({ endpoint: A, persistentKeepaliveSec: 25 })),
-      applied: new Map([[key(1), { endpoint: A, atMs: NOW, attempts: 1 }]]),
+      applied: new Map([[key(1), { endpoint: A, atMs: NOW, attempts: 1, lead: A }]]),
       selfEndpoint: SELF,
     });
-    assert.equal(r.decisions[0]?.verdict, "repunch");
+    assert.equal(r.decisions[0]?.verdict, "punch");
     assert.deepEqual(r.updates, [punch(LAN, 25)]);
-    assert.deepEqual(r.applied.get(key(1)), { endpoint: LAN, atMs: NOW + 50, attempts: 2 });
+    assert.deepEqual(r.applied.get(key(1)), { endpoint: LAN, atMs: NOW + 50, attempts: 1, lead: LAN });
     // Without candidates, the same state only waits for the retry.
-    const alone = decide({ ...base, candidates: new Map(), nowMs: NOW + 50, device: device(peer({ endpoint: A, persistentKeepaliveSec: 25 })), applied: new Map([[key(1), { endpoint: A, atMs: NOW, attempts: 1 }]]), selfEndpoint: SELF });
+    const alone = decide({ ...base, candidates: new Map(), nowMs: NOW + 50, device: device(peer({ endpoint: A, persistentKeepaliveSec: 25 })), applied: new Map([[key(1), { endpoint: A, atMs: NOW, attempts: 1, lead: A }]]), selfEndpoint: SELF });
     assert.deepEqual(alone.updates, []);
   });
 
@@ -462,4 +464,228 @@ describe("decide: peers behind our own NAT", () => {
     assert.equal(pathOf(peer({ endpoint: A, lastHandshakeMs: NOW - 1 }), [LAN], NOW), "direct");
     assert.equal(pathOf(peer({ endpoint: A, lastHandshakeMs: NOW - HEALTHY_HANDSHAKE_MS }), [], NOW), "down");
   });
+});
+
+describe("decide: IPv6 candidates (rules 7 and 8)", () => {
+  /** The peer's public IPv4 mapping (the registry's endpoint), its global IPv6 address, and candidates never to try. */
+  const P4: Endpoint = { ip: "203.0.113.104", port: 40001 };
+  const P6: Endpoint = { ip: "2001:db8:4:1::10", port: 51820 };
+  const P6B: Endpoint = { ip: "2001:db8:4:1::99", port: 51820 };
+  const ULA: Endpoint = { ip: "fd12:3456::10", port: 51820 };
+  const LINK: Endpoint = { ip: "fe80::10", port: 51820 };
+  const LAN: Endpoint = { ip: "192.168.4.10", port: 51820 };
+  const SELF: Endpoint = { ip: "203.0.113.103", port: 40009 };
+  const SAME_NAT: Endpoint = { ip: P4.ip, port: 40009 };
+
+  const order: Array<{ name: string; candidates: Endpoint[]; self: Endpoint | null; selfIpv6: boolean; registry?: Endpoint; want: Endpoint[] }> = [
+    { name: "both ends have IPv6: the peer's IPv6 address, then its IPv4 mapping", candidates: [P6], self: SELF, selfIpv6: true, want: [P6, P4] },
+    { name: "this node has no IPv6: the IPv4 mapping only", candidates: [P6], self: SELF, selfIpv6: false, want: [P4] },
+    { name: "this node has IPv6 and the peer reported none: the IPv4 mapping only", candidates: [], self: SELF, selfIpv6: true, want: [P4] },
+    { name: "a ULA candidate is never tried", candidates: [ULA], self: SELF, selfIpv6: true, want: [P4] },
+    { name: "a link-local candidate is never tried", candidates: [LINK], self: SELF, selfIpv6: true, want: [P4] },
+    { name: "ULA and link-local are never tried even behind the same NAT", candidates: [ULA, LINK, LAN], self: SAME_NAT, selfIpv6: true, want: [LAN, P4] },
+    { name: "behind the same NAT: LAN first, then IPv6, then the mapping", candidates: [P6, LAN], self: SAME_NAT, selfIpv6: true, want: [LAN, P6, P4] },
+    { name: "behind the same NAT without IPv6 here: LAN, then the mapping", candidates: [P6, LAN], self: SAME_NAT, selfIpv6: false, want: [LAN, P4] },
+    { name: "a private IPv4 candidate is not tried across NATs, IPv6 or not", candidates: [LAN, P6], self: SELF, selfIpv6: true, want: [P6, P4] },
+    { name: "several IPv6 addresses: each, in the peer's order", candidates: [P6, P6B], self: SELF, selfIpv6: true, want: [P6, P6B, P4] },
+    { name: "an IPv6-only peer (the registry sees it at its IPv6 address): tried once there", candidates: [P6], self: SELF, selfIpv6: true, registry: P6, want: [P6] },
+    { name: "not knowing our own mapping: IPv6 still first", candidates: [P6], self: null, selfIpv6: true, want: [P6, P4] },
+  ];
+  for (const c of order) {
+    it(`targetsFor: ${c.name}`, () => assert.deepEqual(targetsFor(c.registry ?? P4, c.candidates, c.self, c.selfIpv6), c.want));
+  }
+
+  const punchAt = (to: Endpoint) => punch(to, 25);
+  const cases: Array<{
+    name: string;
+    peer: Partial<WgPeer>;
+    candidates: Endpoint[];
+    selfIpv6: boolean;
+    applied?: AppliedRecord;
+    rxGrewAtMs?: number;
+    verdict: Verdict;
+    update: PeerUpdate | null;
+    record?: AppliedRecord;
+  }> = [
+    {
+      name: "no endpoint yet and both ends have IPv6: the first punch goes to the peer's IPv6 address",
+      peer: { persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      verdict: "punch",
+      update: punchAt(P6),
+      record: { endpoint: P6, atMs: NOW, attempts: 1, lead: P6 },
+    },
+    {
+      name: "no handshake at IPv6 within the retry time: the next punch goes to the IPv4 mapping, still led by IPv6",
+      peer: { endpoint: P6, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      applied: { endpoint: P6, atMs: NOW - PUNCH_RETRY_MS, attempts: 1, lead: P6 },
+      verdict: "repunch",
+      update: punchAt(P4),
+      record: { endpoint: P4, atMs: NOW, attempts: 2, lead: P6 },
+    },
+    {
+      name: "the IPv4 punch led by IPv6 gets no answer: back to IPv6, not started over",
+      peer: { endpoint: P4, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      applied: { endpoint: P4, atMs: NOW - PUNCH_RETRY_MS, attempts: 2, lead: P6 },
+      verdict: "repunch",
+      update: punchAt(P6),
+      record: { endpoint: P6, atMs: NOW, attempts: 3, lead: P6 },
+    },
+    {
+      name: "the peer's IPv6 address arrives after every IPv4 punch failed: punching starts over at IPv6",
+      peer: { endpoint: P4, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      applied: { endpoint: P4, atMs: NOW - 5_000, attempts: MAX_PUNCH_ATTEMPTS, lead: P4 },
+      verdict: "punch",
+      update: punchAt(P6),
+      record: { endpoint: P6, atMs: NOW, attempts: 1, lead: P6 },
+    },
+    {
+      name: "the peer's IPv6 address arrives, but this node has none: nothing new to try",
+      peer: { endpoint: P4, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: false,
+      applied: { endpoint: P4, atMs: NOW - 5_000, attempts: MAX_PUNCH_ATTEMPTS, lead: P4 },
+      verdict: "unchanged",
+      update: null,
+    },
+    {
+      name: "a working IPv4 path written by us is not moved to IPv6",
+      peer: { endpoint: P4, lastHandshakeMs: NOW - 1_000, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      applied: { endpoint: P4, atMs: NOW - 60_000, attempts: 1, lead: P4 },
+      verdict: "unchanged",
+      update: null,
+    },
+    {
+      name: "a working IPv4 path the user set is not moved to IPv6",
+      peer: { endpoint: P4, lastHandshakeMs: NOW - 1_000, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      verdict: "unchanged",
+      update: null,
+    },
+    {
+      name: "the peer is reaching us: its handshake is not killed for the new IPv6 address",
+      peer: { endpoint: P4, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      applied: { endpoint: P4, atMs: NOW - 5_000, attempts: MAX_PUNCH_ATTEMPTS, lead: P4 },
+      rxGrewAtMs: NOW - 1_000,
+      verdict: "hearing",
+      update: null,
+    },
+    {
+      name: "an agent restarted: the peer sits at its IPv4 mapping without a handshake, not written by us: IPv6 first",
+      peer: { endpoint: P4, lastHandshakeMs: NOW - HEALTHY_HANDSHAKE_MS - 1, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      verdict: "punch",
+      update: punchAt(P6),
+      record: { endpoint: P6, atMs: NOW, attempts: 1, lead: P6 },
+    },
+    {
+      name: "a record from a relay's direct try (no lead) is not started over",
+      peer: { endpoint: P4, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      applied: { endpoint: P4, atMs: NOW - 5_000, attempts: MAX_PUNCH_ATTEMPTS },
+      verdict: "unchanged",
+      update: null,
+    },
+    {
+      name: "a peer with a preshared key gets the IPv6 address set, never re-created",
+      peer: { endpoint: P4, hasPresharedKey: true, persistentKeepaliveSec: 25 },
+      candidates: [P6],
+      selfIpv6: true,
+      verdict: "set",
+      update: { publicKey: key(1), endpoint: P6 },
+      record: { endpoint: P6, atMs: NOW, attempts: 0, lead: P6 },
+    },
+    {
+      name: "only a ULA candidate: the IPv4 mapping is punched, the ULA never written",
+      peer: { persistentKeepaliveSec: 25 },
+      candidates: [ULA],
+      selfIpv6: true,
+      verdict: "punch",
+      update: punchAt(P4),
+      record: { endpoint: P4, atMs: NOW, attempts: 1, lead: P4 },
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const r = decide({
+        device: device(peer(c.peer)),
+        registry: new Map([[key(1), P4]]),
+        candidates: new Map([[key(1), c.candidates]]),
+        selfEndpoint: SELF,
+        selfIpv6: c.selfIpv6,
+        applied: new Map(c.applied ? [[key(1), c.applied]] : []),
+        rxGrewAtMs: new Map(c.rxGrewAtMs === undefined ? [] : [[key(1), c.rxGrewAtMs]]),
+        nowMs: NOW,
+      });
+      assert.equal(r.decisions[0]?.verdict, c.verdict, r.decisions[0]?.reason);
+      assert.deepEqual(r.updates, c.update ? [c.update] : []);
+      if (c.record) assert.deepEqual(r.applied.get(key(1)), c.record);
+      else assert.equal(r.applied.size, 0, "nothing written, nothing recorded");
+    });
+  }
+
+  it("punches in order on a fake clock: IPv4 until the peer's IPv6 address arrives, then IPv6, IPv4, IPv6, then nothing", () => {
+    const clock = new FakeClock(NOW);
+    const applied = new Map<string, AppliedRecord>();
+    let current: WgPeer = peer({});
+    const punches: Array<[string, number]> = [];
+    for (let step = 0; step < 40; step++) {
+      const t = clock.now() - NOW;
+      // The peer's agent starts (and reports its candidates) 1.5 s after ours.
+      const candidates = new Map([[key(1), t >= 1_500 ? [P6] : []]]);
+      const r = decide({ device: device(current), registry: new Map([[key(1), P4]]), candidates, selfEndpoint: SELF, selfIpv6: true, applied, nowMs: clock.now() });
+      for (const [k, v] of r.applied) applied.set(k, v);
+      for (const u of r.updates) {
+        if (u.recreate && u.endpoint) punches.push([formatEndpoint(u.endpoint), t]);
+        current = { ...current, endpoint: u.endpoint ?? current.endpoint, persistentKeepaliveSec: u.persistentKeepaliveSec ?? current.persistentKeepaliveSec };
+      }
+      clock.advance(250);
+    }
+    const v4 = formatEndpoint(P4);
+    const v6 = formatEndpoint(P6);
+    assert.deepEqual(punches, [
+      [v4, 0],
+      [v4, 1_000],
+      [v6, 1_500],
+      [v4, 2_500],
+      [v6, 3_500],
+    ]);
+  });
+
+  it("pathOf: a session at the peer's IPv6 candidate is direct, not lan", () => {
+    assert.equal(pathOf(peer({ endpoint: P6, lastHandshakeMs: NOW - 1 }), [LAN, P6], NOW), "direct");
+    assert.equal(pathOf(peer({ endpoint: LAN, lastHandshakeMs: NOW - 1 }), [LAN, P6], NOW), "lan");
+    assert.equal(pathOf(peer({ endpoint: ULA, lastHandshakeMs: NOW - 1 }), [ULA], NOW), "lan");
+  });
+});
+
+describe("cannotPunch (relay rule 10)", () => {
+  const P4: Endpoint = { ip: "203.0.113.104", port: 40001 };
+  const LAN: Endpoint = { ip: "192.168.4.10", port: 51820 };
+  const PUBLIC: Endpoint = { ip: "203.0.113.104", port: 51820 };
+  const P6: Endpoint = { ip: "2001:db8:4:1::10", port: 51820 };
+  const cases: Array<[string, boolean, Endpoint | null, Endpoint[], Endpoint[], boolean]> = [
+    ["our NAT maps per destination, the peer is behind a NAT, nowhere else to try", true, P4, [LAN], [P4], true],
+    ["our NAT maps per destination, but the peer is public (its own address is where the registry sees it)", true, P4, [PUBLIC], [P4], false],
+    ["our NAT maps per destination, but the peer has an IPv6 place for us", true, P4, [LAN, P6], [P6, P4], false],
+    ["our NAT maps per destination, but the peer is behind our NAT (its LAN address first)", true, P4, [LAN], [LAN, P4], false],
+    ["our NAT maps per destination, but the peer reported nothing (a seed node, or not started): not judged", true, P4, [], [P4], false],
+    ["our NAT does not map per destination (or the probe did not tell)", false, P4, [LAN], [P4], false],
+    ["the registry has no endpoint for the peer", true, null, [LAN], [], false],
+  ];
+  for (const [name, self, registry, candidates, targets, want] of cases) it(name, () => assert.equal(cannotPunch(self, registry, candidates, targets), want));
 });

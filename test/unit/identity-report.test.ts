@@ -3,9 +3,9 @@ import type { NetworkInterfaceInfo } from "node:os";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import fc from "fast-check";
-import { localCandidates } from "../../src/node/candidates.js";
+import { hasGlobalIpv6, isGlobalIpv6, localCandidates, MAX_LOCAL_CANDIDATES } from "../../src/node/candidates.js";
 import { callerIp, IdentityIndex } from "../../src/registry/identity.js";
-import { checkReport } from "../../src/registry/report.js";
+import { candidateLeftOut, checkReport } from "../../src/registry/report.js";
 import { nextPeerMap } from "../../src/registry/view.js";
 import type { WgDevice, WgPeer } from "../../src/wg/types.js";
 import { key } from "../support/keys.js";
@@ -88,6 +88,29 @@ describe("checkReport", () => {
     ["a path to a bad key", { paths: [{ peerPublicKey: "nope", kind: "PATH_KIND_LAN", sinceUnixMs: 0, endpoint: null, rttMs: 0 }] }, key(1), grpc.status.INVALID_ARGUMENT, /not a WireGuard key: `nope'/],
     ["a path of unknown kind", { paths: [{ peerPublicKey: key(2), kind: "PATH_KIND_UNSPECIFIED", sinceUnixMs: 0, endpoint: null, rttMs: 0 }] }, key(1), grpc.status.INVALID_ARGUMENT, /path kind/],
   ];
+  it("leaves ULA and site-local IPv6 candidates out, and takes the rest of the report", () => {
+    const v = ok({
+      candidates: [
+        { ip: "fd12:3456::10", port: 51820 },
+        { ip: "192.168.1.10", port: 51820 },
+        { ip: "FC00::1", port: 51820 },
+        { ip: "fec0::1", port: 51820 },
+        { ip: "2001:db8:1:1::10", port: 51820 },
+      ],
+      paths: [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 500, endpoint: null, rttMs: 0 }],
+    });
+    assert.ok(v.ok);
+    assert.deepEqual(v.report.candidates, [
+      { ip: "192.168.1.10", port: 51820 },
+      { ip: "2001:db8:1:1::10", port: 51820 },
+    ]);
+    assert.equal(v.report.paths.length, 1);
+  });
+  it("says why a ULA candidate is left out", () => {
+    assert.match(candidateLeftOut({ ip: "fd00::1", port: 1 }) ?? "", /`fd00::1' is a unique local \(ULA\) IPv6 address/);
+    assert.equal(candidateLeftOut({ ip: "2001:db8::1", port: 1 }), null);
+    assert.equal(candidateLeftOut({ ip: "192.168.1.1", port: 1 }), null);
+  });
   for (const [name, req, caller, code, says] of refusals) {
     it(`refuses ${name}`, () => {
       const v = ok(req, caller);
@@ -121,6 +144,54 @@ describe("localCandidates", () => {
       { ip: "192.168.1.10", port: 51820 },
       { ip: "2001:db8::10", port: 51820 },
     ]);
+  });
+  it("offers global IPv6 addresses; never ULA, site-local, link-local, IPv4-mapped or inside the tunnel", () => {
+    const withV6Tunnel: WgDevice = { ...device, peers: [peer(2, ["10.200.0.0/24", "2001:db8:ffff::/48"])] };
+    const got = localCandidates(
+      {
+        eth0: [info("fd12:3456::10"), info("fec0::1"), info("fe80::1"), info("2001:db8:1:1::10"), info("::ffff:192.0.2.1"), info("2001:db8:ffff::5"), info("ff02::1")],
+        eth1: [info("2001:db8:2:1::10")],
+      },
+      new Set(["wg0"]),
+      withV6Tunnel,
+    );
+    assert.deepEqual(got, [
+      { ip: "192.0.2.1", port: 51820 },
+      { ip: "2001:db8:1:1::10", port: 51820 },
+      { ip: "2001:db8:2:1::10", port: 51820 },
+    ]);
+    assert.equal(hasGlobalIpv6(got), true);
+  });
+  it("at most two IPv6 addresses, after the IPv4 ones, eight in all", () => {
+    const v4 = Array.from({ length: 10 }, (_, i) => info(`192.168.${i}.10`));
+    const v6 = Array.from({ length: 4 }, (_, i) => info(`2001:db8:${i + 1}::10`));
+    const got = localCandidates({ eth0: [...v6, ...v4] }, new Set(), device);
+    assert.equal(got.length, MAX_LOCAL_CANDIDATES);
+    assert.deepEqual(got.slice(-2).map((c) => c.ip), ["2001:db8:1::10", "2001:db8:2::10"]);
+    assert.ok(got.slice(0, -2).every((c) => !c.ip.includes(":")));
+  });
+  it("a node with only ULA has no global IPv6", () => {
+    const got = localCandidates({ eth0: [info("192.168.1.10"), info("fd00::10")] }, new Set(), device);
+    assert.deepEqual(got, [{ ip: "192.168.1.10", port: 51820 }]);
+    assert.equal(hasGlobalIpv6(got), false);
+  });
+  it("isGlobalIpv6", () => {
+    const cases: Array<[string, boolean]> = [
+      ["2001:db8::1", true],
+      ["2a00:1450::1", true],
+      ["fd00::1", false],
+      ["fc00::1", false],
+      ["fe80::1", false],
+      ["fec0::1", false],
+      ["::1", false],
+      ["::", false],
+      ["ff02::1", false],
+      ["::ffff:192.0.2.1", false],
+      ["64:ff9b::c000:201", false],
+      ["192.0.2.1", false],
+      ["nonsense", false],
+    ];
+    for (const [ip, want] of cases) assert.equal(isGlobalIpv6(ip), want, ip);
   });
   it("nothing without a listen port", () => {
     assert.deepEqual(localCandidates({ eth0: [info("192.168.1.10")] }, new Set(), { ...device, listenPort: 0 }), []);

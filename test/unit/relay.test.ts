@@ -38,7 +38,7 @@ const input = (over: Partial<RelayInput>): RelayInput => ({
   nowMs: NOW,
   ...over,
 });
-const relayed = (over: Partial<RelayEntry> = {}): RelayEntry => ({ sinceMs: NOW - 60_000, phase: "relayed", atMs: NOW - 60_000, tries: 0, nextTryMs: NOW + 5_000, initiated: true, ...over });
+const relayed = (over: Partial<RelayEntry> = {}): RelayEntry => ({ sinceMs: NOW - 60_000, phase: "relayed", atMs: NOW - 60_000, tries: 0, nextTryMs: NOW + 5_000, initiated: true, lead: B_EP, ...over });
 
 describe("planRelay", () => {
   it("relays a peer whose punch got no handshake within RELAY_AFTER_MS, and schedules the first direct try after the quiet time", () => {
@@ -48,7 +48,7 @@ describe("planRelay", () => {
       r.decisions.map((d) => [d.publicKey, d.action, d.recreate]),
       [[B, "relay", true]],
     );
-    assert.deepEqual(r.state.get(B), { sinceMs: NOW, phase: "relayed", atMs: NOW, tries: 0, nextTryMs: nextTry(NOW + QUIET_MS, 0), initiated: true });
+    assert.deepEqual(r.state.get(B), { sinceMs: NOW, phase: "relayed", atMs: NOW, tries: 0, nextTryMs: nextTry(NOW + QUIET_MS, 0), initiated: true, lead: B_EP });
     assert.equal(r.nextDueMs, NOW + LOOK_AGAIN_MS, "a look soon after, to see the relayed path");
     const later = planRelay(input({ state: r.state, nowMs: NOW + LOOK_AGAIN_MS, device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW + 100 }) }));
     assert.deepEqual(later.decisions, []);
@@ -106,12 +106,19 @@ describe("planRelay", () => {
     const at = planRelay(input({ state: new Map([[B, relayed({ nextTryMs: NOW })]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 10_000 }) }));
     assert.deepEqual(at.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B_EP, true]]);
     assert.equal(at.state.get(B)?.phase, "trying");
-    assert.equal(at.nextDueMs, NOW + LOOK_AGAIN_MS);
+    assert.equal(at.nextDueMs, NOW + KICK_MS);
+
+    // No handshake KICK_MS into the try: sent once more, at the same place (rule 8); then nothing more until the try ends.
+    const again = planRelay(input({ nowMs: NOW + KICK_MS, state: at.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
+    assert.deepEqual(again.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B_EP, true]]);
+    assert.equal(again.nextDueMs, NOW + TRY_DIRECT_MS);
+    const quiet = planRelay(input({ nowMs: NOW + KICK_MS + 100, state: again.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
+    assert.deepEqual(quiet.decisions, []);
 
     const later = NOW + TRY_DIRECT_MS;
-    const back = planRelay(input({ nowMs: later, state: at.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
+    const back = planRelay(input({ nowMs: later, state: again.state, device: device({ endpoint: B_EP, lastHandshakeMs: 0 }) }));
     assert.deepEqual(back.decisions.map((d) => d.action), ["relay-again"]);
-    assert.deepEqual(back.state.get(B), { sinceMs: NOW - 60_000, phase: "relayed", atMs: later, tries: 1, nextTryMs: nextTry(later + QUIET_MS, 1), initiated: true });
+    assert.deepEqual(back.state.get(B), { sinceMs: NOW - 60_000, phase: "relayed", atMs: later, tries: 1, nextTryMs: nextTry(later + QUIET_MS, 1), initiated: true, lead: B_EP });
   });
 
   it("is direct again when a try gets a handshake", () => {
@@ -130,6 +137,87 @@ describe("planRelay", () => {
     const r = planRelay(input({ state: new Map([[B, relayed()]]), device: device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100 }) }));
     assert.deepEqual(r.decisions, []);
     assert.equal(r.nextDueMs, NOW + 5_000);
+  });
+
+  describe("a new first place while relayed (rule 7)", () => {
+    const B6: Endpoint = { ip: "2001:db8:2:1::10", port: 51820 };
+    const onRelay = device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100 });
+    it("the peer reported its IPv6 address: tried there at once, long before the next round", () => {
+      const r = planRelay(input({ state: new Map([[B, relayed()]]), device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B6, true]]);
+      assert.deepEqual(r.state.get(B), { ...relayed(), phase: "trying", atMs: NOW, lead: B6, initiated: false });
+      assert.equal(r.nextDueMs, NOW + KICK_MS);
+    });
+    it("at an IPv6 place the end with the higher key re-creates the peer too (rule 9), and does not initiate again (rule 8 is the lower key's)", () => {
+      const higher = { ...onRelay, publicKey: key(3) };
+      const r = planRelay(input({ state: new Map([[B, relayed()]]), device: higher, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["try-direct", true]]);
+      assert.equal(r.nextDueMs, NOW + LOOK_AGAIN_MS, "a look a second in (the try lasts TRY_DIRECT_MS)");
+      const later = planRelay(input({ nowMs: NOW + KICK_MS, state: r.state, device: { ...higher, peers: [higher.peers[0] as WgPeer, peer({ publicKey: B, endpoint: B6 })] }, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(later.decisions, []);
+    });
+    it("at an IPv4 place the end with the higher key only sets the endpoint (the agent pokes it), as before", () => {
+      const higher = { ...onRelay, publicKey: key(3) };
+      const r = planRelay(input({ state: new Map([[B, relayed({ nextTryMs: NOW })]]), device: higher }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["try-direct", false]]);
+    });
+    it("a peer with a preshared key is never re-created, even at an IPv6 place", () => {
+      const psk = device({ endpoint: RELAY_EP, lastHandshakeMs: NOW - 100, hasPresharedKey: true });
+      const r = planRelay(input({ state: new Map([[B, relayed()]]), device: psk, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["try-direct", false]]);
+    });
+    it("that try failed: relayed again, and the same place is not tried again before the next round", () => {
+      const tried = planRelay(input({ state: new Map([[B, relayed()]]), device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      const back = planRelay(input({ nowMs: NOW + TRY_DIRECT_MS, state: tried.state, device: device({ endpoint: B6 }), targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(back.decisions.map((d) => d.action), ["relay-again"]);
+      const after = planRelay(input({ nowMs: NOW + TRY_DIRECT_MS + 1_000, state: back.state, device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(after.decisions, []);
+    });
+    it("the same first place as when relayed: waits for the round", () => {
+      const r = planRelay(input({ state: new Map([[B, relayed()]]), device: onRelay }));
+      assert.deepEqual(r.decisions, []);
+    });
+    it("adopted before this end punched anywhere, with an IPv6 first place: tried there at once", () => {
+      const adopted = planRelay(input({ applied: new Map(), device: device({ endpoint: RELAY_EP }), targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(adopted.decisions.map((d) => d.action), ["adopt"]);
+      assert.equal(adopted.state.get(B)?.lead, null);
+      const r = planRelay(input({ nowMs: NOW + 100, state: adopted.state, device: onRelay, targets: new Map([[B, [B6, B_EP]]]) }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.endpoint]), [["try-direct", B6]]);
+      assert.deepEqual(r.state.get(B)?.lead, B6);
+    });
+    it("adopted before this end tried anything, at an IPv4 place: tried there at once, this end initiating whatever the keys (a public peer answers)", () => {
+      const higher = { ...onRelay, publicKey: key(3) };
+      const r = planRelay(input({ state: new Map([[B, relayed({ lead: null })]]), device: higher }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B_EP, true]]);
+      const failed = planRelay(input({ nowMs: NOW + TRY_DIRECT_MS, state: r.state, device: { ...higher, peers: [higher.peers[0] as WgPeer, peer({ publicKey: B, endpoint: B_EP })] } }));
+      assert.deepEqual(failed.decisions.map((d) => d.action), ["relay-again"]);
+      assert.deepEqual(failed.state.get(B)?.lead, B_EP, "tried once: the next try waits for the round");
+    });
+  });
+
+  describe("a peer that cannot be punched (rule 10)", () => {
+    const hopeless = new Set([B]);
+    it("is relayed at once, before any punch", () => {
+      const r = planRelay(input({ applied: new Map(), device: device({ endpoint: null }), cannotPunch: hopeless }));
+      assert.deepEqual(r.decisions.map((d) => [d.action, d.recreate]), [["relay", true]]);
+      assert.match(r.decisions[0]?.reason ?? "", /punching cannot work/);
+    });
+    it("is relayed at once after a first punch, without waiting RELAY_AFTER_MS", () => {
+      const r = planRelay(input({ applied: punched(1, NOW - 10), cannotPunch: hopeless }));
+      assert.deepEqual(r.decisions.map((d) => d.action), ["relay"]);
+    });
+    it("waits while it is heard from (its handshake is under way)", () => {
+      const r = planRelay(input({ applied: new Map(), cannotPunch: hopeless, rxGrewAtMs: new Map([[B, NOW - 100]]) }));
+      assert.deepEqual(r.decisions, []);
+      assert.equal(r.nextDueMs, NOW - 100 + RELAY_AFTER_MS);
+    });
+    it("is not relayed while the registry does not relay, nor when the session works", () => {
+      assert.deepEqual(planRelay(input({ applied: new Map(), cannotPunch: hopeless, relayAvailable: false })).decisions, []);
+      assert.deepEqual(planRelay(input({ applied: new Map(), cannotPunch: hopeless, device: device({ lastHandshakeMs: NOW - 1_000 }) })).decisions, []);
+    });
+    it("without it, a peer never punched is not relayed", () => {
+      assert.deepEqual(planRelay(input({ applied: new Map(), device: device({ endpoint: null }) })).decisions, []);
+    });
   });
 
   it("hands relayed peers back when the registry stops relaying", () => {
