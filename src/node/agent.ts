@@ -112,8 +112,6 @@ export class NodeAgent {
   private readonly links = new Map<string, RelayLink>();
   /** Per interface: local ports of endpoints on this machine found with nothing listening (a crashed agent's relay). */
   private readonly stalePorts = new Map<string, Set<number>>();
-  /** Per interface: peers that report no session with us, their "since" and when we first heard it (rule 9 of decide). */
-  private readonly lostBy = new Map<string, Map<string, { sinceMs: number; heardAtMs: number }>>();
   /** Per interface: the path to each peer, and since when. */
   private readonly paths = new Map<string, Map<string, PathState>>();
   /** Per interface: what was last reported (to report only changes). */
@@ -247,6 +245,8 @@ export class NodeAgent {
     // Our own candidates: reported to the registry, and whether we have global IPv6 (then peers' IPv6 candidates are tried first).
     const own = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), new Set(this.devices.keys()), device);
     const selfIpv6 = hasGlobalIpv6(own);
+    // No NAT in front of us: the registry sees us at an address of our own.
+    const selfPublic = self !== null && own.some((c) => c.ip === self.ip);
     // A network change (the registry sees us at a new address): ask again how the NAT maps.
     if (selfMoved && typeof this.natProbe === "object") this.natProbe = "no";
     this.probeNat(device, registry);
@@ -296,11 +296,11 @@ export class NodeAgent {
       candidates,
       selfEndpoint: self,
       selfIpv6,
+      selfPublic,
       applied,
       nowMs: now,
       selfMoved,
       rxGrewAtMs,
-      lostBy: this.heardLost(iface, device.publicKey, view, now),
       ...(this.options.decideOptions ? { options: this.options.decideOptions } : {}),
     });
     for (const [key, record] of result.applied) applied.set(key, record);
@@ -336,20 +336,6 @@ export class NodeAgent {
     const registryKey = registry?.publicKey ?? (device.peers.some((p) => p.publicKey === view.registryPublicKey) ? view.registryPublicKey : null);
     this.notePaths(iface, device, view, registryKey, now, link);
     if (registryKey) this.reportIfChanged(iface, device, view, own);
-  }
-
-  /** The peers whose reports (passed on by the registry) say they have no session with this interface, with when each was first heard. */
-  private heardLost(iface: string, self: string, view: RegistryView, now: number): Map<string, { sinceMs: number; heardAtMs: number }> {
-    const before = this.lostBy.get(iface);
-    const heard = new Map<string, { sinceMs: number; heardAtMs: number }>();
-    for (const [peer, lost] of view.lost) {
-      const sinceMs = lost.get(self);
-      if (sinceMs === undefined) continue;
-      const old = before?.get(peer);
-      heard.set(peer, old?.sinceMs === sinceMs ? old : { sinceMs, heardAtMs: now });
-    }
-    this.lostBy.set(iface, heard);
-    return heard;
   }
 
   /** The keys of this node's interfaces and of their peers, read now; none when they cannot be read. */
@@ -558,11 +544,7 @@ export class NodeAgent {
       const health = pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
       const kind = relayedNow && health !== "down" ? "relayed" : health;
       const old = before.get(p.publicKey);
-      let sinceMs = old?.kind === kind ? old.sinceMs : now;
-      // A punch re-creates the peer: whatever session there was ends then, so "down" starts anew (the peer hears of it: rule 9 of decide).
-      const punchedAt = this.applied.get(iface)?.get(p.publicKey)?.atMs;
-      if (kind === "down" && punchedAt !== undefined && punchedAt > sinceMs) sinceMs = punchedAt;
-      paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs, endpoint: p.endpoint });
+      paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs: old?.kind === kind ? old.sinceMs : now, endpoint: p.endpoint });
       if (old && old.kind !== kind) this.options.logger.info({ iface, peer: short(p.publicKey), from: old.kind, to: kind }, "path changed");
     }
     this.paths.set(iface, paths);
@@ -575,11 +557,10 @@ export class NodeAgent {
    */
   private reportIfChanged(iface: string, device: WgDevice, view: RegistryView, candidates: readonly Endpoint[]): void {
     const all = this.paths.get(iface) ?? new Map<string, PathState>();
-    // The registry takes at most MAX_PEER_PATHS paths: the ones peers act on (down, then relayed) first.
+    // The registry takes at most MAX_PEER_PATHS paths: the ones that say most (down, then relayed) first.
     const order: Record<string, number> = { down: 0, relayed: 1, lan: 2, direct: 3 };
     const paths = new Map([...all].sort(([, a], [, b]) => (order[a.kind] ?? 4) - (order[b.kind] ?? 4)).slice(0, MAX_PEER_PATHS));
-    // A down path's "since" counts (a punch restarts it); other paths' do not.
-    const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind, p.kind === "down" ? p.sinceMs : 0])]);
+    const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind])]);
     if (this.reportDigest.get(iface) === digest) return;
     this.reportDigest.set(iface, digest);
     this.options.source

@@ -50,14 +50,15 @@
  *     agent started), or the peer sits at a later place that this agent did
  *     not write (an agent restarted), punching starts over at the first
  *     place, attempts counted afresh.
- *  9. A peer that reports having no session with us since after our last
- *     handshake (its report, passed on by the registry: it re-created its
- *     end, say, just as our handshake completed) makes us punch afresh,
- *     though our session looks fine: it is dead on the peer's side, and
- *     WireGuard would notice only after about 15 s. Once per report heard
- *     (not again until the peer reports a newer "since"), and not when we
- *     punched after hearing it. The peer's "since" is on its clock, ours on
- *     ours: LOST_TOLERANCE_MS allows for the difference.
+ *  9. A node without NAT (the registry sees it at one of its own addresses)
+ *     does not punch first: it points the peer at its endpoint and waits
+ *     PUBLIC_DEFER_MS for the peer's initiation, which gets through to it
+ *     whatever the peer's NAT; only then does it punch (a firewall in front
+ *     of it may need its packet). Both ends punching at once let the public
+ *     end re-create its peer a moment after the other end's handshake had
+ *     completed: the session was gone on the public side only, and the pair
+ *     fell back to the relay (4 runs in 20, public host against a symmetric
+ *     NAT, in the lab).
  */
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import { isGlobalIpv6 } from "./candidates.js";
@@ -73,6 +74,8 @@ export const HEALTHY_HANDSHAKE_MS = 135_000;
 export const DEFAULT_KEEPALIVE_SEC = 25;
 export const PUNCH_RETRY_MS = 1_000;
 export const MAX_PUNCH_ATTEMPTS = 3;
+/** How long a node without NAT waits for a peer's initiation before punching itself (rule 9). */
+export const PUBLIC_DEFER_MS = 300;
 /**
  * Authenticated packets arriving from a peer without a working session (its
  * receive counter grew: WireGuard counts only handshake messages and data it
@@ -82,9 +85,6 @@ export const MAX_PUNCH_ATTEMPTS = 3;
  * (about 15 s). Wait this long after the last growth instead.
  */
 export const HEARING_GRACE_MS = 10_000;
-
-/** How far apart two nodes' clocks may be for rule 9 (NTP keeps them within a few ms). */
-export const LOST_TOLERANCE_MS = 100;
 
 export interface DecideOptions {
   readonly healthyHandshakeMs?: number;
@@ -104,6 +104,8 @@ export interface AppliedRecord {
   readonly attempts: number;
   /** The first place to look when this punching began (rule 8); absent: not written by decide(). */
   readonly lead?: Endpoint;
+  /** Written without a punch by a node without NAT, which punches only if no handshake follows (rule 9). */
+  readonly deferred?: boolean;
 }
 
 export interface DecideInput {
@@ -121,13 +123,10 @@ export interface DecideInput {
   readonly candidates?: ReadonlyMap<string, readonly Endpoint[]>;
   /** Where the registry sees this interface (its NAT's public address). */
   readonly selfEndpoint?: Endpoint | null;
-  /**
-   * Peers that report having no session with us (rule 9): since when (their
-   * clock), and when this agent first heard that (ours).
-   */
-  readonly lostBy?: ReadonlyMap<string, { readonly sinceMs: number; readonly heardAtMs: number }>;
   /** This node has a global IPv6 address (rule 7). Default false. */
   readonly selfIpv6?: boolean;
+  /** This node has no NAT: the registry sees it at one of its own addresses (rule 9). Default false. */
+  readonly selfPublic?: boolean;
   readonly options?: DecideOptions;
 }
 
@@ -184,8 +183,14 @@ export function decide(input: DecideInput): DecideResult {
 
   const canPunch = (peer: WgPeer) => o.recreate !== false && !peer.hasPresharedKey;
   /** The update that writes `to` into `peer`, punching when allowed. */
-  const write = (peer: WgPeer, to: Endpoint, attempts: number, lead: Endpoint): { update: PeerUpdate; punched: boolean } => {
+  const write = (peer: WgPeer, to: Endpoint, attempts: number, lead: Endpoint, now_ = false): { update: PeerUpdate; punched: boolean } => {
     const keepalive = peer.persistentKeepaliveSec > 0 ? peer.persistentKeepaliveSec : keepaliveSec;
+    // Rule 9: a node without NAT lets the peer's initiation come first.
+    if (canPunch(peer) && attempts === 1 && input.selfPublic && !input.selfMoved && !now_) {
+      applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts: 0, lead, deferred: true });
+      due(now + PUBLIC_DEFER_MS);
+      return { update: { publicKey: peer.publicKey, endpoint: to, persistentKeepaliveSec: keepalive }, punched: false };
+    }
     if (canPunch(peer)) {
       applied.set(peer.publicKey, { endpoint: to, atMs: now, attempts, lead });
       if (attempts < maxAttempts) due(now + retryMs);
@@ -224,22 +229,6 @@ export function decide(input: DecideInput): DecideResult {
       continue;
     }
 
-    // Rule 9: the peer has no session with us since after our handshake; ours is dead on its side.
-    const lost = input.lostBy?.get(key);
-    if (
-      working &&
-      lost !== undefined &&
-      lost.sinceMs >= peer.lastHandshakeMs - LOST_TOLERANCE_MS &&
-      (record === undefined || record.atMs < lost.heardAtMs) &&
-      canPunch(peer) &&
-      targets[0]
-    ) {
-      const lead = targets[0];
-      updates.push(write(peer, lead, 1, lead).update);
-      note("punch", `the peer reports no session with us since after our last handshake; punching ${show(lead)} afresh`);
-      continue;
-    }
-
     const first = targets[0] as Endpoint;
     // Rule 8: a new first place (or a later place not of our making) for a peer not reached yet.
     const newLead = ours ? record.lead !== undefined && !endpointsEqual(record.lead, first) : onTarget > 0;
@@ -258,6 +247,15 @@ export function decide(input: DecideInput): DecideResult {
         const { update } = write(peer, here, 1, first);
         updates.push(update);
         note("repunch", `this node's own mapping moved; punching ${show(here)} again`);
+      } else if (ours && !working && canPunch(peer) && record.deferred) {
+        if (now - record.atMs >= PUBLIC_DEFER_MS) {
+          const { update } = write(peer, here, 1, record.lead ?? here, true);
+          updates.push(update);
+          note("punch", `no handshake ${age(now - record.atMs)} after pointing at ${show(here)}; punching it`);
+        } else {
+          due(record.atMs + PUBLIC_DEFER_MS);
+          note("unchanged", `pointed at ${show(here)}; waiting for the peer's own punch first`);
+        }
       } else if (ours && !working && canPunch(peer) && record.attempts > 0 && record.attempts < maxAttempts) {
         if (now - record.atMs >= retryMs) {
           const { update } = write(peer, next, record.attempts + 1, record.lead ?? first);

@@ -7,13 +7,13 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { GetEndpointReply, PeerInfo__Output, SeedClient, V1Client, WatchEvent__Output } from "../rpc/proto.js";
-import { pathKindFromWire, pathKindToWire, type PathState } from "../util/path.js";
+import { pathKindToWire, type PathState } from "../util/path.js";
 import { backoffDelay } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
 import { isKey } from "../wg/keys.js";
 import type { Endpoint } from "../wg/types.js";
 import { addressHost } from "../config/values.js";
-import { MAX_PEER_CANDIDATES, MAX_PEER_PATHS, MAX_VIEW_PEERS, registryClients, registryEndpoint } from "./validate.js";
+import { MAX_PEER_CANDIDATES, MAX_VIEW_PEERS, registryClients, registryEndpoint } from "./validate.js";
 
 /** The registry's view as the node uses it. */
 export interface RegistryView {
@@ -23,12 +23,6 @@ export interface RegistryView {
   readonly registryPublicKey: string;
   /** Local candidates (LAN addresses) each node reported for itself; empty from a seed registry. */
   readonly candidates: ReadonlyMap<string, readonly Endpoint[]>;
-  /**
-   * For each peer that reported paths it has no session on (down), the keys
-   * of those peers with since when (the peer's clock; a punch starts a new
-   * "since"). Empty from a seed registry.
-   */
-  readonly lost: ReadonlyMap<string, ReadonlyMap<string, number>>;
   /** Increases with every new connection to the registry (its state may have been lost). */
   readonly generation: number;
   /** The registry forwards between its peers (relay). */
@@ -174,20 +168,6 @@ export function viewFromSeedReply(reply: GetEndpointReply, logger: WarnSink): Ma
 export interface WatchState {
   readonly endpoints: Map<string, Endpoint | null>;
   readonly candidates: Map<string, readonly Endpoint[]>;
-  /** See RegistryView.lost. */
-  readonly lost: Map<string, ReadonlyMap<string, number>>;
-}
-
-/** The peers a node reports down, with since when (valid keys and times only). */
-function lostOf(paths: readonly { peerPublicKey?: unknown; kind?: unknown; sinceUnixMs?: unknown }[]): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const p of paths.slice(0, MAX_PEER_PATHS)) {
-    if (typeof p?.kind !== "string" || pathKindFromWire(p.kind) !== "down") continue;
-    if (typeof p.peerPublicKey !== "string" || !isKey(p.peerPublicKey)) continue;
-    const since = Number(p.sinceUnixMs);
-    if (Number.isSafeInteger(since) && since > 0) out.set(p.peerPublicKey, since);
-  }
-  return out;
 }
 
 /** Candidates as sent, keeping only usable endpoints (at most 16). */
@@ -221,15 +201,11 @@ export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, lo
     const candidates = candidatesOf(Array.isArray(p.candidates) ? p.candidates : [], key, garbage);
     if (candidates.length > 0) state.candidates.set(key, candidates);
     else state.candidates.delete(key);
-    const lost = lostOf(Array.isArray(p.paths) ? p.paths : []);
-    if (lost.size > 0) state.lost.set(key, lost);
-    else state.lost.delete(key);
   };
   switch (event?.event) {
     case "snapshot":
       state.endpoints.clear();
       state.candidates.clear();
-      state.lost.clear();
       for (const p of Array.isArray(event.snapshot?.peers) ? event.snapshot.peers : []) take(p);
       garbage.log(logger);
       return true;
@@ -241,7 +217,6 @@ export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, lo
     case "removedPublicKey":
       state.endpoints.delete(event.removedPublicKey ?? "");
       state.candidates.delete(event.removedPublicKey ?? "");
-      state.lost.delete(event.removedPublicKey ?? "");
       return true;
     default:
       return false;
@@ -334,7 +309,6 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         endpoints: viewFromSeedReply(reply, logger),
         registryPublicKey: isKey(reply.pubKey) ? reply.pubKey : "",
         candidates: new Map(),
-        lost: new Map(),
         generation,
         relay: false,
         via: "poll",
@@ -376,7 +350,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       }
       markFailed(err, watch);
     };
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), lost: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     let gotSnapshot = false;
     let registryPublicKey = "";
     let relay = false;
@@ -391,7 +365,6 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       onView({
         endpoints: new Map(state.endpoints),
         candidates: new Map(state.candidates),
-        lost: new Map(state.lost),
         registryPublicKey,
         generation,
         relay,

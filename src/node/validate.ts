@@ -105,7 +105,7 @@ export function tunnelCheck(device: WgDevice): (ep: Endpoint) => boolean {
 /** What the node reads of each message; every other field is skipped unread. */
 const KEEP: Record<string, readonly string[]> = {
   "wormhole.v1.PeerInfo": ["publicKey", "endpoint", "candidates", "paths"],
-  "wormhole.v1.PathState": ["peerPublicKey", "kind", "sinceUnixMs"],
+  "wormhole.v1.PathState": ["peerPublicKey", "kind"],
   "wgSvc.proto.Peer": ["pubKey", "endpointIP", "endpointPort"],
 };
 

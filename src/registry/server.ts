@@ -59,10 +59,10 @@ function unavailable(table: PeerTable): Partial<grpc.StatusObject> {
 }
 
 /**
- * GetPeers carries all the nodes' reported paths; Watch only the down ones
+ * GetPeers carries all the nodes' reported paths; Watch none
  * (see peerInfo). With `keys`, only those peers (in the order asked).
  */
-function snapshotEvent(table: PeerTable, relay: boolean, paths: "all" | "down", keys: ReadonlySet<string> | null = null): WatchEvent {
+function snapshotEvent(table: PeerTable, relay: boolean, paths: "all" | "none", keys: ReadonlySet<string> | null = null): WatchEvent {
   const device = table.current;
   const peers: RegistryPeer[] = [];
   if (keys === null) peers.push(...table.peers.values());
@@ -569,11 +569,11 @@ class WatchHub {
   }
 
   private snapshotOf(keys: ReadonlySet<string> | null): Encoded {
-    if (keys !== null) return encodeWatchEvent(snapshotEvent(this.table, this.relay, "down", keys));
+    if (keys !== null) return encodeWatchEvent(snapshotEvent(this.table, this.relay, "none", keys));
     const peers = this.table.peers;
     const device = this.table.current;
     if (this.cached === null || this.cached.peers !== peers || this.cached.device !== device) {
-      this.cached = { peers, device, event: encodeWatchEvent(snapshotEvent(this.table, this.relay, "down")) };
+      this.cached = { peers, device, event: encodeWatchEvent(snapshotEvent(this.table, this.relay, "none")) };
     }
     return this.cached.event;
   }
@@ -667,7 +667,7 @@ class WatchHub {
         else wanted.set(w, [event]);
       }
     };
-    for (const p of changes.changed) add(p.publicKey, encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey), "down") }));
+    for (const p of changes.changed) add(p.publicKey, encodeWatchEvent({ changed: peerInfo(p, this.table.reportOf(p.publicKey), "none") }));
     for (const key of changes.removed) add(key, encodeWatchEvent({ removedPublicKey: key }));
     for (const w of this.everything) wanted.set(w, all);
     let dropped = 0;

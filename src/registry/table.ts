@@ -91,8 +91,8 @@ export class PeerTable {
 
   /**
    * Keeps a node's (already checked) report. Watchers hear of it (and the
-   * Watch snapshot changes) when its candidates or its down paths changed;
-   * other path states are served by GetPeers only.
+   * Watch snapshot changes) when its candidates changed; its paths are
+   * served by GetPeers only.
    */
   report(publicKey: string, report: NodeReport): void {
     const peer = this.map.get(publicKey);
@@ -102,8 +102,7 @@ export class PeerTable {
     this.reportCount++;
     const same =
       before.candidates.length === report.candidates.length &&
-      before.candidates.every((c, i) => endpointsEqual(c, report.candidates[i])) &&
-      downPaths(before) === downPaths(report);
+      before.candidates.every((c, i) => endpointsEqual(c, report.candidates[i]));
     if (!same) this.emit({ changed: [peer], removed: [] });
   }
 
@@ -223,11 +222,3 @@ export class PeerTable {
 /** What watchers see of a node that has not reported. */
 const NO_REPORT: NodeReport = { candidates: [], paths: [], atMs: 0 };
 
-/** The down paths of a report as Watch shows them (peer, since, endpoint), as one comparable string. */
-function downPaths(report: NodeReport): string {
-  return report.paths
-    .filter((p) => p.kind === "down")
-    .map((p) => `${p.peerPublicKey} ${p.sinceMs} ${p.endpoint ? `${p.endpoint.ip}:${p.endpoint.port}` : "-"}`)
-    .sort()
-    .join(",");
-}

@@ -65,13 +65,11 @@ function nonZero<T extends Record<string, string | number | readonly string[]>>(
 
 /**
  * One peer as the API shows it. `paths`: "all" the paths the node reported
- * (GetPeers, for status pages), or only those it reports "down" (Watch):
- * every node's paths to every other would make a snapshot grow with the
- * square of the mesh (1,000 nodes: ~74 MiB), and the down ones are what the
- * other ends need: a peer that has no session with a node whose own session
- * looks fine tells it to punch afresh (rule 8 in src/node/decide.ts).
+ * (GetPeers, for status pages), or "none" (Watch): every node's paths to
+ * every other would make a snapshot grow with the square of the mesh (1,000
+ * nodes: ~74 MiB), and no node acts on another's paths.
  */
-export function peerInfo(p: RegistryPeer, report?: NodeReport, paths: "all" | "down" = "all"): PeerInfo {
+export function peerInfo(p: RegistryPeer, report?: NodeReport, paths: "all" | "none" = "all"): PeerInfo {
   return {
     publicKey: p.publicKey,
     endpoint: p.endpoint ? { ip: p.endpoint.ip, port: p.endpoint.port } : null,
@@ -81,7 +79,7 @@ export function peerInfo(p: RegistryPeer, report?: NodeReport, paths: "all" | "d
     txBytes: p.txBytes,
     endpointRevision: p.endpointRevision,
     candidates: (report?.candidates ?? []).map((c) => ({ ip: c.ip, port: c.port })),
-    paths: (report?.paths ?? []).filter((ps) => paths === "all" || ps.kind === "down").map((ps) => ({
+    paths: (paths === "all" ? (report?.paths ?? []) : []).map((ps) => ({
       peerPublicKey: ps.peerPublicKey,
       kind: pathKindToWire(ps.kind),
       sinceUnixMs: ps.sinceMs,

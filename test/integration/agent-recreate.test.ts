@@ -63,7 +63,7 @@ describe("re-creating a peer", () => {
     const log = captureLogger();
     const agent = new NodeAgent({
       wg,
-      source: staticSource({ endpoints: new Map([[BOB, BOB_EP]]), candidates: new Map(), lost: new Map(), registryPublicKey: REGISTRY, relay: false }),
+      source: staticSource({ endpoints: new Map([[BOB, BOB_EP]]), candidates: new Map(), registryPublicKey: REGISTRY, relay: false }),
       iface: "wg0",
       refreshMs: 60_000,
       clock: systemClock,
@@ -96,7 +96,7 @@ describe("re-creating a peer", () => {
     ]);
     const agent = new NodeAgent({
       wg,
-      source: staticSource({ endpoints: new Map([[BOB, BOB_EP]]), candidates: new Map(), lost: new Map(), registryPublicKey: REGISTRY, relay: false }),
+      source: staticSource({ endpoints: new Map([[BOB, BOB_EP]]), candidates: new Map(), registryPublicKey: REGISTRY, relay: false }),
       iface: "wg0",
       refreshMs: 60_000,
       clock: systemClock,

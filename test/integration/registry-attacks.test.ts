@@ -248,7 +248,11 @@ function v1Client(port: number) {
 type PathMsg = { peerPublicKey: string; kind: "PATH_KIND_RELAYED" | "PATH_KIND_DIRECT" | "PATH_KIND_DOWN"; sinceUnixMs: number; endpoint: null };
 
 function report(client: InstanceType<typeof v1Proto.Registry>, paths: PathMsg[]): Promise<grpc.ServiceError | null> {
-  return new Promise((resolve) => client.Report({ publicKey: key(1), candidates: [], paths }, bearer(), (err) => resolve(err)));
+  return reportWith(client, [], paths);
+}
+
+function reportWith(client: InstanceType<typeof v1Proto.Registry>, candidates: Array<{ ip: string; port: number }>, paths: PathMsg[]): Promise<grpc.ServiceError | null> {
+  return new Promise((resolve) => client.Report({ publicKey: key(1), candidates, paths }, bearer(), (err) => resolve(err)));
 }
 
 describe("reports from an identified node", () => {
@@ -264,7 +268,7 @@ describe("reports from an identified node", () => {
     assert.match(refused?.details ?? "", /^too many reports from this node; report again in 1s$/);
   });
 
-  it("paths to keys that are not the registry's peers never reach watchers; a report that changes nothing they see encodes no snapshot", async () => {
+  it("reports reach watchers only when their candidates change; paths never do, and a report that changes nothing they see encodes no snapshot", async () => {
     const { reg } = await registry();
     const client = v1Client(reg.port);
     const watchMethod = v1Proto.Registry.service.Watch;
@@ -282,14 +286,14 @@ describe("reports from an identified node", () => {
       cleanups.push(() => call.cancel());
       await waitFor("snapshot", () => events.length === 1);
       assert.equal(encoded, 1);
-      // Direct paths only: nothing a watcher sees.
+      // Paths only, of every kind, to peers and strangers: nothing a watcher sees.
       assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }]), null);
-      // A down path to a stranger: left out, so nothing changes either.
-      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1, endpoint: null }, { peerPublicKey: key(50), kind: "PATH_KIND_DOWN", sinceUnixMs: 1, endpoint: null }]), null);
-      // A down path to a peer: one change event, seen by the watcher.
-      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DOWN", sinceUnixMs: 1, endpoint: null }]), null);
-      await waitFor("the down path's event", () => events.length === 2);
-      assert.deepEqual(events[1]?.changed?.paths.map((p) => p.peerPublicKey), [key(2)]);
+      assert.equal(await report(client, [{ peerPublicKey: key(2), kind: "PATH_KIND_DOWN", sinceUnixMs: 1, endpoint: null }, { peerPublicKey: key(50), kind: "PATH_KIND_RELAYED", sinceUnixMs: 1, endpoint: null }]), null);
+      // A candidate: one change event, without paths.
+      assert.equal(await reportWith(client, [{ ip: "192.168.1.10", port: 51820 }], [{ peerPublicKey: key(2), kind: "PATH_KIND_DOWN", sinceUnixMs: 1, endpoint: null }]), null);
+      await waitFor("the candidate's event", () => events.length === 2);
+      assert.deepEqual(events[1]?.changed?.candidates.map((c) => c.ip), ["192.168.1.10"]);
+      assert.deepEqual(events[1]?.changed?.paths, []);
       assert.equal(encoded, 2, "the snapshot was not encoded again: only the one change event");
     } finally {
       watchMethod.responseSerialize = original;

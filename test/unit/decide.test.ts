@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import {
+  PUBLIC_DEFER_MS,
   cannotPunch,
   decide,
   DEFAULT_KEEPALIVE_SEC,
@@ -58,8 +59,6 @@ interface Case {
   applied?: AppliedRecord;
   selfMoved?: boolean;
   rxGrewAtMs?: number;
-  /** The peer reports no session with us: since when (its clock), heard when (ours). */
-  lost?: { sinceMs: number; heardAtMs: number };
   options?: DecideOptions;
   verdict: Verdict;
   update: PeerUpdate | null;
@@ -74,51 +73,7 @@ const mine = (endpoint: Endpoint, attempts = 1, atMs = NOW - 5_000): AppliedReco
 
 const cases: Case[] = [
   { name: "registry does not know the peer", peer: {}, registry: "absent", verdict: "unknown", update: null },
-  // Rule 8: the peer reports no session with us.
-  {
-    name: "the peer lost its session after our handshake (it re-created us just then): punch afresh though ours looks fine",
-    peer: { endpoint: A, lastHandshakeMs: NOW - 2_000, persistentKeepaliveSec: 25 },
-    registry: A,
-    applied: mine(A, 1, NOW - 2_010),
-    lost: { sinceMs: NOW - 1_996, heardAtMs: NOW - 1_950 },
-    verdict: "punch",
-    update: punch(A, 25),
-    record: { endpoint: A, atMs: NOW, attempts: 1, lead: A },
-  },
-  {
-    name: "the peer lost its session, on a clock a little behind ours: still afresh",
-    peer: { endpoint: A, lastHandshakeMs: NOW - 2_000, persistentKeepaliveSec: 25 },
-    registry: A,
-    lost: { sinceMs: NOW - 2_050, heardAtMs: NOW - 1_900 },
-    verdict: "punch",
-    update: punch(A, 25),
-    record: { endpoint: A, atMs: NOW, attempts: 1, lead: A },
-  },
-  {
-    name: "the peer's report is older than our handshake (it was down before we met): nothing",
-    peer: { endpoint: A, lastHandshakeMs: NOW - 2_000, persistentKeepaliveSec: 25 },
-    registry: A,
-    lost: { sinceMs: NOW - 3_000, heardAtMs: NOW - 1_900 },
-    verdict: "unchanged",
-    update: null,
-  },
-  {
-    name: "we punched after hearing the peer's report: our punch runs its course",
-    peer: { endpoint: A, lastHandshakeMs: NOW - 500, persistentKeepaliveSec: 25 },
-    registry: A,
-    applied: mine(A, 1, NOW - 900),
-    lost: { sinceMs: NOW - 1_000, heardAtMs: NOW - 950 },
-    verdict: "unchanged",
-    update: null,
-  },
-  {
-    name: "the peer lost its session, but it has a preshared key: nothing (it cannot be re-created)",
-    peer: { endpoint: A, lastHandshakeMs: NOW - 2_000, persistentKeepaliveSec: 25, hasPresharedKey: true },
-    registry: A,
-    lost: { sinceMs: NOW - 1_990, heardAtMs: NOW - 1_950 },
-    verdict: "unchanged",
-    update: null,
-  },
+
   { name: "registry knows the peer without endpoint", peer: { endpoint: A }, registry: null, verdict: "unknown", update: null },
   {
     name: "no local endpoint: punch the registry's, with the default keepalive",
@@ -338,8 +293,7 @@ describe("decide", () => {
       const applied = new Map<string, AppliedRecord>();
       if (c.applied) applied.set(key(1), c.applied);
       const rxGrewAtMs = new Map(c.rxGrewAtMs === undefined ? [] : [[key(1), c.rxGrewAtMs]]);
-      const lostBy = new Map(c.lost === undefined ? [] : [[key(1), c.lost]]);
-      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, rxGrewAtMs, lostBy, ...(c.options ? { options: c.options } : {}) });
+      const result = decide({ device: device(peer(c.peer)), registry, applied, nowMs: NOW, selfMoved: c.selfMoved ?? false, rxGrewAtMs, ...(c.options ? { options: c.options } : {}) });
       assert.equal(result.decisions.length, 1);
       assert.equal(result.decisions[0]?.verdict, c.verdict, result.decisions[0]?.reason);
       assert.deepEqual(result.updates, c.update ? [c.update] : []);
@@ -688,4 +642,31 @@ describe("cannotPunch (relay rule 10)", () => {
     ["the registry has no endpoint for the peer", true, null, [LAN], [], false],
   ];
   for (const [name, self, registry, candidates, targets, want] of cases) it(name, () => assert.equal(cannotPunch(self, registry, candidates, targets), want));
+});
+
+describe("decide: a node without NAT lets the peer punch first (rule 9)", () => {
+  const registry = new Map<string, Endpoint | null>([[key(1), A]]);
+  it("points the peer at its endpoint without re-creating it, and punches only PUBLIC_DEFER_MS later without a handshake", () => {
+    const first = decide({ device: device(peer({})), registry, applied: new Map(), nowMs: NOW, selfPublic: true });
+    assert.equal(first.decisions[0]?.verdict, "set");
+    assert.deepEqual(first.updates, [{ publicKey: key(1), endpoint: A, persistentKeepaliveSec: DEFAULT_KEEPALIVE_SEC }]);
+    assert.deepEqual(first.applied.get(key(1)), { endpoint: A, atMs: NOW, attempts: 0, lead: A, deferred: true });
+    assert.equal(first.nextDueMs, NOW + PUBLIC_DEFER_MS);
+    const applied = new Map(first.applied);
+    const waiting = decide({ device: device(peer({ endpoint: A, persistentKeepaliveSec: 25 })), registry, applied, nowMs: NOW + PUBLIC_DEFER_MS - 1, selfPublic: true });
+    assert.deepEqual(waiting.updates, []);
+    const late = decide({ device: device(peer({ endpoint: A, persistentKeepaliveSec: 25 })), registry, applied, nowMs: NOW + PUBLIC_DEFER_MS, selfPublic: true });
+    assert.equal(late.decisions[0]?.verdict, "punch");
+    assert.deepEqual(late.updates, [punch(A, 25)]);
+    assert.equal(late.applied.get(key(1))?.attempts, 1);
+  });
+  it("with the peer's initiation arrived in the meantime (a handshake), nothing more", () => {
+    const applied = new Map([[key(1), { endpoint: A, atMs: NOW - PUBLIC_DEFER_MS, attempts: 0, lead: A, deferred: true }]]);
+    const r = decide({ device: device(peer({ endpoint: A, persistentKeepaliveSec: 25, lastHandshakeMs: NOW - 100 })), registry, applied, nowMs: NOW, selfPublic: true });
+    assert.deepEqual(r.updates, []);
+  });
+  it("a node behind NAT punches at once, as before", () => {
+    const r = decide({ device: device(peer({})), registry, applied: new Map(), nowMs: NOW, selfPublic: false });
+    assert.deepEqual(r.updates, [punch(A)]);
+  });
 });

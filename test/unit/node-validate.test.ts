@@ -137,7 +137,7 @@ function len(id: number, body: Uint8Array): Buffer {
 }
 
 describe("messageProblem and the guarded decoders", () => {
-  it("takes an honest snapshot, and decodes only what the node reads (no allowed IPs, counters, or paths' endpoints)", () => {
+  it("takes an honest snapshot, and decodes only what the node reads (no allowed IPs, counters, or paths' times and endpoints)", () => {
     const bytes = snapshot([peerInfo(1, 2, 3), peerInfo(2)]);
     assert.equal(messageProblem("wormhole.v1.WatchEvent", bytes), null);
     const event = guardedWatch.responseDeserialize(bytes) as { event: string; snapshot: { relay: boolean; registryPublicKey: string; peers: Array<Record<string, unknown>> } };
@@ -151,7 +151,7 @@ describe("messageProblem and the guarded decoders", () => {
         { ip: "192.168.1.1", port: 51820 },
         { ip: "192.168.1.2", port: 51820 },
       ],
-      paths: Array.from({ length: 3 }, () => ({ peerPublicKey: key(7), kind: "PATH_KIND_DIRECT", sinceUnixMs: 1 })),
+      paths: Array.from({ length: 3 }, () => ({ peerPublicKey: key(7), kind: "PATH_KIND_DIRECT" })),
     });
   });
 
@@ -193,10 +193,10 @@ describe("messageProblem and the guarded decoders", () => {
     // Per peer: the entry, key, endpoint + ip + port, 4 × (candidate + ip + port) = 17; plus the snapshot, its key and relay.
     assert.equal(messageProblem("wormhole.v1.WatchEvent", bytes, 37), null);
     assert.match(messageProblem("wormhole.v1.WatchEvent", bytes, 36) ?? "", /more than 36 values/);
-    // A path counts its entry, key, kind and time (4); its endpoint and RTT are skipped unread.
+    // A path counts its entry, key and kind (3); its time, endpoint and RTT are skipped unread.
     const withPaths = snapshot([peerInfo(1, 4, 10), peerInfo(2, 4, 10)]);
-    assert.equal(messageProblem("wormhole.v1.WatchEvent", withPaths, 37 + 80), null);
-    assert.match(messageProblem("wormhole.v1.WatchEvent", withPaths, 36 + 80) ?? "", /more than 116 values/);
+    assert.equal(messageProblem("wormhole.v1.WatchEvent", withPaths, 37 + 60), null);
+    assert.match(messageProblem("wormhole.v1.WatchEvent", withPaths, 36 + 60) ?? "", /more than 96 values/);
     assert.ok(MAX_DECODED_VALUES >= 10_000 * (3 + 2 + 3 * MAX_PEER_CANDIDATES), "10,000 peers with every candidate fit");
   });
 
@@ -276,7 +276,7 @@ function warnings(): WarnSink & { records: Array<{ fields: Record<string, unknow
 describe("applyWatchEvent and viewFromSeedReply", () => {
   it("keep a peer with an unusable endpoint as known without one, and warn once per message with a count", () => {
     const log = warnings();
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), lost: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     const peers = [
       { publicKey: key(1), endpoint: { ip: "127.0.0.1", port: 51820 }, candidates: [{ ip: "224.0.0.1", port: 1 }, { ip: "192.168.1.5", port: 51820 }] },
       { publicKey: key(2), endpoint: { ip: "203.0.113.2", port: 0 }, candidates: [] },
@@ -306,7 +306,7 @@ describe("applyWatchEvent and viewFromSeedReply", () => {
   });
 
   it(`never holds more than ${MAX_VIEW_PEERS} peers, however many changes arrive; known peers still change`, () => {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), lost: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     const log = warnings();
     const keyOf = (n: number) => {
       const b = Buffer.alloc(32);
@@ -322,24 +322,8 @@ describe("applyWatchEvent and viewFromSeedReply", () => {
     assert.equal(state.endpoints.size, MAX_VIEW_PEERS - 1);
   });
 
-  it("keep, per peer, the peers it reports down with since when (valid keys and times, down paths only), and forget them with the peer", () => {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), lost: new Map() };
-    const path = (peer: string, kind: string, sinceUnixMs: unknown = 1_000) => ({ peerPublicKey: peer, kind, sinceUnixMs });
-    const peers = [
-      { publicKey: key(1), endpoint: null, candidates: [], paths: [path(key(2), "PATH_KIND_DOWN", 5_000), path(key(3), "PATH_KIND_DIRECT"), path("junk", "PATH_KIND_DOWN"), path(key(4), "PATH_KIND_DOWN", -1)] },
-      { publicKey: key(2), endpoint: null, candidates: [], paths: [path(key(1), "PATH_KIND_RELAYED")] },
-    ];
-    applyWatchEvent(state, { event: "snapshot", snapshot: { relay: true, registryPublicKey: key(9), peers } } as never, warnings());
-    assert.deepEqual([...state.lost].map(([k, v]) => [k, [...v]]), [[key(1), [[key(2), 5_000]]]]);
-    applyWatchEvent(state, { event: "changed", changed: { publicKey: key(1), endpoint: null, candidates: [], paths: [] } } as never, warnings());
-    assert.equal(state.lost.size, 0, "a change without down paths clears them");
-    applyWatchEvent(state, { event: "changed", changed: { publicKey: key(2), endpoint: null, candidates: [], paths: [path(key(1), "PATH_KIND_DOWN")] } } as never, warnings());
-    applyWatchEvent(state, { event: "removedPublicKey", removedPublicKey: key(2) } as never, warnings());
-    assert.equal(state.lost.size, 0, "a removed peer's reports go with it");
-  });
-
   it("read events of the wrong shape without throwing", () => {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map(), lost: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
     for (const e of [null, undefined, 5, "x", {}, { event: "snapshot" }, { event: "snapshot", snapshot: { peers: 5 } }, { event: "snapshot", snapshot: { peers: [null, 5, { publicKey: 5 }] } }, { event: "changed", changed: { publicKey: key(1), endpoint: 5, candidates: "x" } }]) {
       assert.equal(typeof applyWatchEvent(state, e as never, warnings()), "boolean");
     }

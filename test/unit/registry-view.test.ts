@@ -113,7 +113,7 @@ describe("relayedPairs (the metric)", () => {
 });
 
 describe("PeerTable.report: what Watch hears of", () => {
-  it("a report whose candidates or down paths changed; not one whose other paths changed", async () => {
+  it("a report whose candidates changed; not one whose paths changed (Watch carries none)", async () => {
     const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9), peers: [{ publicKey: key(1), allowedIps: ["10.200.0.2/32"] }, { publicKey: key(2), allowedIps: ["10.200.0.3/32"] }] }]);
     const table = new PeerTable({ wg, iface: "wg0", pollIntervalMs: 60_000, logger: captureLogger().logger });
     await table.start();
@@ -122,17 +122,16 @@ describe("PeerTable.report: what Watch hears of", () => {
       table.subscribe(() => events++);
       const cand = [{ ip: "192.168.1.2", port: 51820 }];
       const path = (kind: PathKind, sinceMs = 0) => ({ peerPublicKey: key(2), kind, sinceMs, endpoint: null });
-      const steps: Array<[string, PathState[], number]> = [
-        ["the first report", [path("direct")], 1],
-        ["the same again", [path("direct")], 1],
-        ["direct -> relayed: served by GetPeers only", [path("relayed")], 1],
-        ["relayed -> down: the peer must hear it", [path("down")], 2],
-        ["still down", [path("down")], 2],
-        ["down since a new punch: Watch shows it", [path("down", 5)], 3],
-        ["down -> direct", [path("direct")], 4],
+      const other = [{ ip: "192.168.1.3", port: 51820 }];
+      const steps: Array<[string, typeof cand, PathState[], number]> = [
+        ["the first report", cand, [path("direct")], 1],
+        ["the same again", cand, [path("direct")], 1],
+        ["direct -> relayed: served by GetPeers only", cand, [path("relayed")], 1],
+        ["relayed -> down, since another time: still GetPeers only", cand, [path("down", 5)], 1],
+        ["another candidate: watchers must hear it", other, [path("down", 5)], 2],
       ];
-      for (const [name, paths, want] of steps) {
-        table.report(key(1), { candidates: cand, paths, atMs: 0 });
+      for (const [name, candidates, paths, want] of steps) {
+        table.report(key(1), { candidates, paths, atMs: 0 });
         assert.equal(events, want, name);
       }
     } finally {
