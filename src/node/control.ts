@@ -2,7 +2,7 @@
  * The running agent answers `wormhole status` on a unix socket that only
  * root can open (mode 0600 in a 0700 directory): GET /status gives JSON.
  */
-import { chmod, mkdir, rm } from "node:fs/promises";
+import { chmod, mkdir, rm, stat } from "node:fs/promises";
 import { createServer, request, type Server } from "node:http";
 import { dirname } from "node:path";
 import type { Logger } from "../util/log.js";
@@ -11,7 +11,7 @@ import type { NodeStatus } from "./status.js";
 export const DEFAULT_CONTROL_SOCKET = "/run/wormhole/node.sock";
 
 export async function startControl(path: string, status: () => Promise<NodeStatus>, logger: Logger): Promise<Server> {
-  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+  await secureDirectory(dirname(path), logger);
   await rm(path, { force: true });
   const server = createServer((req, res) => {
     if (req.method !== "GET" || req.url !== "/status") {
@@ -24,11 +24,37 @@ export async function startControl(path: string, status: () => Promise<NodeStatu
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(path, () => resolve());
+    // The socket file is made as listen() binds: with this umask it is 0600 from its first moment.
+    const umask = process.umask(0o177);
+    try {
+      server.listen(path, () => resolve());
+    } finally {
+      process.umask(umask);
+    }
   });
   await chmod(path, 0o600);
   server.on("error", (err) => logger.warn({ err: err.message }, "control socket error"));
   return server;
+}
+
+/**
+ * The socket's directory: made 0700 when missing. One that exists and that
+ * others may write to is tightened to 0700 when it is ours alone (owned by
+ * us, not sticky: a directory made for the socket); a shared one (sticky,
+ * like /tmp, or another owner's) is left alone with a warning, since another
+ * user could put something in the socket's place there.
+ */
+export async function secureDirectory(dir: string, logger: Logger): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const st = await stat(dir);
+  if ((st.mode & 0o022) === 0) return;
+  const ours = st.uid === process.getuid?.() && (st.mode & 0o1000) === 0;
+  if (ours) {
+    await chmod(dir, 0o700);
+    logger.info({ dir, was: (st.mode & 0o7777).toString(8) }, "tightened the control socket's directory to 0700");
+    return;
+  }
+  logger.warn({ dir, mode: (st.mode & 0o7777).toString(8) }, "the control socket's directory is writable by others: another user could put something in its place; give --control-socket a path in a directory only root can write");
 }
 
 export async function stopControl(server: Server, path: string): Promise<void> {

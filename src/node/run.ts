@@ -5,7 +5,8 @@ import { tryCanonicalIp } from "../wg/endpoint.js";
 import type { Clock } from "../util/clock.js";
 import { addressHost } from "../config/values.js";
 import type { Logger } from "../util/log.js";
-import { WgError, type WireGuard } from "../wg/types.js";
+import { WgError, type WgDevice, type WireGuard } from "../wg/types.js";
+import { tunnelCheck } from "./validate.js";
 import { NodeAgent } from "./agent.js";
 import { startControl, stopControl } from "./control.js";
 import type { DecideOptions } from "./decide.js";
@@ -64,8 +65,10 @@ export interface NodeDeps {
  */
 export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeAgent> {
   const { wg, logger } = deps;
+  const registryIps = await hostAddresses(addressHost(config.address), logger);
   if (config.iface) {
-    await wg.getDevice(config.iface);
+    const device = await wg.getDevice(config.iface);
+    warnPlaintext(config, registryIps, device, logger);
   } else {
     const all = await wg.listDevices();
     if (all.length === 0) logger.warn("no WireGuard interface found yet; will keep looking");
@@ -102,7 +105,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     ...(deps.relayTimings ? { relayTimings: deps.relayTimings } : {}),
     allowRelay: config.allowRelay ?? true,
     registryHost: addressHost(config.address),
-    registryIps: await hostAddresses(addressHost(config.address), logger),
+    registryIps,
     registryPort: addressPort(config.address) ?? 1638,
     ...(deps.routeCheck ? { routeCheck: deps.routeCheck } : {}),
     ...(deps.relayBindAddress ? { relayBindAddress: deps.relayBindAddress } : {}),
@@ -131,6 +134,22 @@ function tlsMode(tls: ClientTls | null): string {
   if (tls === null) return "off";
   const ca = tls.ca === null ? (tls.pins.length > 0 ? "" : "system CAs") : "--tls-ca";
   return [ca, tls.pins.length > 0 ? `${tls.pins.length} pinned key(s)` : ""].filter((s) => s !== "").join(" + ");
+}
+
+/**
+ * Says so when the token will cross the network in plaintext: no TLS, and
+ * the registry's address is not inside the tunnel (it is until the node
+ * finds the registry's tunnel address, and again whenever that does not
+ * answer).
+ */
+function warnPlaintext(config: NodeConfig, registryIps: readonly string[], device: WgDevice, logger: Logger): void {
+  if (!config.token || config.tls) return;
+  const inTunnel = tunnelCheck(device);
+  if (registryIps.some((ip) => ip === "127.0.0.1" || ip === "::1" || inTunnel({ ip, port: 1 }))) return;
+  logger.warn(
+    { registry: config.address },
+    "the token crosses the network in plaintext to the address given, until the node reaches the registry through the tunnel: give the registry's tunnel address, or --tls / --tls-ca / --tls-pin",
+  );
 }
 
 /**

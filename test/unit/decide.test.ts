@@ -41,9 +41,10 @@ function peer(p: Partial<WgPeer>): WgPeer {
   };
 }
 
-function device(...peers: WgPeer[]): WgDevice {
+function baseDevice(...peers: WgPeer[]): WgDevice {
   return { name: "wg0", type: "userspace", publicKey: key(99), listenPort: 51820, peers };
 }
+const device = baseDevice;
 
 const punch = (to: Endpoint, keepalive = DEFAULT_KEEPALIVE_SEC): PeerUpdate => ({
   publicKey: key(1),
@@ -356,6 +357,8 @@ describe("decide", () => {
 });
 
 describe("decide: peers behind our own NAT", () => {
+  /** This end's key sorts before the peer's: it initiates on the LAN (rule 9). */
+  const device = (...peers: WgPeer[]): WgDevice => ({ ...baseDevice(...peers), publicKey: key(0) });
   const LAN: Endpoint = { ip: "192.168.1.11", port: 51820 };
   const SELF: Endpoint = { ip: A.ip, port: 40009 }; // same public address as A
   const base = { registry: new Map<string, Endpoint | null>([[key(1), A]]), candidates: new Map([[key(1), [LAN]]]), nowMs: NOW };
@@ -397,6 +400,13 @@ describe("decide: peers behind our own NAT", () => {
     // Without candidates, the same state only waits for the retry.
     const alone = decide({ ...base, candidates: new Map(), nowMs: NOW + 50, device: device(peer({ endpoint: A, persistentKeepaliveSec: 25 })), applied: new Map([[key(1), { endpoint: A, atMs: NOW, attempts: 1, lead: A }]]), selfEndpoint: SELF });
     assert.deepEqual(alone.updates, []);
+  });
+
+  it("the end with the higher key does not initiate on the LAN at once: it points the peer there and waits (rule 9)", () => {
+    const r = decide({ ...base, device: { ...baseDevice(peer({})), publicKey: key(2) }, applied: new Map(), selfEndpoint: SELF });
+    assert.equal(r.decisions[0]?.verdict, "set");
+    assert.deepEqual(r.updates, [{ publicKey: key(1), endpoint: LAN, persistentKeepaliveSec: DEFAULT_KEEPALIVE_SEC }]);
+    assert.equal(r.applied.get(key(1))?.deferred, true);
   });
 
   it("a working LAN path stays, even when the public mapping moves", () => {
