@@ -1,5 +1,5 @@
 # `make build` gives ./wormhole, as the seed's did. See README.md.
-.PHONY: build test test-unit test-browser test-lab gen clean deps install uninstall
+.PHONY: build test lint test-unit test-browser test-lab gen clean deps install uninstall
 
 NODE_MODULES := node_modules/.package-lock.json
 
@@ -20,6 +20,10 @@ build: $(NODE_MODULES)
 gen: $(NODE_MODULES)
 	npm run gen
 
+# The linter (Biome; biome.jsonc says what it checks and why the few rules off are off).
+lint: $(NODE_MODULES)
+	npm run lint
+
 # Unit and in-process integration tests: no root needed.
 test-unit: $(NODE_MODULES)
 	npm test
@@ -34,7 +38,7 @@ test-lab: build
 test-browser: $(NODE_MODULES)
 	node --import tsx --test --test-reporter=spec test/browser/*.test.ts
 
-test: test-unit test-browser test-lab
+test: lint test-unit test-browser test-lab
 
 # `make install` puts the program, the systemd units and example configs in
 # place; PREFIX and DESTDIR as usual (DESTDIR=/tmp/stage for packaging). It

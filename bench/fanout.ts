@@ -15,7 +15,7 @@
 import type { WatchConfig } from "./loadgen.js";
 import {
   addPeers,
-  Cleanup,
+  type Cleanup,
   DEFAULT_BIN,
   fmt,
   machine,

@@ -28,7 +28,7 @@ import { v1Proto, type WatchEvent__Output } from "../src/rpc/proto.js";
 import { ATTACKS, type Attack, type AttackConfig, type AttackResult } from "./hostile-attacker.js";
 import {
   addPeers,
-  Cleanup,
+  type Cleanup,
   DEFAULT_BIN,
   fmt,
   keyPair,

@@ -505,7 +505,7 @@ export function fmt(n: number, digits = 1): string {
 }
 
 export function machine(): string {
-  const wgGo = spawnSync("dpkg-query", ["-W", "-f", "${Version}", "wireguard-go"], { encoding: "utf8" }).stdout.trim();
+  const wgGo = spawnSync("dpkg-query", ["-W", "-f", "$" + "{Version}", "wireguard-go"], { encoding: "utf8" }).stdout.trim();
   return [
     `date: ${new Date().toString()}`,
     `machine: ${cpus().length} cpus (${cpus()[0]?.model ?? "?"}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, wireguard-go ${wgGo || "?"}`,

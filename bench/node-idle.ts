@@ -57,7 +57,7 @@ async function main(): Promise<number> {
     await addPeers(reg.iface, [{ hex: node.keys.publicHex }, ...others, ...publicKeys(f.registryPeers)]);
     // The node: the registry as a peer (endpoint, keepalive) and the others without endpoints.
     let body = `public_key=${reg.keys.publicHex}\nendpoint=192.0.2.1:51820\npersistent_keepalive_interval=25\nallowed_ip=10.200.0.1/32\n`;
-    others.forEach((k, i) => (body += `public_key=${k.hex}\nallowed_ip=${peerAllowedIp(i + 1)}\n`));
+    for (const [i, k] of others.entries()) body += `public_key=${k.hex}\nallowed_ip=${peerAllowedIp(i + 1)}\n`;
     await uapiSet(node.iface, body);
 
     const token = tokenFile(cleanup);

@@ -101,7 +101,7 @@ export const target: FuzzTarget<Input> = {
         return;
       }
       case "object": {
-        let ep;
+        let ep: ReturnType<typeof checkEndpoint>;
         try {
           ep = checkEndpoint({ ip: input.ip, port: input.port } as never);
         } catch (e) {

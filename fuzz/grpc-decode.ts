@@ -36,16 +36,6 @@ interface Codec {
 
 const roots = [protobuf.Root.fromJSON(descriptor as protobuf.INamespace), protobuf.Root.fromJSON(standardDescriptor as protobuf.INamespace)];
 for (const r of roots) r.resolveAll();
-const typeOf = (name: string): protobuf.Type => {
-  for (const r of roots) {
-    try {
-      return r.lookupType(name);
-    } catch {
-      /* the other root */
-    }
-  }
-  throw new Error(`no type ${name}`);
-};
 
 function codecs(prefix: string, service: grpc.ServiceDefinition, lookup: protobuf.Service): Codec[] {
   const out: Codec[] = [];

@@ -17,7 +17,7 @@ import { guardedServices, MAX_PEER_CANDIDATES, MAX_VIEW_PEERS, registryEndpoint 
 import { seedProto, v1Proto, type GetEndpointReply, type WatchEvent__Output } from "../src/rpc/proto.js";
 import { isKey } from "../src/wg/keys.js";
 import type { Endpoint } from "../src/wg/types.js";
-import { anyIp, base64Key, damagedBytes, forbiddenIp, ipv4, ipv6, nearKey, port } from "./arbitraries.js";
+import { anyIp, base64Key, damagedBytes, forbiddenIp, ipv4, ipv6, nearKey, } from "./arbitraries.js";
 import { main, type FuzzTarget } from "./lib.js";
 
 const watchWire = v1Proto.Registry.service.Watch;

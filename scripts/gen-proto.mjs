@@ -17,7 +17,7 @@ export function descriptorJson() {
   const pb = new protobuf.Root();
   pb.resolvePath = (_origin, target) => join(root, "proto", target);
   pb.loadSync(PROTO_FILES, { keepCase: false });
-  return JSON.stringify(pb.toJSON(), null, 2) + "\n";
+  return `${JSON.stringify(pb.toJSON(), null, 2)}\n`;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

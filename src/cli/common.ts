@@ -6,7 +6,6 @@ import {
   configPathFromEnv,
   describeOrigin,
   loadConfigFile,
-  readTokenFile,
   resolveTokenChoice,
   secretFileWarnings,
   type ConfigFile,

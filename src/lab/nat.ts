@@ -106,12 +106,12 @@ export function natRuleset(profile: NatProfile): string {
     "  }",
     "}",
   );
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** A batch that swaps only the masquerade rule (used to make a router come back on other ports). */
 export function remapRuleset(profile: NatProfile): string {
-  return [`flush chain ip ${NAT_TABLE} postrouting`, ...masqueradeRules(profile).map((r) => `add rule ip ${NAT_TABLE} postrouting ${r}`)].join("\n") + "\n";
+  return `${[`flush chain ip ${NAT_TABLE} postrouting`, ...masqueradeRules(profile).map((r) => `add rule ip ${NAT_TABLE} postrouting ${r}`)].join("\n")}\n`;
 }
 
 /**
@@ -142,7 +142,7 @@ export const FIREWALL6_TABLE = "natlab6";
  */
 export function firewall6Ruleset(): string {
   return (
-    [
+    `${[
       `add table ip6 ${FIREWALL6_TABLE}`,
       `delete table ip6 ${FIREWALL6_TABLE}`,
       `table ip6 ${FIREWALL6_TABLE} {`,
@@ -160,6 +160,6 @@ export function firewall6Ruleset(): string {
       '    iifname "lan" oifname "wan" accept',
       "  }",
       "}",
-    ].join("\n") + "\n"
+    ].join("\n")}\n`
   );
 }

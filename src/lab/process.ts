@@ -35,7 +35,7 @@ export interface SpawnOptions {
 
 export async function spawnInNamespace(name: string, ns: string, argv: readonly string[], options: SpawnOptions): Promise<LabProcess> {
   const fd = openSync(options.logFile, "a", 0o600);
-  let child;
+  let child: ReturnType<typeof spawn>;
   try {
     child = spawn("ip", ["netns", "exec", ns, ...argv], {
       stdio: ["ignore", fd, fd],

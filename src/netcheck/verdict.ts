@@ -143,7 +143,7 @@ export function familyVerdict(o: FamilyObservations | Skipped): FamilyVerdict {
   if (both !== null && "problem" in both) {
     filtering = "unknown";
     why.filtering = both.problem;
-  } else if (both !== null && both.heard) filtering = "endpoint-independent";
+  } else if (both?.heard) filtering = "endpoint-independent";
   else if (port === null) {
     filtering = "unknown";
     why.filtering = "the filtering tests did not run";

@@ -109,8 +109,8 @@ export function renderStatus(status: NodeStatus, names: PeerNames): string {
         p.rttMs === null ? "-" : `${p.rttMs.toFixed(1)} ms`,
       ]);
     }
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    for (const r of rows) lines.push(r.map((cell, c) => cell.padEnd(widths[c]!)).join("  ").trimEnd());
+    const widths = (rows[0] ?? []).map((_, c) => Math.max(...rows.map((r) => (r[c] ?? "").length)));
+    for (const r of rows) lines.push(r.map((cell, c) => cell.padEnd(widths[c] ?? 0)).join("  ").trimEnd());
     lines.push("");
   }
   return lines.join("\n");

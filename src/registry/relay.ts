@@ -130,7 +130,7 @@ export class RelayCore {
     }
     if (message.type !== "to") return this.drop("malformed");
     if (!this.options.enabled) return this.drop("off");
-    const fresh = (h: Hello | undefined): h is Hello => h !== undefined && h.acceptsRelay && now - h.atMs < HELLO_TTL_MS;
+    const fresh = (h: Hello | undefined): h is Hello => h?.acceptsRelay === true && now - h.atMs < HELLO_TTL_MS;
     if (!fresh(this.hellos.get(sender))) return this.drop("sender_not_relaying");
     if (message.key === sender || !this.options.table.peers.has(message.key)) return this.drop("unknown_destination");
     const to = this.hellos.get(message.key);

@@ -57,7 +57,7 @@ export function loadTlsIdentity(files: TlsFiles): TlsIdentity {
   } catch {
     throw new Error(`the TLS certificate ${quote(files.certFile)} is not a PEM certificate`);
   }
-  let privateKey;
+  let privateKey: ReturnType<typeof createPrivateKey>;
   try {
     privateKey = createPrivateKey(key);
   } catch (err) {

@@ -36,7 +36,7 @@ import { endpointProblem } from "../../src/node/validate.js";
 import { seedProto, v1Proto, type WatchEvent } from "../../src/rpc/proto.js";
 import { systemClock } from "../../src/util/clock.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
-import type { Endpoint, WgDevice } from "../../src/wg/types.js";
+import type { WgDevice } from "../../src/wg/types.js";
 import { key } from "../support/keys.js";
 import { captureLogger } from "../support/logs.js";
 import { waitFor } from "../support/wait.js";

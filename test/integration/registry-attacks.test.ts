@@ -325,7 +325,9 @@ describe("the HTTP port against slow clients and rebinding", () => {
           }),
       ),
     );
-    cleanups.push(() => sockets.forEach((s) => s.destroy()));
+    cleanups.push(() => {
+      for (const s of sockets) s.destroy();
+    });
     const res = await fetch(`http://127.0.0.1:${reg.httpPort}/healthz`);
     assert.equal(res.status, 200);
     assert.match(await res.text(), /^ok: /);

@@ -125,7 +125,7 @@ describe("seed compatibility", () => {
   it("serves a client generated from the seed's .proto, and RegisterEndpoint answers empty", async () => {
     const reg = await ourRegistry();
     const pkg = grpc.loadPackageDefinition(loadSync(PROTO)) as unknown as {
-      wgSvc: { proto: { Registry: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client & Record<string, Function> } };
+      wgSvc: { proto: { Registry: new (addr: string, creds: grpc.ChannelCredentials) => grpc.Client & Record<string, (...args: unknown[]) => unknown> } };
     };
     const client = new pkg.wgSvc.proto.Registry(`127.0.0.1:${reg.port}`, grpc.credentials.createInsecure());
     cleanups.push(() => client.close());

@@ -69,7 +69,7 @@ function brokenLinks(file: string): string[] {
     if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // https:, mailto:
     const [path = "", anchor] = target.split("#", 2) as [string, string | undefined];
     const to = path === "" ? file : resolve(dirname(file), decodeURIComponent(path));
-    if (!to.startsWith(ROOT + "/") && to !== ROOT) {
+    if (!to.startsWith(`${ROOT}/`) && to !== ROOT) {
       broken.push(`${target}: outside the repository`);
       continue;
     }

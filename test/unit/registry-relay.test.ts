@@ -67,14 +67,35 @@ describe("the registry's relay", () => {
     ["a sender that is no peer's tunnel address", (r) => r.handle(hello(), { address: "203.0.113.9", port: 1 }), "unidentified"],
     ["bytes that are no relay datagram", (r) => r.handle(Buffer.from("GET / HTTP/1.1"), A_IP), "malformed"],
     ["a 'from' sent to the registry", (r) => r.handle(encode({ type: "from", key: B, payload: Buffer.alloc(1) }), A_IP), "malformed"],
-    ["a destination that is not a peer", (r) => (r.handle(hello(), A_IP), r.handle(to(key(40)), A_IP)), "unknown_destination"],
-    ["the sender itself as destination", (r) => (r.handle(hello(), A_IP), r.handle(to(A), A_IP)), "unknown_destination"],
-    ["a sender that never said hello", (r) => (r.handle(hello(), B_IP), r.handle(to(B), A_IP)), "sender_not_relaying"],
-    ["a destination that never said hello", (r) => (r.handle(hello(), A_IP), r.handle(to(B), A_IP)), "destination_not_relaying"],
-    ["a destination that refuses relaying (--no-relay)", (r) => (r.handle(hello(), A_IP), r.handle(hello(false), B_IP), r.handle(to(B), A_IP)), "destination_not_relaying"],
+    ["a destination that is not a peer", (r) => {
+      r.handle(hello(), A_IP);
+      return r.handle(to(key(40)), A_IP);
+    }, "unknown_destination"],
+    ["the sender itself as destination", (r) => {
+      r.handle(hello(), A_IP);
+      return r.handle(to(A), A_IP);
+    }, "unknown_destination"],
+    ["a sender that never said hello", (r) => {
+      r.handle(hello(), B_IP);
+      return r.handle(to(B), A_IP);
+    }, "sender_not_relaying"],
+    ["a destination that never said hello", (r) => {
+      r.handle(hello(), A_IP);
+      return r.handle(to(B), A_IP);
+    }, "destination_not_relaying"],
+    ["a destination that refuses relaying (--no-relay)", (r) => {
+      r.handle(hello(), A_IP);
+      r.handle(hello(false), B_IP);
+      return r.handle(to(B), A_IP);
+    }, "destination_not_relaying"],
     [
       "a destination whose last hello is older than HELLO_TTL_MS",
-      (r, c) => (r.handle(hello(), B_IP), c.advance(HELLO_TTL_MS), r.handle(hello(), A_IP), r.handle(to(B), A_IP)),
+      (r, c) => {
+        r.handle(hello(), B_IP);
+        c.advance(HELLO_TTL_MS);
+        r.handle(hello(), A_IP);
+        return r.handle(to(B), A_IP);
+      },
       "destination_not_relaying",
     ],
   ];

@@ -53,7 +53,7 @@ describe("parsePins", () => {
     ["", /: --tls-pin is empty$/],
     [pin(1).replace("sha256//", "sha1//"), /not a public-key pin/],
     [pin(1).replace("sha256//", ""), /not a public-key pin/],
-    [pin(1).slice(0, -2) + "=", /not a public-key pin/],
+    [`${pin(1).slice(0, -2)}=`, /not a public-key pin/],
     [`${pin(1)},`, /: --tls-pin `' is not a public-key pin/],
     // 43 characters and '=' whose last character has bits that 32 bytes cannot carry.
     [`sha256//${"A".repeat(42)}B=`, /not a public-key pin/],

@@ -165,7 +165,7 @@ describe("endpoint: properties", () => {
     );
     fc.assert(
       fc.property(junk, (text) => {
-        let ep;
+        let ep: ReturnType<typeof parseEndpoint>;
         try {
           ep = parseEndpoint(text);
         } catch (e) {

@@ -28,7 +28,7 @@ describe("FakeWireGuard", () => {
     const before = await wg.getDevice("wg1");
     wg.setPeerEndpoint("wg1", K1, { ip: "192.168.1.1", port: 1 });
     assert.equal(before.peers[0]?.endpoint, null);
-    (before.peers[0]?.allowedIps as string[]).push("10.9.9.9/32");
+    (before.peers[0]?.allowedIps as string[] | undefined)?.push("10.9.9.9/32");
     assert.deepEqual((await wg.getDevice("wg1")).peers[0]?.allowedIps, ["10.0.0.1/32"]);
   });
 

@@ -12,14 +12,14 @@ describe("keys: validation", () => {
   const good = Buffer.from(RFC_PUBLIC, "hex").toString("base64");
   const cases: { name: string; text: string; ok: boolean }[] = [
     { name: "a real key", text: good, ok: true },
-    { name: "all zero", text: "A".repeat(43) + "=", ok: true },
+    { name: "all zero", text: `${"A".repeat(43)}=`, ok: true },
     { name: "too short", text: "abc", ok: false },
     { name: "no padding", text: good.slice(0, 43), ok: false },
-    { name: "two padding chars", text: good.slice(0, 42) + "==", ok: false },
-    { name: "45 chars", text: good + "A", ok: false },
-    { name: "non-canonical trailing bits", text: "A".repeat(42) + "B=", ok: false },
-    { name: "base64url alphabet", text: "_".repeat(42) + "A=", ok: false },
-    { name: "space inside", text: good.slice(0, 20) + " " + good.slice(21), ok: false },
+    { name: "two padding chars", text: `${good.slice(0, 42)}==`, ok: false },
+    { name: "45 chars", text: `${good}A`, ok: false },
+    { name: "non-canonical trailing bits", text: `${"A".repeat(42)}B=`, ok: false },
+    { name: "base64url alphabet", text: `${"_".repeat(42)}A=`, ok: false },
+    { name: "space inside", text: `${good.slice(0, 20)} ${good.slice(21)}`, ok: false },
     { name: "empty", text: "", ok: false },
   ];
   for (const c of cases) {

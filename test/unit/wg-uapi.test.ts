@@ -137,13 +137,13 @@ describe("uapi: backend against a fake daemon", () => {
   });
 
   it("refuses a reply over the size limit", async () => {
-    daemon.mode = { kind: "reply", chunks: ["x=".padEnd(4000, "y") + "\n", "x=".padEnd(4000, "y") + "\n", "errno=0\n\n"] };
+    daemon.mode = { kind: "reply", chunks: [`${"x=".padEnd(4000, "y")}\n`, `${"x=".padEnd(4000, "y")}\n`, "errno=0\n\n"] };
     await assert.rejects(uapiGetDevice("wgt0", { ...options, maxReplyBytes: 5000 }), {
       code: "protocol",
       message: "reply from WireGuard interface `wgt0' is larger than 5000 bytes; refused",
     });
     // Just under the limit is fine.
-    daemon.mode = { kind: "reply", chunks: ["x=".padEnd(4000, "y") + "\n", "errno=0\n\n"] };
+    daemon.mode = { kind: "reply", chunks: [`${"x=".padEnd(4000, "y")}\n`, "errno=0\n\n"] };
     await uapiGetDevice("wgt0", { ...options, maxReplyBytes: 5000 });
   });
 });

@@ -49,7 +49,7 @@ describe("wgtool: parseDump", () => {
   });
 
   it("an interface without keys or peers", () => {
-    assert.deepEqual(parseDump("wg1", row("(none)", "(none)", 0, "0x1234") + "\n"), { name: "wg1", type: "kernel", publicKey: "", listenPort: 0, peers: [] });
+    assert.deepEqual(parseDump("wg1", `${row("(none)", "(none)", 0, "0x1234")}\n`), { name: "wg1", type: "kernel", publicKey: "", listenPort: 0, peers: [] });
   });
 
   const bad: { name: string; text: string; message: RegExp }[] = [
@@ -69,7 +69,11 @@ describe("wgtool: parseDump", () => {
     it(`refuses: ${c.name}`, () => {
       assert.throws(
         () => parseDump("wg0", c.text),
-        (e: unknown) => e instanceof WgError && e.code === "protocol" && c.message.test(e.message) && (assertNoSecret(e.message, PRIV, PSK), true),
+        (e: unknown) => {
+          if (!(e instanceof WgError && e.code === "protocol" && c.message.test(e.message))) return false;
+          assertNoSecret(e.message, PRIV, PSK);
+          return true;
+        },
       );
     });
   }
@@ -127,7 +131,7 @@ function fakeRunner(answer: (argv: readonly string[]) => Partial<RunResult> | Er
   return Object.assign(run, { calls });
 }
 
-const DUMP = [HEAD, row(K1, PSK, "192.168.1.2:51820", "10.0.0.2/32", 0, 0, 0, "off"), row(K2, "(none)", "(none)", "(none)", 0, 0, 0, "off")].join("\n") + "\n";
+const DUMP = `${[HEAD, row(K1, PSK, "192.168.1.2:51820", "10.0.0.2/32", 0, 0, 0, "off"), row(K2, "(none)", "(none)", "(none)", 0, 0, 0, "off")].join("\n")}\n`;
 
 describe("wgtool: backend with a fake runner", () => {
   it("getDevice runs `wg show NAME dump` and parses it", async () => {
