@@ -23,9 +23,13 @@ export function statusCommand(): Command {
         .default(DEFAULT_CONTROL_SOCKET),
     );
   addConfigOption(cmd, "node");
-  cmd.action(async (flags: StatusFlags) => {
-    const names = configFileFor(flags.config, process.env)?.names ?? NO_NAMES;
-    let status: NodeStatus | null = await askAgent(flags.controlSocket);
+  cmd.action(async (flags: StatusFlags, command: Command) => {
+    const file = configFileFor(flags.config, process.env);
+    const names = file?.names ?? NO_NAMES;
+    // As the node takes it: the flag, else WORMHOLE_CONTROL_SOCKET, else the config file's [node] control_socket, else the default.
+    const given = command.getOptionValueSource("controlSocket");
+    const socket = given === "cli" || given === "env" ? flags.controlSocket : (file?.node?.controlSocket ?? flags.controlSocket);
+    let status: NodeStatus | null = await askAgent(socket);
     if (status === null) {
       const wg = createWireGuard();
       const ifaces = flags.iface ? [flags.iface] : await wg.listDevices();
