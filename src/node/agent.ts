@@ -10,7 +10,6 @@ import type { Logger } from "../util/log.js";
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import type { Endpoint, WgDevice, WireGuard } from "../wg/types.js";
 import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
-import { status as grpcStatus } from "@grpc/grpc-js";
 import type { PathState } from "../util/path.js";
 import { NO_NAMES } from "../config/names.js";
 import { hasGlobalIpv6, localCandidates } from "./candidates.js";
@@ -26,7 +25,7 @@ import { createRouteCheck, tunnelAddress, type Prober, type RouteCheck } from ".
 import { LOCAL_HOST, RelayLink } from "./relay-link.js";
 import { freeLocalPort } from "./stale.js";
 import type { PeerUpdate } from "../wg/types.js";
-import type { RegistrySource, RegistryView } from "./source.js";
+import { ReportError, type RegistrySource, type RegistryView } from "./source.js";
 
 export interface AgentOptions {
   readonly wg: WireGuard;
@@ -566,10 +565,10 @@ export class NodeAgent {
     this.options.source
       .report({ publicKey: device.publicKey, candidates, paths: [...paths.values()] })
       .then(() => this.reportRefused.delete(iface))
-      .catch((err: { code?: number; details?: string; message?: string }) => {
-        const why = err.details || err.message || String(err);
+      .catch((err: unknown) => {
+        const why = err instanceof Error ? err.message : String(err);
         // Refusals are final for this connection; other failures retry on the next change or pass.
-        if (err.code !== grpcStatus.PERMISSION_DENIED && err.code !== grpcStatus.UNIMPLEMENTED) this.reportDigest.delete(iface);
+        if (!(err instanceof ReportError && err.refused)) this.reportDigest.delete(iface);
         if (this.reportRefused.get(iface) === why) return;
         this.reportRefused.set(iface, why);
         this.options.logger.info(

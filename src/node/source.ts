@@ -46,7 +46,7 @@ export interface RegistrySource {
   start(onView: (view: RegistryView) => void, interest?: readonly string[]): void;
   /** The peers to hear about changed: watch again, for these. */
   setInterest?(keys: readonly string[]): void;
-  /** Sends a report about this node; rejects with the registry's error (a grpc ServiceError). */
+  /** Sends a report about this node; rejects with a {@link ReportError}. */
   report(message: NodeReportMessage): Promise<void>;
   /**
    * From now on, watch and report at the registry's tunnel address `host`
@@ -57,6 +57,22 @@ export interface RegistrySource {
    */
   useTunnel?(host: string): void;
   stop(): void;
+}
+
+/**
+ * Why a report did not land. `refused`: the registry will not take this
+ * node's reports on this connection (it does not know the caller, or has no
+ * Report); otherwise it may on a later try. The gRPC status stays here, at
+ * the edge.
+ */
+export class ReportError extends Error {
+  constructor(
+    message: string,
+    readonly refused: boolean,
+  ) {
+    super(message);
+    this.name = "ReportError";
+  }
 }
 
 /**
@@ -463,7 +479,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       const client = tunnelV1?.client ?? v1;
       return new Promise<void>((resolve, reject) => {
         if (!client || stopped) {
-          reject(new Error("not connected"));
+          reject(new ReportError("not connected", false));
           return;
         }
         const request = {
@@ -476,7 +492,10 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
             endpoint: p.endpoint ? { ip: p.endpoint.ip, port: p.endpoint.port } : null,
           })),
         };
-        client.Report(request, metadata(), { deadline: Date.now() + callTimeoutMs }, (err) => (err ? reject(err) : resolve()));
+        client.Report(request, metadata(), { deadline: Date.now() + callTimeoutMs }, (err) => {
+          if (!err) resolve();
+          else reject(new ReportError(err.details || err.message, err.code === grpc.status.PERMISSION_DENIED || err.code === grpc.status.UNIMPLEMENTED));
+        });
       });
     },
     stop() {
