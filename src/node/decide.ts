@@ -63,6 +63,7 @@
  *     which discards its own, and both answers are refused (5 s lost, 1 run
  *     in 10 in the lab): there the end with the higher key waits the same way.
  */
+import ipaddr from "ipaddr.js";
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import { isGlobalIpv6 } from "./candidates.js";
 import type { PathKind } from "../util/path.js";
@@ -360,7 +361,16 @@ export function rxGrowth(prev: RxSample | undefined, peer: WgPeer, nowMs: number
 export function pathOf(peer: WgPeer, candidates: readonly Endpoint[], nowMs: number, healthyMs = HEALTHY_HANDSHAKE_MS): PathKind {
   const working = peer.lastHandshakeMs > 0 && nowMs - peer.lastHandshakeMs < healthyMs;
   if (!working) return "down";
-  // A global IPv6 candidate is a public address: reaching it is direct, not lan.
-  if (candidates.some((c) => endpointsEqual(c, peer.endpoint) && !isGlobalIpv6(c.ip))) return "lan";
+  // A global IPv6 candidate, or a public host's own IPv4 address, is a public address: reaching it is direct, not lan.
+  if (candidates.some((c) => endpointsEqual(c, peer.endpoint) && isLanAddress(c.ip))) return "lan";
   return "direct";
+}
+
+/** A private address (RFC 1918, carrier-grade NAT space, IPv6 ULA): where only a LAN reaches. */
+function isLanAddress(ip: string): boolean {
+  try {
+    return ["private", "carrierGradeNat", "uniqueLocal"].includes(ipaddr.parse(ip).range());
+  } catch {
+    return false;
+  }
 }

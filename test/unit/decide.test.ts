@@ -427,6 +427,8 @@ describe("decide: peers behind our own NAT", () => {
     assert.equal(pathOf(peer({ endpoint: LAN, lastHandshakeMs: NOW - 1 }), [LAN], NOW), "lan");
     assert.equal(pathOf(peer({ endpoint: A, lastHandshakeMs: NOW - 1 }), [LAN], NOW), "direct");
     assert.equal(pathOf(peer({ endpoint: A, lastHandshakeMs: NOW - HEALTHY_HANDSHAKE_MS }), [], NOW), "down");
+    // A public host reports its own public address as a candidate: reaching it there is direct.
+    assert.equal(pathOf(peer({ endpoint: A, lastHandshakeMs: NOW - 1 }), [A], NOW), "direct");
   });
 });
 
