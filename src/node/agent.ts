@@ -264,6 +264,8 @@ export class NodeAgent {
     }
 
     const relayedBefore = this.relayed.get(iface) ?? new Map<string, RelayEntry>();
+    // Peers without NAT: the registry sees them at one of the addresses they report as their own.
+    const publicPeers = new Set([...endpoints].flatMap(([key, ep]) => (ep && (candidates.get(key) ?? []).some((c) => c.ip === ep.ip) ? [key] : [])));
     const relay = planRelay({
       device,
       registryPublicKey: registry?.publicKey ?? "",
@@ -272,6 +274,7 @@ export class NodeAgent {
       applied,
       targets,
       relayedKeyOf: (ep) => link?.relayedKeyOf(ep) ?? null,
+      publicPeers,
       rxGrewAtMs,
       cannotPunch: hopeless,
       nowMs: now,

@@ -115,6 +115,8 @@ export interface RelayInput {
   readonly relayedKeyOf: (ep: Endpoint | null) => string | null;
   /** When each peer's receive counter last grew. */
   readonly rxGrewAtMs?: ReadonlyMap<string, number>;
+  /** Peers without NAT: the registry sees them at an address of their own (one of their candidates). */
+  readonly publicPeers?: ReadonlySet<string>;
   /** Peers that cannot be punched (rule 10). Default none. */
   readonly cannotPunch?: ReadonlySet<string>;
   readonly nowMs: number;
@@ -197,11 +199,14 @@ export function planRelay(input: RelayInput): RelayResult {
   /**
    * Rule 7: the first place differs from the one known when the peer was
    * relayed; or the peer was adopted before this end tried anything (the
-   * other end relayed us first: it started earlier, or cannot punch; against
-   * a public host, or a firewall our IPv6 report opens, one initiation from
-   * here makes the pair direct).
+   * other end relayed us first: it started earlier, or cannot punch) and one
+   * initiation from here can make the pair direct: the peer is a public host,
+   * or its first place is an IPv6 address (whose firewall our report opens).
+   * Against a NATed peer that relays us, a try would only interrupt the
+   * relay: those wait for the round.
    */
-  const newLead = (entry: RelayEntry, lead: Endpoint | null): boolean => lead !== null && (entry.lead === null || !endpointsEqual(entry.lead, lead));
+  const newLead = (key: string, entry: RelayEntry, lead: Endpoint | null): boolean =>
+    lead !== null && (entry.lead === null ? isGlobalIpv6(lead.ip) || (input.publicPeers?.has(key) ?? false) : !endpointsEqual(entry.lead, lead));
 
   for (const peer of input.device.peers) {
     const key = peer.publicKey;
@@ -223,7 +228,7 @@ export function planRelay(input: RelayInput): RelayResult {
           state.set(key, { ...entry, phase: "trying", atMs: now, lead: to, initiated: false });
           due(now + (initiates(peer) ? Math.min(kickMs, tryMs) : tryMs));
           decide(peer, "try-direct", tryRecreates(peer, to), `relayed; trying the direct path again (try ${entry.tries + 1}), in step with the peer`, to);
-        } else if (newLead(entry, leadOf(key))) {
+        } else if (newLead(key, entry, leadOf(key))) {
           const to = leadOf(key) as Endpoint;
           state.set(key, { ...entry, phase: "trying", atMs: now, lead: to, initiated: false });
           due(now + (initiates(peer) ? Math.min(kickMs, tryMs) : tryMs));

@@ -185,11 +185,15 @@ describe("planRelay", () => {
       assert.deepEqual(r.decisions.map((d) => [d.action, d.endpoint]), [["try-direct", B6]]);
       assert.deepEqual(r.state.get(B)?.lead, B6);
     });
-    it("adopted before this end tried anything, at an IPv4 place: tried there at once, this end initiating whatever the keys (a public peer answers)", () => {
+    it("adopted before this end tried anything, a NATed peer at an IPv4 place: waits for the round (a try would only interrupt the relay)", () => {
+      const r = planRelay(input({ state: new Map([[B, relayed({ lead: null })]]), device: onRelay }));
+      assert.deepEqual(r.decisions, []);
+    });
+    it("adopted before this end tried anything, a public peer: tried at once, this end initiating whatever the keys", () => {
       const higher = { ...onRelay, publicKey: key(3) };
-      const r = planRelay(input({ state: new Map([[B, relayed({ lead: null })]]), device: higher }));
+      const r = planRelay(input({ state: new Map([[B, relayed({ lead: null })]]), device: higher, publicPeers: new Set([B]) }));
       assert.deepEqual(r.decisions.map((d) => [d.action, d.endpoint, d.recreate]), [["try-direct", B_EP, true]]);
-      const failed = planRelay(input({ nowMs: NOW + TRY_DIRECT_MS, state: r.state, device: { ...higher, peers: [higher.peers[0] as WgPeer, peer({ publicKey: B, endpoint: B_EP })] } }));
+      const failed = planRelay(input({ nowMs: NOW + TRY_DIRECT_MS, state: r.state, publicPeers: new Set([B]), device: { ...higher, peers: [higher.peers[0] as WgPeer, peer({ publicKey: B, endpoint: B_EP })] } }));
       assert.deepEqual(failed.decisions.map((d) => d.action), ["relay-again"]);
       assert.deepEqual(failed.state.get(B)?.lead, B_EP, "tried once: the next try waits for the round");
     });
