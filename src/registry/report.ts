@@ -88,8 +88,8 @@ export function candidateProblem(ep: Endpoint, index: IdentityIndex): string | n
 
 /**
  * Checks a report. `isPeer` says whether a key is a peer of the registry: a
- * path to any other key means nothing to the registry's nodes, and is left
- * out (down paths are pushed to watchers).
+ * path to any other key means nothing to the registry's nodes (nor to its
+ * status page and metrics), and is left out.
  */
 export function checkReport(
   request: ReportRequest__Output,
