@@ -5,7 +5,7 @@
  * handshakes age out). The decision is `decide()`; this file only does the
  * I/O around it.
  */
-import type { Clock } from "../util/clock.js";
+import type { Clock, Timer } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { endpointsEqual, formatEndpoint } from "../wg/endpoint.js";
 import type { Endpoint, WgDevice, WireGuard } from "../wg/types.js";
@@ -118,9 +118,9 @@ export class NodeAgent {
   private readonly reportRefused = new Map<string, string>();
   private running: Promise<void> | null = null;
   private again = false;
-  private timer: NodeJS.Timeout | null = null;
-  private probeTimer: NodeJS.Timeout | null = null;
-  private dueTimer: { at: number; handle: NodeJS.Timeout } | null = null;
+  private timer: Timer | null = null;
+  private probeTimer: Timer | null = null;
+  private dueTimer: { at: number; handle: Timer } | null = null;
   private stopped = false;
   /** Problems already logged, per interface (or "*" for listing interfaces). */
   private readonly failing = new Map<string, string>();
@@ -143,9 +143,9 @@ export class NodeAgent {
         void this.reconcile();
       }, keys);
     });
-    this.timer = setInterval(() => void this.reconcile(), this.options.refreshMs);
+    this.timer = this.options.clock.every(this.options.refreshMs, () => void this.reconcile());
     const probeMs = this.options.probeIntervalMs ?? 1_000;
-    if (probeMs > 0) this.probeTimer = setInterval(() => this.hello(), probeMs);
+    if (probeMs > 0) this.probeTimer = this.options.clock.every(probeMs, () => this.hello());
   }
 
   private readonly stopHooks: Array<() => Promise<void> | void> = [];
@@ -161,9 +161,9 @@ export class NodeAgent {
    */
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.timer) clearInterval(this.timer);
-    if (this.probeTimer) clearInterval(this.probeTimer);
-    if (this.dueTimer) clearTimeout(this.dueTimer.handle);
+    if (this.timer) this.options.clock.cancel(this.timer);
+    if (this.probeTimer) this.options.clock.cancel(this.probeTimer);
+    if (this.dueTimer) this.options.clock.cancel(this.dueTimer.handle);
     this.options.source.stop();
     this.options.prober?.close();
     await this.running?.catch(() => {});
@@ -176,6 +176,11 @@ export class NodeAgent {
         this.options.logger.warn({ err: (err as Error).message }, "error while stopping");
       }
     }
+  }
+
+  /** Resolves when the pass under way, if any (and any it queued), is done; starts none. Never rejects. */
+  settled(): Promise<void> {
+    return this.running ?? Promise.resolve();
   }
 
   /** Resolves when the reconcile pass this call started or joined is done. Never rejects. */
@@ -641,14 +646,15 @@ export class NodeAgent {
   private wakeAt(atMs: number): void {
     if (this.stopped) return;
     if (this.dueTimer && this.dueTimer.at <= atMs) return;
-    if (this.dueTimer) clearTimeout(this.dueTimer.handle);
+    if (this.dueTimer) this.options.clock.cancel(this.dueTimer.handle);
     const delay = Math.max(0, atMs - this.options.clock.now());
-    const handle = setTimeout(() => {
+    const handle = this.options.clock.after(delay, () => {
       this.dueTimer = null;
       void this.reconcile();
-    }, delay);
+    });
     this.dueTimer = { at: atMs, handle };
   }
+
 
   /** Logs once per topic. */
   private notice(topic: string, log: () => void): void {
