@@ -166,7 +166,7 @@ function relayFigures(core: RelayCore | null): { activePairs: number; bytes: num
 }
 
 /** Applies {@link HttpLimits}' connection counts to `server` (see there). */
-function boundConnections(server: Server, max: number, perAddress: number): void {
+export function boundConnections(server: Server, max: number, perAddress: number): void {
   /** Oldest first; busy while a request is being answered; served once one has been. */
   const open = new Map<Socket, { address: string; busy: boolean; served: boolean }>();
   /**
@@ -210,6 +210,25 @@ function boundConnections(server: Server, max: number, perAddress: number): void
   });
 }
 
+/**
+ * Listens on `address` (`:PORT`: IPv6 and IPv4, or IPv4 alone where there is
+ * no IPv6, as Go listeners do); resolves with the port, rejects with the
+ * last error.
+ */
+export async function listenOn(server: Server, address: ListenAddress): Promise<number> {
+  const hosts = address.host === null ? ["::", "0.0.0.0"] : [address.host];
+  let lastError: Error | null = null;
+  for (const host of hosts) {
+    try {
+      await listen(server, address.port, host);
+      return (server.address() as AddressInfo).port;
+    } catch (err) {
+      lastError = err as Error;
+    }
+  }
+  throw lastError ?? new Error("no address to listen on");
+}
+
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error) => {
@@ -233,22 +252,13 @@ export async function startRegistryHttp(address: ListenAddress, options: Registr
   // Timeouts are checked every connectionsCheckingInterval (30 s by default): once a second instead.
   const server = createServer({ headersTimeout, requestTimeout: headersTimeout + 10_000, connectionsCheckingInterval: 1_000 }, createHttpHandler(options));
   boundConnections(server, limits.maxConnections ?? 64, limits.perAddress ?? 16);
-  const hosts = address.host === null ? ["::", "0.0.0.0"] : [address.host];
-  let lastError: Error | null = null;
-  for (const host of hosts) {
-    try {
-      await listen(server, address.port, host);
-      lastError = null;
-      break;
-    } catch (err) {
-      lastError = err as Error;
-    }
-  }
-  if (lastError) {
+  let port: number;
+  try {
+    port = await listenOn(server, address);
+  } catch (err) {
     const shown = address.host === null ? `:${address.port}` : `${address.host}:${address.port}`;
-    throw new Error(`cannot serve HTTP on \`${shown}': ${lastError.message}`);
+    throw new Error(`cannot serve HTTP on \`${shown}': ${(err as Error).message}`);
   }
-  const port = (server.address() as AddressInfo).port;
   return {
     server,
     port,

@@ -20,12 +20,12 @@
  * Nothing here logs the request's URL: it holds the token.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
 import { formatListen, type ListenAddress } from "../config/values.js";
 import { tokenMatches } from "../rpc/auth.js";
 import type { Logger } from "../util/log.js";
 import { tryCanonicalIp } from "../wg/endpoint.js";
 import type { Endpoint } from "../wg/types.js";
+import { boundConnections, listenOn } from "./http.js";
 import { callerIp } from "./identity.js";
 import { FailureLimiter, sourceKey } from "./ratelimit.js";
 import type { PeerTable } from "./table.js";
@@ -176,22 +176,6 @@ export function createSeedHttpHandler(options: SeedHttpOptions): (req: IncomingM
   };
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const onError = (err: Error) => {
-      server.off("listening", onListening);
-      reject(err);
-    };
-    const onListening = () => {
-      server.off("error", onError);
-      resolve();
-    };
-    server.once("error", onError);
-    server.once("listening", onListening);
-    server.listen(port, host);
-  });
-}
-
 /** Starts the seed's HTTP watch; `:PORT` listens on every address (IPv6 and IPv4, or IPv4 alone without IPv6), as Go's did. */
 export async function startSeedHttp(address: ListenAddress, options: SeedHttpOptions): Promise<SeedHttp> {
   // A request is one short line and a few headers: 8 KiB of them at most (431 beyond).
@@ -199,20 +183,14 @@ export async function startSeedHttp(address: ListenAddress, options: SeedHttpOpt
   server.headersTimeout = 5_000;
   server.requestTimeout = 10_000;
   server.keepAliveTimeout = 5_000;
-  server.maxConnections = 64;
-  const hosts = address.host === null ? ["::", "0.0.0.0"] : [address.host];
-  let lastError: Error | null = null;
-  for (const host of hosts) {
-    try {
-      await listen(server, address.port, host);
-      lastError = null;
-      break;
-    } catch (err) {
-      lastError = err as Error;
-    }
+  // As the status page's port: 64 connections, 16 per address, an idle one closed to make room (slowloris).
+  boundConnections(server, 64, 16);
+  let port: number;
+  try {
+    port = await listenOn(server, address);
+  } catch (err) {
+    throw new Error(`cannot serve the seed's HTTP watch (--address-http) on \`${formatListen(address)}': ${(err as Error).message}`);
   }
-  if (lastError) throw new Error(`cannot serve the seed's HTTP watch (--address-http) on \`${formatListen(address)}': ${lastError.message}`);
-  const port = (server.address() as AddressInfo).port;
   const shown = formatListen({ host: address.host, port });
   const { logger, watchPeerKey, table } = options;
   logger.info({ addressHttp: shown, watchPeerKey }, "serving the seed's HTTP watch: GET /?t=TOKEN answers the watched peer's endpoint");
