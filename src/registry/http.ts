@@ -67,10 +67,25 @@ export function statusPageHostAllowed(host: string | undefined): boolean {
   return name === "localhost" || ipaddr.isValid(name);
 }
 
+/** An HTTP server of the registry's (the status page's, or the seed's watch), listening. */
 export interface RegistryHttp {
   readonly server: Server;
   readonly port: number;
+  /** Stops listening and ends every connection, kept-alive ones too. */
   close(): Promise<void>;
+}
+
+/** The handle of `server`, listening on `port`. */
+export function serving(server: Server, port: number): RegistryHttp {
+  return {
+    server,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
 }
 
 const COMMON_HEADERS = {
@@ -259,13 +274,5 @@ export async function startRegistryHttp(address: ListenAddress, options: Registr
     const shown = address.host === null ? `:${address.port}` : `${address.host}:${address.port}`;
     throw new Error(`cannot serve HTTP on \`${shown}': ${(err as Error).message}`);
   }
-  return {
-    server,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return serving(server, port);
 }

@@ -19,13 +19,13 @@
  * {@link seedWatchBody}); the handler adds the limiter and the token check.
  * Nothing here logs the request's URL: it holds the token.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { formatListen, type ListenAddress } from "../config/values.js";
 import { tokenMatches } from "../rpc/auth.js";
 import type { Logger } from "../util/log.js";
 import { tryCanonicalIp } from "../wg/endpoint.js";
 import type { Endpoint } from "../wg/types.js";
-import { boundConnections, listenOn } from "./http.js";
+import { boundConnections, listenOn, serving, type RegistryHttp } from "./http.js";
 import { callerIp } from "./identity.js";
 import { FailureLimiter, sourceKey } from "./ratelimit.js";
 import type { PeerTable } from "./table.js";
@@ -116,11 +116,7 @@ export interface SeedHttpOptions {
   readonly tunnel?: readonly string[];
 }
 
-export interface SeedHttp {
-  readonly server: Server;
-  readonly port: number;
-  close(): Promise<void>;
-}
+export type SeedHttp = RegistryHttp;
 
 const COMMON_HEADERS = {
   "content-type": "text/plain; charset=utf-8",
@@ -205,15 +201,7 @@ export async function startSeedHttp(address: ListenAddress, options: SeedHttpOpt
       "the seed's HTTP watch takes the token in the URL, in plaintext: listen on the tunnel address or loopback, or keep the token for it out of untrusted networks and proxy logs",
     );
   }
-  return {
-    server,
-    port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  return serving(server, port);
 }
 
 /** Whether a listen host reaches only this machine or the tunnel. Pure. */
