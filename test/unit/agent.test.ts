@@ -7,54 +7,22 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { NodeAgent } from "../../src/node/agent.js";
 import { MAX_PUNCH_ATTEMPTS, PUNCH_RETRY_MS } from "../../src/node/decide.js";
-import type { RegistrySource, RegistryView } from "../../src/node/source.js";
 import { FakeClock } from "../../src/util/clock.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
-import { key } from "../support/keys.js";
+import { BOB, BOB_EP, nodeDevice, quietAgent, staticSource } from "../support/agent.js";
 import { captureLogger } from "../support/logs.js";
-
-const SELF = key(1);
-const BOB = key(2);
-const REGISTRY = key(9);
-const BOB_EP = { ip: "203.0.113.2", port: 4000 };
 
 function setup(refreshMs = 60_000) {
   const clock = new FakeClock();
-  const wg = new FakeWireGuard([
-    {
-      name: "wg0",
-      publicKey: SELF,
-      listenPort: 51820,
-      peers: [
-        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["10.200.0.1/32"], persistentKeepaliveSec: 25 },
-        { publicKey: BOB, allowedIps: ["10.200.0.2/32"] },
-      ],
-    },
-  ]);
-  const view: RegistryView = { endpoints: new Map([[BOB, BOB_EP]]), candidates: new Map(), registryPublicKey: REGISTRY, relay: false, generation: 1, via: "watch" };
-  let started: ((v: RegistryView) => void) | null = null;
-  const source: RegistrySource = { start: (onView) => (started = onView), report: async () => {}, stop: () => {} };
-  const agent = new NodeAgent({
-    wg,
-    source,
-    iface: "wg0",
-    refreshMs,
-    clock,
-    logger: captureLogger().logger,
-    prober: null,
-    probeIntervalMs: 0,
-    interfaces: () => ({}),
-    routeCheck: async () => false,
-    natProbe: null,
-  });
+  const wg = new FakeWireGuard(nodeDevice());
+  const source = staticSource();
+  const agent = new NodeAgent(quietAgent(wg, source, clock, captureLogger().logger, refreshMs));
   const punches = () => wg.calls.filter((c) => c.updates.some((u) => u.publicKey === BOB && u.recreate)).length;
-  /** Starts the agent and hands it the registry's view; resolves when its first pass is done. */
+  /** Starts the agent (it reads WireGuard, then subscribes and gets the registry's view); resolves when its first pass is done. */
   const begin = async () => {
     agent.start();
-    for (let i = 0; i < 100 && started === null; i++) await new Promise((r) => setImmediate(r));
-    assert.ok(started, "the agent subscribed");
-    (started as (v: RegistryView) => void)(view);
-    await agent.reconcile();
+    for (let i = 0; i < 100 && wg.calls.length === 0; i++) await new Promise((r) => setImmediate(r));
+    await agent.settled();
   };
   /** Moves the fake clock on and waits for the passes its timers started (and starts none itself). */
   const advance = async (ms: number) => {
