@@ -57,6 +57,10 @@ export interface RelayLinkOptions {
 interface Local {
   readonly socket: Socket;
   readonly port: Promise<number>;
+  /** The socket is bound (packets for WireGuard may go out at once). */
+  bound: boolean;
+  /** The 36 bytes that go before each of its packets to the registry ("to" this peer). */
+  readonly header: Buffer;
   lastMs: number;
 }
 
@@ -142,19 +146,19 @@ export class RelayLink {
       socket.bind({ address: LOCAL_HOST, port: 0 }, () => {
         const p = socket.address().port;
         this.byPort.set(p, key);
+        local.bound = true;
         resolve(p);
       });
     });
     socket.on("message", (payload: Buffer, rinfo: RemoteInfo) => {
       // Only WireGuard on this machine sends here.
       if (rinfo.address !== LOCAL_HOST || payload.length > MAX_PAYLOAD) return;
-      const l = this.locals.get(key);
-      if (l) l.lastMs = this.options.clock.now();
+      local.lastMs = this.options.clock.now();
       this.stats.up += 1;
-      this.toRegistry(encode({ type: "to", key, payload }));
+      this.toRegistry(Buffer.concat([local.header, payload]));
     });
     socket.unref();
-    const local: Local = { socket, port, lastMs: this.options.clock.now() };
+    const local: Local = { socket, port, bound: false, header: encode({ type: "to", key, payload: Buffer.alloc(0) }), lastMs: this.options.clock.now() };
     this.locals.set(key, local);
     return local;
   }
@@ -194,10 +198,12 @@ export class RelayLink {
     const local = this.local(message.key);
     local.lastMs = this.options.clock.now();
     this.stats.down += 1;
-    const payload = Buffer.from(message.payload);
-    void local.port.then(() => {
-      if (!this.closed) local.socket.send(payload, this.options.wgPort(), LOCAL_HOST, () => {});
-    });
+    // The datagram's buffer is this packet's alone: its payload goes to WireGuard as it is.
+    const send = () => {
+      if (!this.closed) local.socket.send(message.payload, this.options.wgPort(), LOCAL_HOST, () => {});
+    };
+    if (local.bound) send();
+    else void local.port.then(send);
   }
 
   /** Sends when the last route check (one per hello) found the registry inside the tunnel. */
