@@ -105,7 +105,7 @@ export const target: FuzzTarget<Input> = {
     fc.oneof(seedReply, junkObject).map((reply): Input => ({ kind: "seed-object", reply })),
   ),
   check(input) {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map(), allowedIps: new Map() };
     switch (input.kind) {
       case "watch-bytes": {
         for (const bytes of input.then ? [input.bytes, input.then] : [input.bytes]) {
@@ -117,7 +117,7 @@ export const target: FuzzTarget<Input> = {
       }
       case "seed-bytes": {
         const reply = decode<GetEndpointReply>(guardedSeed, input.bytes);
-        if (reply !== null) checkState({ endpoints: viewFromSeedReply(reply, silent), candidates: new Map() });
+        if (reply !== null) checkState({ endpoints: viewFromSeedReply(reply, silent), candidates: new Map(), allowedIps: new Map() });
         return;
       }
       case "watch-object":
@@ -128,7 +128,7 @@ export const target: FuzzTarget<Input> = {
         }
         return;
       case "seed-object":
-        checkState({ endpoints: viewFromSeedReply(input.reply as GetEndpointReply, silent), candidates: new Map() });
+        checkState({ endpoints: viewFromSeedReply(input.reply as GetEndpointReply, silent), candidates: new Map(), allowedIps: new Map() });
     }
   },
 };

@@ -14,6 +14,7 @@ import {
   type TokenChoice,
 } from "../config/index.js";
 import { parseDuration } from "../util/duration.js";
+import { quote } from "../wg/quote.js";
 import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from "../util/log.js";
 
 /** A bad flag or flag combination: printed without a stack, exit status 2. */
@@ -87,6 +88,23 @@ export function asUsage<T>(fn: () => T): T {
 /** A flag parser from a config value check: the same rules, the flag's name in the message. */
 export function configOption<T>(flag: string, check: (name: string, text: string) => T) {
   return (value: string): T => asUsage(() => check(flag, value));
+}
+
+/**
+ * An argument parser for a flag that may be given several times, each time
+ * one value or a comma-separated list: the lists are joined, in order, and
+ * the same value twice is an error naming it.
+ */
+export function listOption(flag: string, check: (name: string, text: string) => string[]) {
+  return (value: string, previous: string[] | undefined): string[] =>
+    asUsage(() => {
+      const all = [...(previous ?? [])];
+      for (const v of check(flag, value)) {
+        if (all.includes(v)) throw new ConfigError(`${flag} names ${quote(v)} twice`);
+        all.push(v);
+      }
+      return all;
+    });
 }
 
 export function addConfigOption(cmd: Command, role: Role): Command {

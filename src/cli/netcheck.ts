@@ -1,6 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { Command, Option } from "commander";
-import { addressHost } from "../config/values.js";
+import { addressHost, addressListValue } from "../config/values.js";
 import { envNames, ifaceValue, mergeNode, nodeFromEnv, pinsValue, type NodeValues } from "../config/index.js";
 import { stunTargetFor, type StunTarget } from "../netcheck/target.js";
 import { showEndpoint } from "../stun/client.js";
@@ -11,7 +11,7 @@ import { verdict, type FamilyVerdict, type Verdict } from "../netcheck/verdict.j
 import { seedProto, type SeedClient } from "../rpc/proto.js";
 import { DEFAULT_STUN_PORT } from "../config/settings.js";
 import { channelCredentials, readCaFile } from "../tls/client.js";
-import { addConfigOption, asUsage, cliValues, configFileFor, configHelp, configOption, integerOption, layersFor, tokenFor, UsageError } from "./common.js";
+import { addConfigOption, asUsage, cliValues, configFileFor, configHelp, configOption, integerOption, layersFor, listOption, tokenFor, UsageError } from "./common.js";
 
 interface NetcheckFlags {
   config?: string;
@@ -37,7 +37,7 @@ export type ApiCheck = { readonly ok: true; readonly rttMs: number } | { readonl
 export function netcheckCommand(): Command {
   const cmd = new Command("netcheck")
     .description("tell what this network does to UDP (NAT mapping, filtering, hairpinning, IPv6), asking the registry's STUN responder, and what that means for pairs")
-    .option("-a, --address <address>", "the registry's rpc address (host:port, as the node's); STUN goes to the same host")
+    .option("-a, --address <address>", "the registry's rpc address (host:port, as the node's; of several, the first); STUN goes to the same host", listOption("--address", addressListValue))
     .option("-i, --iface <name>", "the node's WireGuard interface: when --address is inside a peer's allowed IPs, STUN goes to that peer's endpoint", configOption("--iface", ifaceValue))
     .option("--stun-host <host>", "send STUN here instead (default: the registry's host, or the endpoint of the WireGuard peer that routes it)")
     .option("-t, --token <token>", "token for the registry's API (prefer --token-file or WORMHOLE_TOKEN); STUN itself needs none")
@@ -53,15 +53,17 @@ export function netcheckCommand(): Command {
     const file = configFileFor(flags.config, process.env);
     const layers = layersFor<NodeValues>(cliValues(command, ATTRIBUTES) as NodeValues, asUsage(() => nodeFromEnv(process.env)), file, file?.node ?? null);
     const settings = asUsage(() => mergeNode(layers));
-    if (!settings.address) throw new UsageError("--address is required: the registry's host:port (for example 203.0.113.1:1638); or WORMHOLE_ADDRESS, or address in the config file's [node] table");
-    const host = addressHost(settings.address);
-    if (host === null) throw new UsageError(`--address \`${settings.address}' is not host:port or [IPv6]:port`);
+    // With several registries (a list in the file or environment), the first is asked.
+    const address = settings.addresses[0];
+    if (address === undefined) throw new UsageError("--address is required: the registry's host:port (for example 203.0.113.1:1638); or WORMHOLE_ADDRESS, or address in the config file's [node] table");
+    const host = addressHost(address);
+    if (host === null) throw new UsageError(`--address \`${address}' is not host:port or [IPv6]:port`);
     const token = tokenFor(settings.token);
     const tls = settings.tls && { ca: settings.tls.caFile === null ? null : asUsage(() => readCaFile("--tls-ca", settings.tls?.caFile as string)), pins: settings.tls.pins };
     const target: StunTarget = flags.stunHost ? { host: flags.stunHost, via: "--stun-host" } : stunTargetFor(host, await wireGuardDevices(settings.iface));
     const [obs, api] = await Promise.all([
       probeNetwork({ host: target.host, port: flags.stunPort, altPort: flags.stunPort + 1 }),
-      checkApi(settings.address, token ?? "", channelCredentials(tls)),
+      checkApi(address, token ?? "", channelCredentials(tls)),
     ]);
     const v = verdict(obs);
     const stun = showEndpoint({ ip: target.host, port: flags.stunPort });

@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { envNames, ifaceValue, mergeNode, nodeFromEnv, pinsValue, type NodeValues } from "../config/index.js";
+import { addressListValue, prefixValue } from "../config/values.js";
 import { readCaFile } from "../tls/client.js";
 import { runNode } from "../node/run.js";
 import { systemClock } from "../util/clock.js";
@@ -15,6 +16,7 @@ import {
   durationOption,
   integerOption,
   layersFor,
+  listOption,
   startUp,
   stopOnSignal,
   UsageError,
@@ -38,6 +40,7 @@ const ATTRIBUTES = {
   tls: "tls",
   tlsCa: "tlsCa",
   tlsPin: "tlsPin",
+  autoPeers: "autoPeers",
   logLevel: "logLevel",
   logFormat: "logFormat",
 } as const;
@@ -45,7 +48,11 @@ const ATTRIBUTES = {
 export function nodeCommand(): Command {
   const cmd = new Command("node")
     .description("start a node service: point the local WireGuard peers at the endpoints the registry sees")
-    .option("-a, --address <address>", "remote rpc address of registry (host:port, required)")
+    .option(
+      "-a, --address <address>",
+      "remote rpc address of registry (host:port, required); give it again (or a comma-separated list) to watch several registries",
+      listOption("--address", addressListValue),
+    )
     .option(
       "-i, --iface <name>",
       "the wireguard interface used for this node [optional: every WireGuard interface when omitted]",
@@ -83,6 +90,11 @@ export function nodeCommand(): Command {
       "reach the registry over TLS and accept only these public keys (sha256//BASE64, comma-separated; the registry logs its own); alone, no CA or name is checked",
       configOption("--tls-pin", pinsValue),
     )
+    .option(
+      "--auto-peers <prefix>",
+      "add every peer of the registries whose tunnel address (a /32 or /128 allowed IP) lies inside this prefix, such as 10.77.0.0/24, and remove those it added when they leave (off by default: it trusts the registries to introduce keys)",
+      configOption("--auto-peers", prefixValue),
+    )
     .addOption(new Option("--control-socket <path>", "where `wormhole status` asks this agent (root only)").default("/run/wormhole/node.sock"));
   addConfigOption(cmd, "node");
   addLogOptions(cmd);
@@ -91,7 +103,7 @@ export function nodeCommand(): Command {
     const file = configFileFor(flags.config, process.env);
     const layers = layersFor<NodeValues>(cliValues(command, ATTRIBUTES) as NodeValues, asUsage(() => nodeFromEnv(process.env)), file, file?.node ?? null);
     const settings = asUsage(() => mergeNode(layers));
-    if (!settings.address) {
+    if (settings.addresses.length === 0) {
       throw new UsageError(
         "--address is required: the registry's host:port (for example 203.0.113.1:1638); or WORMHOLE_ADDRESS, or address in the config file's [node] table",
       );
@@ -99,7 +111,8 @@ export function nodeCommand(): Command {
     const { token, logger } = startUp("node", settings, file);
     const agent = await runNode(
       {
-        address: settings.address,
+        addresses: settings.addresses,
+        autoPeers: settings.autoPeers,
         token: token ?? "",
         iface: settings.iface,
         refreshMs: settings.refreshMs,

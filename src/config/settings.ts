@@ -6,6 +6,7 @@
 import type { LogFormat, LogLevel } from "../util/log.js";
 import {
   addressHost,
+  addressListValue,
   addressValue,
   booleanValue,
   ConfigError,
@@ -17,6 +18,7 @@ import {
   logLevelValue,
   pathValue,
   pinsValue,
+  prefixValue,
   publicKeyValue,
   seedHttpAddressValue,
   stunValue,
@@ -57,7 +59,8 @@ export interface RegistryValues {
 
 /** What one layer says about a node; unset keys are absent. */
 export interface NodeValues {
-  readonly address?: string;
+  /** The registries' addresses (one or more). */
+  readonly address?: readonly string[];
   readonly iface?: string;
   readonly token?: string;
   readonly tokenFile?: string;
@@ -70,6 +73,8 @@ export interface NodeValues {
   readonly tlsCa?: string;
   /** Public-key pins, sha256//... */
   readonly tlsPin?: readonly string[];
+  /** Add the registry's peers whose tunnel address lies inside this prefix. */
+  readonly autoPeers?: string;
   readonly logLevel?: LogLevel;
   readonly logFormat?: LogFormat;
 }
@@ -186,6 +191,15 @@ export const REGISTRY_KEYS = {
 
 export const NODE_KEYS = {
   ...COMMON,
+  address: {
+    example: '"host:port" or "host1:port,host2:port"',
+    file: "address",
+    env: "WORMHOLE_ADDRESS",
+    flag: "--address",
+    kind: "string",
+    parse: str(addressListValue),
+  },
+  autoPeers: { example: '"10.77.0.0/24"', file: "auto_peers", env: "WORMHOLE_AUTO_PEERS", flag: "--auto-peers", kind: "string", parse: str(prefixValue) },
   refreshMs: { example: '"15s"', file: "refresh", env: "WORMHOLE_REFRESH", flag: "--refresh", kind: "string", parse: str((n, t) => durationValue(n, t)) },
   keepaliveSec: {
     example: "25",
@@ -361,8 +375,8 @@ export interface RegistrySettings {
 }
 
 export interface NodeSettings {
-  /** null: not given anywhere (required: the caller says so). */
-  readonly address: string | null;
+  /** The registries, in the order given; empty: not given anywhere (required: the caller says so). */
+  readonly addresses: readonly string[];
   /** null: every WireGuard interface. */
   readonly iface: string | null;
   readonly token: TokenChoice;
@@ -375,6 +389,8 @@ export interface NodeSettings {
   readonly controlSocket: string;
   /** Reach the registry over TLS; null: plaintext. caFile null: the system's CAs, or pins alone. */
   readonly tls: { readonly caFile: string | null; readonly pins: readonly string[] } | null;
+  /** Add the registry's peers inside this prefix to the interface (a self-assembling mesh); null: off. */
+  readonly autoPeers: string | null;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -404,7 +420,7 @@ export function mergeRegistry(layers: readonly Layer<RegistryValues>[]): Registr
 export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
   const d = NODE_DEFAULTS;
   return {
-    address: pick(layers, "address") ?? null,
+    addresses: pick(layers, "address") ?? [],
     iface: pick(layers, "iface") ?? null,
     token: chooseToken("node", layers),
     refreshMs: pick(layers, "refreshMs") ?? d.refreshMs,
@@ -413,6 +429,7 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
     allowRelay: pick(layers, "allowRelay") ?? d.allowRelay,
     controlSocket: pick(layers, "controlSocket") ?? d.controlSocket,
     tls: nodeTls(layers),
+    autoPeers: pick(layers, "autoPeers") ?? null,
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
   };

@@ -8,7 +8,8 @@
 import { parseDuration } from "../util/duration.js";
 import { LOG_LEVELS, type LogFormat, type LogLevel } from "../util/log.js";
 import { parsePins } from "../tls/pin.js";
-import { tryCanonicalIp } from "../wg/endpoint.js";
+import { tryCanonicalCidr, tryCanonicalIp } from "../wg/endpoint.js";
+import { networkOf } from "../util/prefix.js";
 import { isKey } from "../wg/keys.js";
 import { quote } from "../wg/quote.js";
 
@@ -56,6 +57,32 @@ export function ifaceValue(name: string, text: string): string {
 export function addressValue(name: string, text: string): string {
   if (text === "" || /\s/.test(text)) throw new ConfigError(`${name} ${quote(text)} is not an address such as host:port`);
   return text;
+}
+
+/**
+ * One registry address, or several separated by commas (a node may watch
+ * several registries). Each is checked as {@link addressValue}; the same
+ * address twice is a mistake, not a second registry.
+ */
+export function addressListValue(name: string, text: string): string[] {
+  const list = text.split(",").map((a) => a.trim());
+  const out: string[] = [];
+  for (const a of list) {
+    if (a === "") throw new ConfigError(`${name} ${quote(text)} has an empty address in its list (addresses are separated by commas)`);
+    addressValue(name, a);
+    if (out.includes(a)) throw new ConfigError(`${name} names ${quote(a)} twice`);
+    out.push(a);
+  }
+  return out;
+}
+
+/** An IP prefix (address/length) such as 10.77.0.0/24 or fd77::/64, canonical; host bits must be zero. */
+export function prefixValue(name: string, text: string): string {
+  const cidr = tryCanonicalCidr(text.trim());
+  if (cidr === null || !text.includes("/")) throw new ConfigError(`${name} ${quote(text)} is not an IP prefix such as 10.77.0.0/24`);
+  const network = networkOf(cidr);
+  if (network !== cidr) throw new ConfigError(`${name} ${quote(text)} has host bits set: the prefix is ${network}`);
+  return cidr;
 }
 
 /** The host of "host:port" or "[v6]:port", canonical when it is an IP; null for ":port" or no port. */

@@ -18,8 +18,8 @@ import { channelCredentials, type ClientTls } from "../tls/client.js";
 import { addressPort, createGrpcSource, type RegistrySource } from "./source.js";
 
 export interface NodeConfig {
-  /** Registry host:port. */
-  readonly address: string;
+  /** The registries' host:port, one or more, in the order given. */
+  readonly addresses: readonly string[];
   readonly token: string;
   /** One interface, or null for all. */
   readonly iface: string | null;
@@ -33,13 +33,15 @@ export interface NodeConfig {
   readonly controlSocket?: string | null;
   /** Reach the registry over TLS, trusting it this way; null or absent: plaintext. */
   readonly tls?: ClientTls | null;
+  /** Add the registries' peers inside this prefix (a self-assembling mesh); null or absent: off. */
+  readonly autoPeers?: string | null;
 }
 
 export interface NodeDeps {
   readonly wg: WireGuard;
   readonly logger: Logger;
   readonly clock: Clock;
-  /** Defaults to the gRPC source for config.address. */
+  /** Defaults to the gRPC source for address. */
   readonly source?: RegistrySource;
   readonly decideOptions?: DecideOptions;
   /** Defaults to a UDP prober; null for none. */
@@ -65,10 +67,12 @@ export interface NodeDeps {
  */
 export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeAgent> {
   const { wg, logger } = deps;
-  const registryIps = await hostAddresses(addressHost(config.address), logger);
+  const address = config.addresses[0];
+  if (address === undefined) throw new Error("no registry address");
+  const registryIps = await hostAddresses(addressHost(address), logger);
   if (config.iface) {
     const device = await wg.getDevice(config.iface);
-    warnPlaintext(config, registryIps, device, logger);
+    warnPlaintext(config, address, registryIps, device, logger);
   } else {
     const all = await wg.listDevices();
     if (all.length === 0) logger.warn("no WireGuard interface found yet; will keep looking");
@@ -84,7 +88,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
   const source =
     deps.source ??
     createGrpcSource({
-      address: config.address,
+      address: address,
       token: config.token,
       refreshMs: config.refreshMs,
       logger,
@@ -104,9 +108,9 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
     ...(deps.relayTimings ? { relayTimings: deps.relayTimings } : {}),
     allowRelay: config.allowRelay ?? true,
-    registryHost: addressHost(config.address),
+    registryHost: addressHost(address),
     registryIps,
-    registryPort: addressPort(config.address) ?? 1638,
+    registryPort: addressPort(address) ?? 1638,
     ...(deps.routeCheck ? { routeCheck: deps.routeCheck } : {}),
     ...(deps.relayBindAddress ? { relayBindAddress: deps.relayBindAddress } : {}),
     rttMeter: deps.rttMeter === undefined ? pingMeter() : deps.rttMeter,
@@ -123,7 +127,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     }
   }
   logger.info(
-    { registry: config.address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null), relay: config.allowRelay ?? true },
+    { registry: address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null), relay: config.allowRelay ?? true },
     "node agent started",
   );
   return agent;
@@ -142,12 +146,12 @@ function tlsMode(tls: ClientTls | null): string {
  * finds the registry's tunnel address, and again whenever that does not
  * answer).
  */
-function warnPlaintext(config: NodeConfig, registryIps: readonly string[], device: WgDevice, logger: Logger): void {
+function warnPlaintext(config: NodeConfig, address: string, registryIps: readonly string[], device: WgDevice, logger: Logger): void {
   if (!config.token || config.tls) return;
   const inTunnel = tunnelCheck(device);
   if (registryIps.some((ip) => ip === "127.0.0.1" || ip === "::1" || inTunnel({ ip, port: 1 }))) return;
   logger.warn(
-    { registry: config.address },
+    { registry: address },
     "the token crosses the network in plaintext to the address given, until the node reaches the registry through the tunnel: give the registry's tunnel address, or --tls / --tls-ca / --tls-pin",
   );
 }

@@ -12,6 +12,7 @@ import { backoffDelay } from "../util/backoff.js";
 import type { Logger } from "../util/log.js";
 import { isKey } from "../wg/keys.js";
 import type { Endpoint } from "../wg/types.js";
+import { tryCanonicalCidr } from "../wg/endpoint.js";
 import { addressHost } from "../config/values.js";
 import { MAX_PEER_CANDIDATES, MAX_VIEW_PEERS, registryClients, registryEndpoint } from "./validate.js";
 
@@ -23,6 +24,8 @@ export interface RegistryView {
   readonly registryPublicKey: string;
   /** Local candidates (LAN addresses) each node reported for itself; empty from a seed registry. */
   readonly candidates: ReadonlyMap<string, readonly Endpoint[]>;
+  /** Each peer's allowed IPs on the registry's WireGuard (canonical prefixes, at most 16 a peer); absent: not told. */
+  readonly allowedIps?: ReadonlyMap<string, readonly string[]>;
   /** Increases with every new connection to the registry (its state may have been lost). */
   readonly generation: number;
   /** The registry forwards between its peers (relay). */
@@ -162,7 +165,7 @@ class Garbage {
 }
 
 /** Reads a seed GetEndpointReply, dropping entries that are not valid keys and endpoints that are not usable. */
-export function viewFromSeedReply(reply: GetEndpointReply, logger: WarnSink): Map<string, Endpoint | null> {
+export function viewFromSeedReply(reply: GetEndpointReply, logger: WarnSink, allowedIps?: Map<string, readonly string[]>): Map<string, Endpoint | null> {
   const endpoints = new Map<string, Endpoint | null>();
   const garbage = new Garbage();
   const peers = Array.isArray(reply?.Peers) ? reply.Peers : [];
@@ -175,6 +178,7 @@ export function viewFromSeedReply(reply: GetEndpointReply, logger: WarnSink): Ma
     const r = registryEndpoint(p.endpointIP, p.endpointPort);
     if ("problem" in r) garbage.endpoint(key, p.endpointIP, p.endpointPort, r.problem);
     endpoints.set(key, "endpoint" in r ? r.endpoint : null);
+    allowedIps?.set(key, allowedIpsOf(p.AllowedIPs));
   }
   garbage.log(logger);
   return endpoints;
@@ -184,6 +188,21 @@ export function viewFromSeedReply(reply: GetEndpointReply, logger: WarnSink): Ma
 export interface WatchState {
   readonly endpoints: Map<string, Endpoint | null>;
   readonly candidates: Map<string, readonly Endpoint[]>;
+  readonly allowedIps: Map<string, readonly string[]>;
+}
+
+/** Most allowed IPs kept per peer from the registry. */
+export const MAX_PEER_ALLOWED_IPS = 16;
+
+/** The allowed IPs as sent, keeping only valid prefixes (at most MAX_PEER_ALLOWED_IPS). */
+function allowedIpsOf(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  const out: string[] = [];
+  for (const a of list.slice(0, MAX_PEER_ALLOWED_IPS)) {
+    const cidr = typeof a === "string" && a.length <= 64 ? tryCanonicalCidr(a) : null;
+    if (cidr !== null) out.push(cidr);
+  }
+  return out;
 }
 
 /** Candidates as sent, keeping only usable endpoints (at most 16). */
@@ -214,6 +233,7 @@ export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, lo
     const r = ep ? registryEndpoint(ep.ip, ep.port) : { endpoint: null };
     if ("problem" in r) garbage.endpoint(key, ep?.ip, ep?.port, r.problem);
     state.endpoints.set(key, "endpoint" in r ? r.endpoint : null);
+    state.allowedIps.set(key, allowedIpsOf(p.allowedIps));
     const candidates = candidatesOf(Array.isArray(p.candidates) ? p.candidates : [], key, garbage);
     if (candidates.length > 0) state.candidates.set(key, candidates);
     else state.candidates.delete(key);
@@ -222,6 +242,7 @@ export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, lo
     case "snapshot":
       state.endpoints.clear();
       state.candidates.clear();
+      state.allowedIps.clear();
       for (const p of Array.isArray(event.snapshot?.peers) ? event.snapshot.peers : []) take(p);
       garbage.log(logger);
       return true;
@@ -233,6 +254,7 @@ export function applyWatchEvent(state: WatchState, event: WatchEvent__Output, lo
     case "removedPublicKey":
       state.endpoints.delete(event.removedPublicKey ?? "");
       state.candidates.delete(event.removedPublicKey ?? "");
+      state.allowedIps.delete(event.removedPublicKey ?? "");
       return true;
     default:
       return false;
@@ -321,8 +343,10 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
         return;
       }
       markHealthy();
+      const allowedIps = new Map<string, readonly string[]>();
       onView({
-        endpoints: viewFromSeedReply(reply, logger),
+        endpoints: viewFromSeedReply(reply, logger, allowedIps),
+        allowedIps,
         registryPublicKey: isKey(reply.pubKey) ? reply.pubKey : "",
         candidates: new Map(),
         generation,
@@ -366,7 +390,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       }
       markFailed(err, watch);
     };
-    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map(), allowedIps: new Map() };
     let gotSnapshot = false;
     let registryPublicKey = "";
     let relay = false;
@@ -381,6 +405,7 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
       onView({
         endpoints: new Map(state.endpoints),
         candidates: new Map(state.candidates),
+        allowedIps: new Map(state.allowedIps),
         registryPublicKey,
         generation,
         relay,

@@ -138,7 +138,7 @@ async function startNode(port: number, wg: FakeWireGuard, options: NodeOptions =
     snapshotTimeoutMs: options.snapshotTimeoutMs ?? 10_000,
   });
   const agent: NodeAgent = await runNode(
-    { address, token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 0, allowRelay: options.allowRelay ?? false },
+    { addresses: [address], token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 0, allowRelay: options.allowRelay ?? false },
     {
       wg,
       logger: log.logger,

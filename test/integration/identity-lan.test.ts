@@ -73,7 +73,7 @@ describe("tunnel identity and LAN candidates", () => {
     const start = async (wg: FakeWireGuard, lan: string) => {
       const log = captureLogger();
       const agent = await runNode(
-        { address: `127.0.0.1:${reg.port}`, token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 0 },
+        { addresses: [`127.0.0.1:${reg.port}`], token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 0 },
         { wg, logger: log.logger, clock: systemClock, prober: null, interfaces: lanOf(lan) },
       );
       cleanups.push(() => agent.stop());

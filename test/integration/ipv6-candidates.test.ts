@@ -63,7 +63,7 @@ describe("IPv6 candidates through the registry", () => {
 
     const start = async (wg: FakeWireGuard, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]>) => {
       const agent = await runNode(
-        { address: `127.0.0.1:${reg.port}`, token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 0 },
+        { addresses: [`127.0.0.1:${reg.port}`], token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 0 },
         { wg, logger: captureLogger().logger, clock: systemClock, prober: null, interfaces: () => interfaces, natProbe: null },
       );
       cleanups.push(() => agent.stop());
@@ -94,7 +94,7 @@ describe("the start-up NAT probe", () => {
     cleanups.push(() => reg.stop());
     const asked: string[] = [];
     const agent = await runNode(
-      { address: `127.0.0.1:${reg.port}`, token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 1_000 },
+      { addresses: [`127.0.0.1:${reg.port}`], token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 1_000 },
       {
         wg: nodeWg(ALICE, BOB, "10.200.0.3/32"),
         logger: captureLogger().logger,

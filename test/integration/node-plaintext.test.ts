@@ -22,7 +22,7 @@ async function start(address: string, token: string, tls = false) {
   ]);
   const log = captureLogger();
   const agent = await runNode(
-    { address, token, iface: "wg0", refreshMs: 60_000, keepaliveSec: 25, probeIntervalMs: 0, ...(tls ? { tls: { ca: null, pins: ["sha256//AAAA"] } } : {}) },
+    { addresses: [address], token, iface: "wg0", refreshMs: 60_000, keepaliveSec: 25, probeIntervalMs: 0, ...(tls ? { tls: { ca: null, pins: ["sha256//AAAA"] } } : {}) },
     { wg, logger: log.logger, clock: systemClock, source: silent, prober: null, rttMeter: null, routeCheck: async () => false },
   );
   agents.push(agent);

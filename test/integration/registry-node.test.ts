@@ -79,7 +79,7 @@ async function startRegistry(wg: FakeWireGuard, port = 0, token: string | null =
 async function startNode(wg: FakeWireGuard, port: number, opts: { token?: string; refreshMs?: number } = {}) {
   const log = captureLogger();
   const agent: NodeAgent = await runNode(
-    { address: `127.0.0.1:${port}`, token: opts.token ?? TOKEN, iface: "wg0", refreshMs: opts.refreshMs ?? 3_600_000, keepaliveSec: 25, probeIntervalMs: 0 },
+    { addresses: [`127.0.0.1:${port}`], token: opts.token ?? TOKEN, iface: "wg0", refreshMs: opts.refreshMs ?? 3_600_000, keepaliveSec: 25, probeIntervalMs: 0 },
     // No prober: a test never sends datagrams to the fake peers' tunnel addresses.
     { wg, logger: log.logger, clock: systemClock, prober: null },
   );

@@ -69,7 +69,7 @@ async function node(self: string, other: string, tunnelIp: string, port: number,
     },
   ]);
   const agent = await runNode(
-    { address: `${host}:${port}`, token: "t", iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 100, allowRelay },
+    { addresses: [`${host}:${port}`], token: "t", iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 100, allowRelay },
     {
       wg,
       logger: captureLogger().logger,

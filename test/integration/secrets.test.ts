@@ -164,7 +164,7 @@ describe("the private key never leaves the parser", () => {
     const wire = await proxy(reg.port);
     const nodeLog = traceLogger();
     const agent = await runNode(
-      { address: `127.0.0.1:${wire.port}`, token: TOKEN, iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0 },
+      { addresses: [`127.0.0.1:${wire.port}`], token: TOKEN, iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0 },
       // The fake daemon knows endpoint and keepalive only: no punching by re-adding peers.
       { wg: createWireGuard({ socketDir: nodeDir.dir }), logger: nodeLog.logger, clock: systemClock, prober: null, interfaces: lan, decideOptions: { recreate: false } },
     );

@@ -177,7 +177,7 @@ describe("seed compatibility", () => {
     ]);
     const log = captureLogger();
     const agent = await runNode(
-      { address: `127.0.0.1:${port}`, token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 0 },
+      { addresses: [`127.0.0.1:${port}`], token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 0 },
       { wg: alice, logger: log.logger, clock: systemClock, prober: null },
     );
     cleanups.push(() => agent.stop());

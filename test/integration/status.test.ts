@@ -47,7 +47,7 @@ describe("wormhole status", () => {
       },
     ]);
     const agent = await runNode(
-      { address: `127.0.0.1:${reg.port}`, token: "", iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0, controlSocket: socket },
+      { addresses: [`127.0.0.1:${reg.port}`], token: "", iface: "wg0", refreshMs: 100, keepaliveSec: 25, probeIntervalMs: 0, controlSocket: socket },
       { wg, logger: captureLogger().logger, clock: systemClock, prober: null, interfaces: () => ({}), rttMeter },
     );
     cleanups.push(() => agent.stop());

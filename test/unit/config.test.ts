@@ -19,6 +19,7 @@ import {
   type RegistryValues,
 } from "../../src/config/index.js";
 import { key } from "../support/keys.js";
+import { addressListValue, prefixValue } from "../../src/config/values.js";
 
 const PATH = "/etc/wormhole/node.toml";
 const ALICE = key(1);
@@ -73,7 +74,7 @@ probe_interval = "0"
       logFormat: "json",
     });
     assert.deepEqual(file.node, {
-      address: "10.200.0.1:1638",
+      address: ["10.200.0.1:1638"],
       iface: "wg1",
       token: "s3cret",
       refreshMs: 90_000,
@@ -95,7 +96,7 @@ probe_interval = "0"
     assert.equal(empty.hasToken, false);
     const node = parseConfig(`[node]\naddress = "r:1638"\n`, PATH);
     assert.equal(node.registry, null);
-    assert.deepEqual(node.node, { address: "r:1638" });
+    assert.deepEqual(node.node, { address: ["r:1638"] });
   });
 
   it("a relative token_file is relative to the config file's directory", () => {
@@ -194,7 +195,7 @@ describe("environment", () => {
       WORMHOLE_TOKEN: "",
     };
     assert.deepEqual(nodeFromEnv(env), {
-      address: "10.200.0.1:1638",
+      address: ["10.200.0.1:1638"],
       iface: "wg0",
       tokenFile: "/t",
       refreshMs: 30_000,
@@ -261,7 +262,7 @@ describe("merging: flag > environment > file > default", () => {
 
   it("defaults when nothing is given", () => {
     assert.deepEqual(mergeNode([flags({}), env({}), file({})]), {
-      address: null,
+      addresses: [],
       iface: null,
       token: { kind: "none" },
       refreshMs: 15_000,
@@ -270,6 +271,7 @@ describe("merging: flag > environment > file > default", () => {
       allowRelay: true,
       controlSocket: "/run/wormhole/node.sock",
       tls: null,
+      autoPeers: null,
       logLevel: "info",
       logFormat: "text",
     });
@@ -284,12 +286,12 @@ describe("merging: flag > environment > file > default", () => {
   it("each key comes from the highest layer that gives it", () => {
     const s = mergeNode([
       flags({ refreshMs: 1_000 }),
-      env({ refreshMs: 2_000, keepaliveSec: 7, address: "env:1" }),
-      file({ refreshMs: 3_000, keepaliveSec: 8, iface: "wgf", address: "file:1" }),
+      env({ refreshMs: 2_000, keepaliveSec: 7, address: ["env:1"] }),
+      file({ refreshMs: 3_000, keepaliveSec: 8, iface: "wgf", address: ["file:1"] }),
     ]);
     assert.equal(s.refreshMs, 1_000);
     assert.equal(s.keepaliveSec, 7);
-    assert.equal(s.address, "env:1");
+    assert.deepEqual(s.addresses, ["env:1"]);
     assert.equal(s.iface, "wgf");
     assert.equal(s.probeIntervalMs, 1_000);
   });
@@ -439,5 +441,31 @@ describe("registry STUN setting", () => {
     for (const bad of ["3478", "stun.example.net:3478", "203.0.113.1:65535", "203.0.113.1:x"]) {
       assert.throws(() => registryFromEnv({ WORMHOLE_STUN: bad }), (e: Error) => e instanceof ConfigError && e.message.startsWith(`WORMHOLE_STUN \`${bad}' is not a STUN address`));
     }
+  });
+});
+
+describe("several registries and --auto-peers", () => {
+  it("an address list keeps its order and refuses an empty entry or the same address twice", () => {
+    assert.deepEqual(addressListValue("--address", "a.example:1638, 192.0.2.1:1638"), ["a.example:1638", "192.0.2.1:1638"]);
+    assert.throws(() => addressListValue("--address", "a:1,,b:2"), /--address `a:1,,b:2' has an empty address/);
+    assert.throws(() => addressListValue("--address", "a:1,a:1"), /--address names `a:1' twice/);
+  });
+
+  it("the environment gives several registries as a comma-separated list", () => {
+    const env = nodeFromEnv({ WORMHOLE_ADDRESS: "192.0.2.1:1638,198.51.100.1:1638" });
+    assert.deepEqual(mergeNode([{ source: { kind: "env" }, values: env }]).addresses, ["192.0.2.1:1638", "198.51.100.1:1638"]);
+  });
+
+  it("a prefix must be one, without host bits", () => {
+    assert.equal(prefixValue("--auto-peers", "10.77.0.0/24"), "10.77.0.0/24");
+    assert.equal(prefixValue("--auto-peers", "fd77::/64"), "fd77::/64");
+    assert.throws(() => prefixValue("--auto-peers", "10.77.0.0"), /--auto-peers `10\.77\.0\.0' is not an IP prefix/);
+    assert.throws(() => prefixValue("--auto-peers", "10.77.0.9/24"), /--auto-peers `10\.77\.0\.9\/24' has host bits set: the prefix is 10\.77\.0\.0\/24/);
+    assert.throws(() => prefixValue("--auto-peers", "mesh"), /is not an IP prefix/);
+  });
+
+  it("auto-peers is off unless given", () => {
+    assert.equal(mergeNode([]).autoPeers, null);
+    assert.equal(mergeNode([{ source: { kind: "env" }, values: nodeFromEnv({ WORMHOLE_AUTO_PEERS: "10.77.0.0/24" }) }]).autoPeers, "10.77.0.0/24");
   });
 });

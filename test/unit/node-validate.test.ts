@@ -276,7 +276,7 @@ function warnings(): WarnSink & { records: Array<{ fields: Record<string, unknow
 describe("applyWatchEvent and viewFromSeedReply", () => {
   it("keep a peer with an unusable endpoint as known without one, and warn once per message with a count", () => {
     const log = warnings();
-    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map(), allowedIps: new Map() };
     const peers = [
       { publicKey: key(1), endpoint: { ip: "127.0.0.1", port: 51820 }, candidates: [{ ip: "224.0.0.1", port: 1 }, { ip: "192.168.1.5", port: 51820 }] },
       { publicKey: key(2), endpoint: { ip: "203.0.113.2", port: 0 }, candidates: [] },
@@ -306,7 +306,7 @@ describe("applyWatchEvent and viewFromSeedReply", () => {
   });
 
   it(`never holds more than ${MAX_VIEW_PEERS} peers, however many changes arrive; known peers still change`, () => {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map(), allowedIps: new Map() };
     const log = warnings();
     const keyOf = (n: number) => {
       const b = Buffer.alloc(32);
@@ -323,7 +323,7 @@ describe("applyWatchEvent and viewFromSeedReply", () => {
   });
 
   it("read events of the wrong shape without throwing", () => {
-    const state: WatchState = { endpoints: new Map(), candidates: new Map() };
+    const state: WatchState = { endpoints: new Map(), candidates: new Map(), allowedIps: new Map() };
     for (const e of [null, undefined, 5, "x", {}, { event: "snapshot" }, { event: "snapshot", snapshot: { peers: 5 } }, { event: "snapshot", snapshot: { peers: [null, 5, { publicKey: 5 }] } }, { event: "changed", changed: { publicKey: key(1), endpoint: 5, candidates: "x" } }]) {
       assert.equal(typeof applyWatchEvent(state, e as never, warnings()), "boolean");
     }
