@@ -35,7 +35,7 @@ export function statusCommand(): Command {
       const ifaces = flags.iface ? [flags.iface] : await wg.listDevices();
       const now = Date.now();
       const interfaces = [];
-      for (const iface of ifaces) interfaces.push(interfaceStatus(await wg.getDevice(iface), null, "", names, now));
+      for (const iface of ifaces) interfaces.push(interfaceStatus(await wg.getDevice(iface), null, new Set(), names, now));
       status = { source: "wireguard", atMs: now, interfaces };
     }
     const shown: NodeStatus = {

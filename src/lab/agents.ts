@@ -78,6 +78,10 @@ export function defaultWormholeCommand(): string[] {
 /** The real agents, which can also stop one node's agent (`signal` SIGKILL simulates a crash). */
 export interface WormholeDriver extends AgentDriver {
   stopNode(lab: Lab, node: string, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts one registry's agent ("reg" or "reg2"); startRegistry starts every registry of the lab. */
+  startRegistryHost(lab: Lab, name: string): Promise<void>;
+  /** Stops one registry's agent; `signal` SIGKILL simulates a crash. */
+  stopRegistryHost(lab: Lab, name: string, signal?: NodeJS.Signals): Promise<void>;
 }
 
 export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDriver {
@@ -85,7 +89,9 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDri
   const refresh = options.refresh ?? "60s";
   const apiVia = options.apiVia ?? "public";
   const relay = options.relay ?? true;
-  let registry: LabProcess | null = null;
+  /** The registries' processes, by lab host name. */
+  const registries = new Map<string, LabProcess>();
+  const registryPlans = (lab: Lab) => [lab.plan.registry, ...(lab.plan.registry2 ? [lab.plan.registry2] : [])];
   const nodes = new Map<string, LabProcess>();
   let starts = 0;
 
@@ -97,17 +103,21 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDri
     }
   };
 
-  return {
+  const driver: WormholeDriver = {
     name: "wormhole",
     async startRegistry(lab) {
+      for (const r of registryPlans(lab)) await driver.startRegistryHost(lab, r.name);
+    },
+    async startRegistryHost(lab, name) {
       checkCommand();
-      const reg = lab.plan.registry;
+      const reg = registryPlans(lab).find((r) => r.name === name);
+      if (!reg) throw new Error(`lab has no registry \`${name}'`);
       // Every address in its namespace: the public one and the tunnel one.
       const listen = `:${reg.grpcPort}`;
-      const proc = await lab.spawn("wormhole registry", reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? [] : ["--no-relay"]), ...(options.registryArgs ?? [])], {
-        logName: `reg.wormhole.${++starts}`,
+      const proc = await lab.spawn(`wormhole registry ${name}`, reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? [] : ["--no-relay"]), ...(options.registryArgs ?? [])], {
+        logName: `${name}.wormhole.${++starts}`,
       });
-      registry = proc;
+      registries.set(name, proc);
       await pollUntil(
         `wormhole registry to listen on ${listen}`,
         async () => {
@@ -123,8 +133,12 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDri
       });
     },
     async stopRegistry(lab, signal) {
-      if (registry) await lab.stopProcess(registry, signal ? { signal } : {});
-      registry = null;
+      for (const name of [...registries.keys()]) await driver.stopRegistryHost(lab, name, signal);
+    },
+    async stopRegistryHost(lab, name, signal) {
+      const proc = registries.get(name);
+      if (proc) await lab.stopProcess(proc, signal ? { signal } : {});
+      registries.delete(name);
     },
     async startNode(lab, name) {
       checkCommand();
@@ -132,8 +146,10 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDri
       const reg = lab.plan.registry;
       // An IPv6-only node dials the registry's IPv6 address (the seed's form for it: [addr]:port).
       const host = apiVia === "tunnel" ? reg.tunnelIp : n.ipv6 === "only" && reg.ip6 ? `[${reg.ip6}]` : reg.ip;
-      const api = `${host}:${reg.grpcPort}`;
-      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", "-a", api, "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--control-socket", controlSocketOf(lab, name), ...(relay ? [] : ["--no-relay"]), ...(options.nodeArgs ?? [])], {
+      const reg2 = lab.plan.registry2;
+      // A second registry: the node is given both, as a user would (`-a` twice).
+      const apis = [`${host}:${reg.grpcPort}`, ...(reg2 ? [`${apiVia === "tunnel" ? reg2.tunnelIp : reg2.ip}:${reg2.grpcPort}`] : [])];
+      const proc = await lab.spawn(`wormhole node ${name}`, n.ns, [...command, "node", ...apis.flatMap((a) => ["-a", a]), "--token-file", lab.tokenFile, "-i", n.iface, "-r", refresh, "--control-socket", controlSocketOf(lab, name), ...(relay ? [] : ["--no-relay"]), ...(options.nodeArgs ?? [])], {
         logName: `${name}.wormhole.${++starts}`,
       });
       nodes.set(name, proc);
@@ -146,9 +162,10 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDri
     async stopAll(lab) {
       await Promise.allSettled([...nodes.values()].map((p) => lab.stopProcess(p)));
       nodes.clear();
-      await this.stopRegistry(lab);
+      await driver.stopRegistry(lab);
     },
   };
+  return driver;
 }
 
 // ---- the manual stand-in -------------------------------------------------------

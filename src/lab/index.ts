@@ -16,7 +16,7 @@ export { PATH_KINDS, classifyPath, measurePaths, pathFamily, pathLabel } from ".
 export type { Prerequisites } from "./preflight.js";
 export { checkPrerequisites, whyLabCannotRun } from "./preflight.js";
 export type { NodeFirstResult, RebindResult, RegistryRestartResult, ScenarioOptions } from "./scenarios.js";
-export { ALICE, BOB, pairSites, runNodeFirstScenario, runRebindScenario, runRegistryRestartScenario } from "./scenarios.js";
+export { ALICE, BOB, pairSites, rebindAndRecover, runNodeFirstScenario, runRebindScenario, runRegistryRestartScenario, waitConnected } from "./scenarios.js";
 export {
   type CallOutcome,
   type CandidatesSeen,

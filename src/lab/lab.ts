@@ -80,6 +80,8 @@ export interface LabOptions {
   readonly readyTimeoutMs?: number;
   /** Give the registry a second address per family (STUN's RFC 5780 alternate). Default false. */
   readonly registryAlternates?: boolean;
+  /** A second registry ("reg2"), which every node peers with too. Default false. */
+  readonly secondRegistry?: boolean;
 }
 
 export interface PingResult {
@@ -176,7 +178,9 @@ export class Lab {
   }
 
   host(name: string): WgHostPlan {
-    return name === this.plan.registry.name ? this.plan.registry : this.node(name);
+    if (name === this.plan.registry.name) return this.plan.registry;
+    if (name === this.plan.registry2?.name) return this.plan.registry2;
+    return this.node(name);
   }
 
   publicKey(host: string): string {
@@ -430,12 +434,13 @@ export class Lab {
       }),
     );
 
-    const hosts: WgHostPlan[] = [plan.registry, ...plan.nodes];
+    const registries: WgHostPlan[] = [plan.registry, ...(plan.registry2 ? [plan.registry2] : [])];
+    const hosts: WgHostPlan[] = [...registries, ...plan.nodes];
     await allSettledOrThrow(hosts.map((h) => this.#startWireGuard(h, readyMs)));
 
     await this.step("configure peers (registry: every node; nodes: registry with endpoint, other nodes without)", async () => {
       const nodePeer = (n: NodePlan): PeerConfig => ({ publicKey: this.publicKey(n.name), allowedIps: [`${n.tunnelIp}/32`] });
-      await this.setPeers(plan.registry.name, plan.nodes.map(nodePeer));
+      for (const r of registries) await this.setPeers(r.name, plan.nodes.map(nodePeer));
       await allSettledOrThrow(
         plan.nodes.map((n) =>
           this.setPeers(n.name, [
@@ -445,6 +450,9 @@ export class Lab {
               endpoint: n.ipv6 === "only" ? `[${plan.registry.ip6 as string}]:${plan.registry.listenPort}` : `${plan.registry.ip}:${plan.registry.listenPort}`,
               persistentKeepaliveSec: REGISTRY_KEEPALIVE_SEC,
             },
+            ...(plan.registry2
+              ? [{ publicKey: this.publicKey(plan.registry2.name), allowedIps: [`${plan.registry2.tunnelIp}/32`], endpoint: `${plan.registry2.ip}:${plan.registry2.listenPort}`, persistentKeepaliveSec: REGISTRY_KEEPALIVE_SEC }]
+              : []),
             ...plan.nodes.filter((o) => o !== n).map(nodePeer),
           ]),
         ),
@@ -458,8 +466,11 @@ export class Lab {
         await pollUntil(
           "handshakes with the registry",
           async () => {
-            const peers = await this.readPeers(plan.registry.name);
-            missing = [...keys].filter(([k]) => !peers.some((p) => p.publicKey === k && p.lastHandshakeMs > 0)).map(([, n]) => n);
+            missing = [];
+            for (const r of registries) {
+              const peers = await this.readPeers(r.name);
+              missing.push(...[...keys].filter(([k]) => !peers.some((p) => p.publicKey === k && p.lastHandshakeMs > 0)).map(([, n]) => `${n} (with ${r.name})`));
+            }
             return missing.length === 0 ? true : undefined;
           },
           { timeoutMs: readyMs, intervalMs: 100, check: () => this.checkOpen() },
@@ -521,7 +532,10 @@ export async function createLab(options: LabOptions): Promise<Lab> {
     for (let i = 0; i < 10 && (await runIdTaken(run, runId)); i++) runId = newRunId();
   }
   if (await runIdTaken(run, runId)) throw new Error(`lab run id \`${runId}' is in use: namespaces whl-${runId}-* exist`);
-  const lab = new Lab(planLab(runId, options.sites, options.registryAlternates ? { registryAlternates: true } : {}), options);
+  const lab = new Lab(
+    planLab(runId, options.sites, { ...(options.registryAlternates ? { registryAlternates: true } : {}), ...(options.secondRegistry ? { secondRegistry: true } : {}) }),
+    options,
+  );
   try {
     await lab.build();
     return lab;

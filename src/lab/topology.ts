@@ -3,11 +3,12 @@
  * hosts a set of sites needs. Pure: `planLab` computes, `lab.ts` builds.
  *
  * Addressing (all inside lab namespaces):
- *   203.0.113.0/24   the "internet" (one bridge): registry .1, public nodes .10+,
+ *   203.0.113.0/24   the "internet" (one bridge): registry .1 (a second one .3),
+ *                    public nodes .10+,
  *                    site routers .100+, carrier NATs .150+
  *   100.64.N.0/24    between carrier NAT N (.1) and the home router behind it (.2)
  *   192.168.N.0/24   LAN of site N: router .1, nodes .10, .11
- *   10.200.0.0/24    WireGuard tunnel: registry .1, nodes .10+
+ *   10.200.0.0/24    WireGuard tunnel: registry .1 (a second one .2), nodes .10+
  *
  * IPv6, only for sites that ask for it (and then for the registry):
  *   2001:db8::/64          the "internet" (same bridge): registry ::1 (and ::2,
@@ -124,6 +125,8 @@ export interface LabPlan {
     readonly altIp?: string;
     readonly altIp6?: string;
   };
+  /** A second registry (its own namespace, WireGuard and process), when asked for: IPv4 only. */
+  readonly registry2?: WgHostPlan & { readonly grpcPort: number };
   readonly nodes: readonly NodePlan[];
   readonly sites: readonly SitePlan[];
 }
@@ -131,11 +134,15 @@ export interface LabPlan {
 export const REGISTRY_IP = "203.0.113.1";
 export const REGISTRY_ALT_IP = "203.0.113.2";
 export const REGISTRY_IP6 = "2001:db8::1";
+/** The second registry, when the lab has one: 203.0.113.3, tunnel 10.200.0.2. */
+export const REGISTRY2_IP = "203.0.113.3";
 export const REGISTRY_ALT_IP6 = "2001:db8::2";
 
 export interface PlanOptions {
   /** Give the registry a second IPv4 (and IPv6) address, so its STUN responder has an alternate. Default false. */
   readonly registryAlternates?: boolean;
+  /** A second registry, which every node peers with too. Default false. */
+  readonly secondRegistry?: boolean;
 }
 export const REGISTRY_GRPC_PORT = 1638;
 export const WG_PORT = 51820;
@@ -187,6 +194,14 @@ export function planLab(runId: string, sites: readonly SiteSpec[], options: Plan
   const sitePrefixes6: Array<{ prefix: string; via: string; edgeNs: string }> = [];
   /** Internet-facing namespaces with IPv6 (the registry and each IPv6 site's edge), and their IPv6 settings so far. */
   const facing6: Array<{ name: string; what: string; forwarding: boolean; nat?: NatProfile; defaultVia?: string; own: Array<{ prefix: string; via: string }>; firewall: boolean }> = [];
+  let registry2: LabPlan["registry2"];
+  if (options.secondRegistry) {
+    unique("host", "reg2");
+    const reg2Ns = ns("reg2");
+    links.push({ a: { ns: inet, ifname: "i-reg2", bridge: INTERNET_BRIDGE }, b: { ns: reg2Ns, ifname: "eth0", cidr: `${REGISTRY2_IP}/24` } });
+    namespaces.push({ name: reg2Ns, what: "registry 2", forwarding: false });
+    registry2 = { name: "reg2", ns: reg2Ns, iface: wgInterfaceName(runId, "reg2"), ip: REGISTRY2_IP, tunnelIp: "10.200.0.2", listenPort: WG_PORT, grpcPort: REGISTRY_GRPC_PORT };
+  }
   // The registry forwards nothing: its relay passes datagrams on in user space.
   if (anyIpv6) facing6.push({ name: regNs, what: "registry", forwarding: false, own: [], firewall: false });
   else namespaces.push({ name: regNs, what: "registry", forwarding: false });
@@ -295,5 +310,5 @@ export function planLab(runId: string, sites: readonly SiteSpec[], options: Plan
     namespaces.push({ ...rest, ipv6: { forwarding: f.forwarding, routes, firewall } });
   }
 
-  return { runId, prefix, namespaces, bridges, links, registry, nodes, sites: sitePlans };
+  return { runId, prefix, namespaces, bridges, links, registry, ...(registry2 ? { registry2 } : {}), nodes, sites: sitePlans };
 }

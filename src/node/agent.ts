@@ -1,9 +1,9 @@
 /**
- * The node agent: keeps the local WireGuard peers pointed where the registry
- * says they are. It reconciles whenever the registry's view changes, when a
- * punch retry is due, and on every refresh tick (local state changes too:
- * handshakes age out). The decision is `decide()`; this file only does the
- * I/O around it.
+ * The node agent: keeps the local WireGuard peers pointed where the
+ * registries say they are. It reconciles whenever a registry's view changes,
+ * when a punch retry is due, and on every refresh tick (local state changes
+ * too: handshakes age out). The decision is `decide()`, the registries' views
+ * are joined by `ViewMerger`; this file only does the I/O around them.
  */
 import type { Clock, Timer } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
@@ -16,7 +16,7 @@ import { hasGlobalIpv6, localCandidates } from "./candidates.js";
 import type { NatProbeResult } from "./natprobe.js";
 import { stunTargetFor } from "../netcheck/target.js";
 import { MAX_PEER_PATHS, tunnelCheck } from "./validate.js";
-import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
+import { interfaceStatus, type InterfaceStatus, type NodeStatus, type RegistryStatus } from "./status.js";
 import { planRelay, type RelayDecision, type RelayEntry } from "./relay.js";
 import type { RttMeter } from "./rtt.js";
 import { mapLimit } from "../util/limit.js";
@@ -26,10 +26,30 @@ import { LOCAL_HOST, RelayLink } from "./relay-link.js";
 import { freeLocalPort } from "./stale.js";
 import type { PeerUpdate } from "../wg/types.js";
 import { ReportError, type RegistrySource, type RegistryView } from "./source.js";
+import { ViewMerger } from "./merge.js";
+
+/** One registry the node watches. */
+export interface RegistryRef {
+  /** Its address as given (host:port): names it in logs and status. */
+  readonly name: string;
+  readonly source: RegistrySource;
+  /**
+   * Its host as dialled, and that host's IP addresses (the host itself, or
+   * what its name resolved to). The local peer that is this registry is the
+   * one whose tunnel address (a /32 or /128 allowed IP) or configured
+   * endpoint IP is one of these; the registry's own word about its key is not
+   * enough. Its tunnel address is where watch, reports and relayed packets go.
+   */
+  readonly host: string | null;
+  readonly ips: readonly string[];
+  /** Its gRPC port, which is also its relay port. */
+  readonly port: number;
+}
 
 export interface AgentOptions {
   readonly wg: WireGuard;
-  readonly source: RegistrySource;
+  /** The registries, in the order given (one or more): watched at once, their views merged, reported to all. */
+  readonly registries: readonly RegistryRef[];
   /** One interface, or null for every WireGuard interface on the machine. */
   readonly iface: string | null;
   /** Local re-check interval. */
@@ -46,17 +66,6 @@ export interface AgentOptions {
    * nothing is relayed).
    */
   readonly probeIntervalMs?: number;
-  /**
-   * The registry's host as the node dials it (for logs), and its IP
-   * addresses (the host itself, or what its name resolved to). The local peer
-   * that is the registry is the one whose tunnel address (a /32 or /128
-   * allowed IP) or configured endpoint IP is one of these; the registry's own
-   * word about its key is not enough. Its tunnel address is where watch,
-   * reports and relayed packets go.
-   */
-  readonly registryHost?: string | null;
-  readonly registryIps?: readonly string[];
-  readonly registryPort?: number;
   /**
    * Relaying through the registry when a peer cannot be reached directly
    * (default true). The registry passes on WireGuard's packets still
@@ -93,8 +102,17 @@ interface RegistryPeer {
   readonly tunnelIp: string | null;
 }
 
+/** A registry that answers hellos while its watch is down is told to reconnect at most this often. */
+export const RECONNECT_GAP_MS = 5_000;
+
 export class NodeAgent {
+  /** The registries' views, merged; null until one arrives. */
   private view: RegistryView | null = null;
+  private readonly merger: ViewMerger;
+  /** When each registry's view last arrived. */
+  private readonly viewAt = new Map<string, number>();
+  /** When each registry was last told to reconnect (it answered hellos while its watch was down). */
+  private readonly reconnectedAt = new Map<string, number>();
   /** Per interface: what this agent wrote per peer. */
   private readonly applied = new Map<string, Map<string, AppliedRecord>>();
   /** Per interface: the registry's endpoint for the interface itself, at the last pass. */
@@ -105,15 +123,15 @@ export class NodeAgent {
   private readonly rx = new Map<string, Map<string, RxSample>>();
   /** Per interface: peers relayed through the registry. */
   private readonly relayed = new Map<string, ReadonlyMap<string, RelayEntry>>();
-  /** Per interface: the registry's peer, once proven. */
-  private readonly registryPeers = new Map<string, RegistryPeer>();
-  /** Per interface: the relay link to the registry. */
+  /** Per interface: each registry's peer (by registry name), once proven. */
+  private readonly registryPeers = new Map<string, Map<string, RegistryPeer>>();
+  /** Per interface: the relay link to the registries. */
   private readonly links = new Map<string, RelayLink>();
   /** Per interface: local ports of endpoints on this machine found with nothing listening (a crashed agent's relay). */
   private readonly stalePorts = new Map<string, Set<number>>();
   /** Per interface: the path to each peer, and since when. */
   private readonly paths = new Map<string, Map<string, PathState>>();
-  /** Per interface: what was last reported (to report only changes). */
+  /** Per interface and registry: what was last reported (to report only changes). */
   private readonly reportDigest = new Map<string, string>();
   private readonly reportRefused = new Map<string, string>();
   private running: Promise<void> | null = null;
@@ -131,17 +149,18 @@ export class NodeAgent {
   private natProbe: "no" | "running" | { readonly perDestination: boolean } = "no";
 
   constructor(private readonly options: AgentOptions) {
+    if (options.registries.length === 0) throw new Error("the agent needs at least one registry");
     this.routeCheck = options.routeCheck ?? createRouteCheck(options.logger);
+    this.merger = new ViewMerger(options.registries.map((r) => r.name));
   }
 
   start(): void {
-    // The registry is asked only for the peers this node has: read them first (a failure asks for every peer).
+    // The registries are asked only for the peers this node has: read them first (a failure asks for every peer).
     void this.interest().then((keys) => {
       if (this.stopped) return;
-      this.options.source.start((view) => {
-        this.view = view;
-        void this.reconcile();
-      }, keys);
+      for (const registry of this.options.registries) {
+        registry.source.start((view) => this.viewArrived(registry.name, view), keys);
+      }
     });
     this.timer = this.options.clock.every(this.options.refreshMs, () => void this.reconcile());
     const probeMs = this.options.probeIntervalMs ?? 1_000;
@@ -164,7 +183,7 @@ export class NodeAgent {
     if (this.timer) this.options.clock.cancel(this.timer);
     if (this.probeTimer) this.options.clock.cancel(this.probeTimer);
     if (this.dueTimer) this.options.clock.cancel(this.dueTimer.handle);
-    this.options.source.stop();
+    for (const r of this.options.registries) r.source.stop();
     this.options.prober?.close();
     await this.running?.catch(() => {});
     for (const link of this.links.values()) link.close();
@@ -176,6 +195,25 @@ export class NodeAgent {
         this.options.logger.warn({ err: (err as Error).message }, "error while stopping");
       }
     }
+  }
+
+  /** A registry's new view: merged with the others', then a pass. */
+  private viewArrived(name: string, view: RegistryView): void {
+    const now = this.options.clock.now();
+    this.viewAt.set(name, now);
+    this.merger.update(name, view, now);
+    const merged = this.merger.merged();
+    if (!merged) return;
+    this.view = merged.view;
+    for (const d of merged.disagreements) {
+      this.notice(`disagree:${d.peer}:${formatEndpoint(d.chosen.endpoint)}:${formatEndpoint(d.other.endpoint)}`, () =>
+        this.options.logger.info(
+          { peer: short(d.peer), registry: d.chosen.registry, endpoint: formatEndpoint(d.chosen.endpoint), other: d.other.registry, otherEndpoint: formatEndpoint(d.other.endpoint) },
+          "registries disagree about a peer's endpoint; taking the one changed last",
+        ),
+      );
+    }
+    void this.reconcile();
   }
 
   /** Resolves when the pass under way, if any (and any it queued), is done; starts none. Never rejects. */
@@ -223,8 +261,9 @@ export class NodeAgent {
         this.problem(iface, err instanceof Error ? err.message : String(err));
       }
     }
-    // A peer added to (or removed from) WireGuard: the registry is asked again, for the new set.
-    this.options.source.setInterest?.(this.interestOf());
+    // A peer added to (or removed from) WireGuard: the registries are asked again, for the new set.
+    const interest = this.interestOf();
+    for (const r of this.options.registries) r.source.setInterest?.(interest);
   }
 
   private async passInterface(iface: string, view: RegistryView): Promise<void> {
@@ -239,8 +278,10 @@ export class NodeAgent {
     this.selfSeen.set(iface, self);
     if (selfMoved) logger.info({ iface, from: formatEndpoint(before), to: formatEndpoint(self) }, "the registry sees this node at a new address");
 
-    const registry = this.registryPeer(iface, device, view, applied);
-    const link = registry ? this.linkFor(iface, registry) : null;
+    const registries = this.registryPeersOf(iface, device, applied);
+    const link = this.linkFor(iface, registries);
+    // The registries' own peers are never pointed, relayed or reported on.
+    const registryKeys = this.registryKeysOf(iface, device);
     const now = this.options.clock.now();
     const rxGrewAtMs = new Map([...this.rxSamples(iface, device, now)].map(([k, v]) => [k, v.grewAtMs]));
     // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
@@ -253,13 +294,14 @@ export class NodeAgent {
     const selfPublic = self !== null && own.some((c) => c.ip === self.ip);
     // A network change (the registry sees us at a new address): ask again how the NAT maps.
     if (selfMoved && typeof this.natProbe === "object") this.natProbe = "no";
-    this.probeNat(device, registry);
+    this.probeNat(device, registries);
     const perDestination = typeof this.natProbe === "object" && this.natProbe.perDestination;
     const endpoints = new Map<string, Endpoint | null>();
     const candidates = new Map<string, readonly Endpoint[]>();
     const targets = new Map<string, readonly Endpoint[]>();
     const hopeless = new Set<string>();
     for (const p of device.peers) {
+      if (registryKeys.has(p.publicKey)) continue;
       const ep = view.endpoints.get(p.publicKey);
       if (ep !== undefined && (ep === null || !inTunnel(ep))) endpoints.set(p.publicKey, ep);
       const cs = view.candidates.get(p.publicKey)?.filter((c) => !inTunnel(c));
@@ -273,7 +315,7 @@ export class NodeAgent {
     const publicPeers = new Set([...endpoints].flatMap(([key, ep]) => (ep && (candidates.get(key) ?? []).some((c) => c.ip === ep.ip) ? [key] : [])));
     const relay = planRelay({
       device,
-      registryPublicKey: registry?.publicKey ?? "",
+      registryKeys,
       relayAvailable: link?.available() ?? false,
       state: relayedBefore,
       applied,
@@ -290,7 +332,7 @@ export class NodeAgent {
     // Relayed peers belong to the relay planner, not to decide(); a peer left
     // pointing at a dead local port (an agent that crashed while relaying it)
     // has no working path, whatever its last handshake says.
-    const stale = await this.staleLocalPorts(iface, device, link, endpoints, registry?.publicKey ?? view.registryPublicKey);
+    const stale = await this.staleLocalPorts(iface, device, link, endpoints, registryKeys);
     const direct: WgDevice = {
       ...device,
       peers: device.peers
@@ -339,10 +381,27 @@ export class NodeAgent {
     }
     if (result.nextDueMs !== null) this.wakeAt(result.nextDueMs);
     link?.prune(new Set(relay.state.keys()));
-    // Reports go to the registry we talk to (which it is needs no proof for that): when it names a peer we have as itself.
-    const registryKey = registry?.publicKey ?? (device.peers.some((p) => p.publicKey === view.registryPublicKey) ? view.registryPublicKey : null);
-    this.notePaths(iface, device, view, registryKey, now, link);
-    if (registryKey) this.reportIfChanged(iface, device, view, own);
+    this.notePaths(iface, device, view, registryKeys, now, link);
+    // Reports go to every registry we talk to (which it is needs no proof for that): when it names a peer we have as itself.
+    for (const ref of this.options.registries) {
+      const own_view = this.merger.viewOf(ref.name);
+      if (own_view && (registries.has(ref.name) || device.peers.some((p) => p.publicKey === own_view.registryPublicKey))) this.reportIfChanged(iface, ref, device, own_view, own);
+    }
+  }
+
+  /**
+   * The keys of the registries' peers on this interface: those proven, and
+   * those a registry names as itself (a peer we have): neither is ever
+   * pointed elsewhere, relayed, or reported on.
+   */
+  private registryKeysOf(iface: string, device: WgDevice): Set<string> {
+    const proven = this.registryPeers.get(iface);
+    const keys = new Set<string>();
+    for (const ref of this.options.registries) {
+      const key = proven?.get(ref.name)?.publicKey ?? this.merger.viewOf(ref.name)?.registryPublicKey;
+      if (key && device.peers.some((p) => p.publicKey === key)) keys.add(key);
+    }
+    return keys;
   }
 
   /** The keys of this node's interfaces and of their peers, read now; none when they cannot be read. */
@@ -412,17 +471,29 @@ export class NodeAgent {
     return { updates: kept, skipped };
   }
 
+  /** Each registry's local peer on this interface, by registry name: those proven so far (see {@link registryPeer}). */
+  private registryPeersOf(iface: string, device: WgDevice, applied: ReadonlyMap<string, AppliedRecord>): Map<string, RegistryPeer> {
+    let known = this.registryPeers.get(iface);
+    if (!known) this.registryPeers.set(iface, (known = new Map()));
+    for (const ref of this.options.registries) {
+      const was = known.get(ref.name);
+      if (was && device.peers.some((p) => p.publicKey === was.publicKey)) continue;
+      known.delete(ref.name);
+      const view = this.merger.viewOf(ref.name);
+      const found = view ? this.registryPeer(iface, device, ref, view, applied) : null;
+      if (found) known.set(ref.name, found);
+    }
+    return known;
+  }
+
   /**
-   * The local peer that is the registry: the one the registry names as itself,
+   * The local peer that is the registry `ref`: the one it names as itself,
    * when its tunnel address is the host we dial, or its endpoint is that host
    * and was set by the user (not written by this agent). Kept once proven, so
    * a registry cannot later steer it to another peer.
    */
-  private registryPeer(iface: string, device: WgDevice, view: RegistryView, applied: ReadonlyMap<string, AppliedRecord>): RegistryPeer | null {
-    const known = this.registryPeers.get(iface);
-    if (known && device.peers.some((p) => p.publicKey === known.publicKey)) return known;
-    const host = this.options.registryHost;
-    const ips = this.options.registryIps ?? (host ? [host] : []);
+  private registryPeer(iface: string, device: WgDevice, ref: RegistryRef, view: RegistryView, applied: ReadonlyMap<string, AppliedRecord>): RegistryPeer | null {
+    const ips = ref.ips.length > 0 ? ref.ips : ref.host ? [ref.host] : [];
     const claimed = view.registryPublicKey;
     const peer = claimed ? device.peers.find((p) => p.publicKey === claimed) : undefined;
     if (!peer || ips.length === 0) return null;
@@ -430,9 +501,9 @@ export class NodeAgent {
       (ip) => peer.allowedIps.includes(`${ip}/32`) || peer.allowedIps.includes(`${ip}/128`) || (peer.endpoint?.ip === ip && !applied.has(peer.publicKey)),
     );
     if (!ok) {
-      this.notice(`registry:${iface}`, () =>
+      this.notice(`registry:${iface}:${ref.name}`, () =>
         this.options.logger.warn(
-          { iface, registry: host },
+          { iface, registry: ref.name },
           "the peer the registry names as itself is neither at the registry's address nor its tunnel address; no reports, no relay",
         ),
       );
@@ -440,49 +511,56 @@ export class NodeAgent {
     }
     const tunnelIp = tunnelAddress(peer.allowedIps);
     if (!tunnelIp) {
-      this.notice(`tunnel:${iface}`, () =>
+      this.notice(`tunnel:${iface}:${ref.name}`, () =>
         this.options.logger.warn(
-          { iface, allowedIps: peer.allowedIps },
+          { iface, registry: ref.name, allowedIps: peer.allowedIps },
           "the registry's peer has no single-host allowed IP (its tunnel address): no reports, no relay, and a new NAT mapping of ours reaches the registry only with the next keepalive",
         ),
       );
     }
     const found = { publicKey: peer.publicKey, tunnelIp };
-    this.registryPeers.set(iface, found);
-    if (tunnelIp && !ips.includes(tunnelIp) && this.options.source.useTunnel) {
-      const useTunnel = this.options.source.useTunnel.bind(this.options.source);
+    if (tunnelIp && !ips.includes(tunnelIp) && ref.source.useTunnel) {
+      const useTunnel = ref.source.useTunnel.bind(ref.source);
       // Only where the machine routes the tunnel address into the interface: anywhere else it is some other network's address.
       void this.routeCheck(tunnelIp, iface).then((ok) => {
         if (!ok || this.stopped) return;
-        this.options.logger.info({ iface, tunnel: tunnelIp }, "reaching the registry at its tunnel address (watch, reports, relay)");
+        this.options.logger.info({ iface, registry: ref.name, tunnel: tunnelIp }, "reaching the registry at its tunnel address (watch, reports, relay)");
         useTunnel(tunnelIp);
         // Report through the tunnel now (the report at the address given was refused), not after the next snapshot.
-        this.reportDigest.delete(iface);
+        this.reportDigest.delete(`${iface} ${ref.name}`);
         void this.reconcile();
       });
     }
     return found;
   }
 
-  private linkFor(iface: string, registry: RegistryPeer): RelayLink | null {
-    const existing = this.links.get(iface);
-    if (existing) return existing;
-    if (!registry.tunnelIp || this.options.probeIntervalMs === 0 || this.stopped) return null;
-    const link = new RelayLink({
-      iface,
-      registryIp: registry.tunnelIp,
-      port: this.options.registryPort ?? 1638,
-      acceptsRelay: this.options.allowRelay ?? true,
-      wgPort: () => this.devices.get(iface)?.listenPort ?? 0,
-      isPeer: (key) => key !== registry.publicKey && (this.devices.get(iface)?.peers.some((p) => p.publicKey === key) ?? false),
-      clock: this.options.clock,
-      logger: this.options.logger,
-      routed: this.routeCheck,
-      ...(this.options.relayBindAddress ? { bindAddress: this.options.relayBindAddress } : {}),
-      onAvailable: () => void this.reconcile(),
-    });
-    this.links.set(iface, link);
-    link.hello();
+  /** The interface's relay link, with an uplink to every registry whose peer is proven and has a tunnel address; null while none has. */
+  private linkFor(iface: string, registries: ReadonlyMap<string, RegistryPeer>): RelayLink | null {
+    let link = this.links.get(iface) ?? null;
+    if (this.options.probeIntervalMs === 0 || this.stopped) return link;
+    for (const ref of this.options.registries) {
+      const peer = registries.get(ref.name);
+      if (!peer?.tunnelIp) continue;
+      if (!link) {
+        link = new RelayLink({
+          iface,
+          acceptsRelay: this.options.allowRelay ?? true,
+          wgPort: () => this.devices.get(iface)?.listenPort ?? 0,
+          isPeer: (key) => {
+            const device = this.devices.get(iface);
+            return device?.peers.some((p) => p.publicKey === key) === true && !this.registryKeysOf(iface, device).has(key);
+          },
+          knows: (registry, key) => (this.merger.viewOf(registry)?.endpoints.get(key) ?? null) !== null,
+          clock: this.options.clock,
+          logger: this.options.logger,
+          routed: this.routeCheck,
+          ...(this.options.relayBindAddress ? { bindAddress: this.options.relayBindAddress } : {}),
+          onAvailable: () => void this.reconcile(),
+        });
+        this.links.set(iface, link);
+      }
+      link.addRegistry(ref.name, peer.tunnelIp, ref.port);
+    }
     return link;
   }
 
@@ -496,13 +574,13 @@ export class NodeAgent {
     device: WgDevice,
     link: RelayLink | null,
     known: ReadonlyMap<string, Endpoint | null>,
-    registryKey: string,
+    registryKeys: ReadonlySet<string>,
   ): Promise<ReadonlySet<number>> {
     let stale = this.stalePorts.get(iface);
     if (!stale) this.stalePorts.set(iface, (stale = new Set()));
     for (const p of device.peers) {
       const ep = p.endpoint;
-      if (p.publicKey === registryKey || !known.get(p.publicKey) || !ep || ep.ip !== LOCAL_HOST || stale.has(ep.port) || link?.relayedKeyOf(ep)) continue;
+      if (registryKeys.has(p.publicKey) || !known.get(p.publicKey) || !ep || ep.ip !== LOCAL_HOST || stale.has(ep.port) || link?.relayedKeyOf(ep)) continue;
       if (this.noticed.has(`port:${iface}:${ep.port}`)) continue;
       this.noticed.add(`port:${iface}:${ep.port}`);
       if (await freeLocalPort(ep.port)) {
@@ -519,12 +597,13 @@ export class NodeAgent {
    * registry peer's endpoint (where WireGuard's own packets go and the STUN
    * responder answers). A NAT that maps per destination starts a new pass.
    */
-  private probeNat(device: WgDevice, registry: RegistryPeer | null): void {
+  private probeNat(device: WgDevice, registries: ReadonlyMap<string, RegistryPeer>): void {
     const probe = this.options.natProbe;
-    const api = this.options.registryHost;
+    // The first registry (in the order given) whose peer is proven.
+    const api = this.options.registries.find((r) => registries.has(r.name))?.host;
     // It serves only to relay sooner: without relaying, nothing is probed.
     const relaying = this.options.allowRelay !== false && this.options.probeIntervalMs !== 0;
-    if (!probe || !relaying || this.natProbe !== "no" || !registry || !api) return;
+    if (!probe || !relaying || this.natProbe !== "no" || !api) return;
     // As netcheck does: an API address inside the tunnel is probed at the registry peer's endpoint, where WireGuard sends.
     const host = stunTargetFor(api, [device]).host;
     this.natProbe = "running";
@@ -539,12 +618,12 @@ export class NodeAgent {
   }
 
   /** Works out the path to every peer (for status and reports), logging changes. */
-  private notePaths(iface: string, device: WgDevice, view: RegistryView, registryKey: string | null, now: number, link: RelayLink | null): void {
+  private notePaths(iface: string, device: WgDevice, view: RegistryView, registryKeys: ReadonlySet<string>, now: number, link: RelayLink | null): void {
     const before = this.paths.get(iface) ?? new Map<string, PathState>();
     const paths = new Map<string, PathState>();
     const relayed = this.relayed.get(iface);
     for (const p of device.peers) {
-      if (p.publicKey === registryKey) continue;
+      if (registryKeys.has(p.publicKey)) continue;
       const entry = relayed?.get(p.publicKey);
       // A direct try counts as relayed until it gets its handshake.
       const relayedNow = (entry !== undefined && (entry.phase === "relayed" || p.lastHandshakeMs < entry.atMs)) || (link?.relayedKeyOf(p.endpoint) ?? null) !== null;
@@ -562,25 +641,26 @@ export class NodeAgent {
    * they changed or the registry connection is new. Not awaited: a slow or
    * refusing registry never holds up the WireGuard work.
    */
-  private reportIfChanged(iface: string, device: WgDevice, view: RegistryView, candidates: readonly Endpoint[]): void {
+  private reportIfChanged(iface: string, ref: RegistryRef, device: WgDevice, view: RegistryView, candidates: readonly Endpoint[]): void {
+    const at = `${iface} ${ref.name}`;
     const all = this.paths.get(iface) ?? new Map<string, PathState>();
     // The registry takes at most MAX_PEER_PATHS paths: the ones that say most (down, then relayed) first.
     const order: Record<string, number> = { down: 0, relayed: 1, lan: 2, direct: 3 };
     const paths = new Map([...all].sort(([, a], [, b]) => (order[a.kind] ?? 4) - (order[b.kind] ?? 4)).slice(0, MAX_PEER_PATHS));
     const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind])]);
-    if (this.reportDigest.get(iface) === digest) return;
-    this.reportDigest.set(iface, digest);
-    this.options.source
+    if (this.reportDigest.get(at) === digest) return;
+    this.reportDigest.set(at, digest);
+    ref.source
       .report({ publicKey: device.publicKey, candidates, paths: [...paths.values()] })
-      .then(() => this.reportRefused.delete(iface))
+      .then(() => this.reportRefused.delete(at))
       .catch((err: unknown) => {
         const why = err instanceof Error ? err.message : String(err);
         // Refusals are final for this connection; other failures retry on the next change or pass.
-        if (!(err instanceof ReportError && err.refused)) this.reportDigest.delete(iface);
-        if (this.reportRefused.get(iface) === why) return;
-        this.reportRefused.set(iface, why);
+        if (!(err instanceof ReportError && err.refused)) this.reportDigest.delete(at);
+        if (this.reportRefused.get(at) === why) return;
+        this.reportRefused.set(at, why);
         this.options.logger.info(
-          { iface, err: why },
+          { iface, registry: ref.name, err: why },
           "the registry does not take reports from this node, so peers behind our NAT cannot learn our LAN address (is the registry's tunnel address routed into the interface?)",
         );
       });
@@ -598,25 +678,38 @@ export class NodeAgent {
     for (const iface of this.devices.keys()) {
       const device = await this.options.wg.getDevice(iface);
       // Paths as of this read, not as of the last pass.
-      if (this.view) {
-        const registryKey = this.registryPeers.get(iface)?.publicKey ?? (device.peers.some((p) => p.publicKey === this.view?.registryPublicKey) ? this.view.registryPublicKey : null);
-        this.notePaths(iface, device, this.view, registryKey, now, this.links.get(iface) ?? null);
-      }
+      const registryKeys = this.registryKeysOf(iface, device);
+      if (this.view) this.notePaths(iface, device, this.view, registryKeys, now, this.links.get(iface) ?? null);
       const paths = this.pathStates(iface);
-      interfaces.push(interfaceStatus(device, paths, this.registryPeers.get(iface)?.publicKey ?? this.view?.registryPublicKey ?? "", NO_NAMES, now, await this.roundTrips(iface, device, paths)));
+      interfaces.push(interfaceStatus(device, paths, registryKeys, NO_NAMES, now, await this.roundTrips(iface, device, paths, registryKeys)));
     }
-    return { source: "agent", atMs: now, interfaces };
+    return { source: "agent", atMs: now, registries: this.registryStatus(), interfaces };
+  }
+
+  /** Each registry: its watch, its key, whether it answers hellos and relays, when its view last came. */
+  registryStatus(): RegistryStatus[] {
+    return this.options.registries.map((ref) => {
+      const peer = [...this.registryPeers.values()].map((m) => m.get(ref.name)).find((p) => p !== undefined);
+      const links = [...this.links.values()];
+      return {
+        name: ref.name,
+        health: ref.source.health?.() ?? (this.viewAt.has(ref.name) ? "connected" : "connecting"),
+        publicKey: peer?.publicKey ?? null,
+        answering: links.some((l) => l.answering(ref.name)),
+        relays: links.some((l) => l.relaysVia(ref.name)),
+        lastViewMs: this.viewAt.get(ref.name) ?? null,
+      };
+    });
   }
 
   /** One ping to the tunnel address of every peer with a working path (and the registry), at most 16 at a time. */
-  private async roundTrips(iface: string, device: WgDevice, paths: readonly PathState[]): Promise<Map<string, number>> {
+  private async roundTrips(iface: string, device: WgDevice, paths: readonly PathState[], registryKeys: ReadonlySet<string>): Promise<Map<string, number>> {
     const meter = this.options.rttMeter;
     if (!meter) return new Map();
     const working = new Set(paths.filter((p) => p.kind !== "down").map((p) => p.peerPublicKey));
-    const registry = this.registryPeers.get(iface)?.publicKey ?? this.view?.registryPublicKey ?? "";
     const targets: Array<[string, string]> = [];
     for (const p of device.peers) {
-      if (!working.has(p.publicKey) && p.publicKey !== registry) continue;
+      if (!working.has(p.publicKey) && !registryKeys.has(p.publicKey)) continue;
       const host = tunnelAddress(p.allowedIps);
       if (host) targets.push([p.publicKey, host]);
     }
@@ -638,9 +731,22 @@ export class NodeAgent {
     if (ip) this.options.prober?.poke(ip, device.name);
   }
 
-  /** One hello to the registry on every interface with a relay link. */
+  /**
+   * One hello to the registries on every interface with a relay link. A
+   * registry whose watch is down but that answers hellos again (it is back)
+   * is dialled now, not when the watch's backoff ends; at most every
+   * RECONNECT_GAP_MS.
+   */
   private hello(): void {
-    for (const link of this.links.values()) link.hello();
+    const links = [...this.links.values()];
+    for (const link of links) link.hello();
+    const now = this.options.clock.now();
+    for (const ref of this.options.registries) {
+      if (ref.source.health?.() !== "unreachable" || !links.some((l) => l.answering(ref.name))) continue;
+      if (now - (this.reconnectedAt.get(ref.name) ?? -Infinity) < RECONNECT_GAP_MS) continue;
+      this.reconnectedAt.set(ref.name, now);
+      ref.source.reconnect?.();
+    }
   }
 
   private wakeAt(atMs: number): void {

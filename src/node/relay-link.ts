@@ -1,9 +1,14 @@
 /**
  * A node's end of the relay, for one WireGuard interface.
  *
- * The uplink socket talks to the registry's relay (src/registry/relay.ts)
- * through the tunnel: a hello every second (which also keeps the registry's
- * WireGuard seeing our current NAT mapping), and relayed packets both ways.
+ * One uplink socket per registry talks to that registry's relay
+ * (src/registry/relay.ts) through the tunnel: a hello every second (which
+ * also keeps the registry's WireGuard seeing our current NAT mapping, and
+ * tells us the registry is alive), and relayed packets both ways. A packet
+ * goes up through the first registry (in the order given) that answers,
+ * relays, and knows the peer; packets from any registry's uplink are handed
+ * to WireGuard alike. When a registry stops answering, the next packet takes
+ * another: the two ends need not use the same registry.
  *
  * Each relayed peer gets a local socket on 127.0.0.1 and the peer's
  * WireGuard endpoint is set to it. Whatever WireGuard sends there (the peer's
@@ -35,20 +40,19 @@ export const LOCAL_HOST = "127.0.0.1";
 
 export interface RelayLinkOptions {
   readonly iface: string;
-  /** The registry's tunnel address and its relay port (the gRPC port). */
-  readonly registryIp: string;
-  readonly port: number;
   /** Offer to be relayed (false: `--no-relay`; hellos still go out as probes). */
   readonly acceptsRelay: boolean;
   /** WireGuard's listen port on this interface, where relayed packets are handed in. */
   readonly wgPort: () => number;
   /** Whether a key is a peer of this interface (packets from anyone else are dropped). */
   readonly isPeer: (key: string) => boolean;
+  /** Whether the named registry knows the peer (it sees an endpoint for it): relayed packets for the peer prefer it. */
+  readonly knows?: (registry: string, key: string) => boolean;
   readonly clock: Clock;
   readonly logger: Logger;
   /** Checks that the registry's address is routed into the interface before anything is sent. */
   readonly routed: RouteCheck;
-  /** Source address for the uplink (tests); default any. */
+  /** Source address for the uplinks (tests); default any. */
   readonly bindAddress?: string;
   /** Called when relaying becomes available (the first welcome, or one after a gap). */
   readonly onAvailable?: () => void;
@@ -64,6 +68,19 @@ interface Local {
   lastMs: number;
 }
 
+/** The link to one registry's relay. */
+interface Uplink {
+  /** The registry's name (its address as given). */
+  readonly name: string;
+  /** Its tunnel address and relay port (the gRPC port). */
+  readonly ip: string;
+  readonly port: number;
+  readonly socket: Socket;
+  welcomeMs: number;
+  relays: boolean;
+  routeOk: boolean;
+}
+
 export interface RelayLinkStats {
   up: number;
   down: number;
@@ -71,41 +88,48 @@ export interface RelayLinkStats {
 }
 
 export class RelayLink {
-  private readonly uplink: Socket;
+  private readonly uplinks: Uplink[] = [];
   private readonly locals = new Map<string, Local>();
   /** Local port → peer key, for ports already bound. */
   private readonly byPort = new Map<number, string>();
-  private welcomeMs = -Infinity;
-  private routeOk = false;
-  private relays = false;
   private closed = false;
   readonly stats: RelayLinkStats = { up: 0, down: 0, dropped: 0 };
 
-  constructor(private readonly options: RelayLinkOptions) {
-    this.uplink = createSocket(isIPv6(options.registryIp) ? "udp6" : "udp4");
-    this.uplink.on("error", (err) => options.logger.debug({ iface: options.iface, err: err.message }, "relay uplink error"));
-    this.uplink.on("message", (bytes: Buffer, rinfo: RemoteInfo) => this.fromRegistry(bytes, rinfo));
-    this.uplink.bind(options.bindAddress ? { address: options.bindAddress, port: 0 } : { port: 0 });
-    this.uplink.unref();
+  constructor(private readonly options: RelayLinkOptions) {}
+
+  /** Adds the registry `name` at tunnel address `ip` (relay port `port`); a name already added is left as it is. */
+  addRegistry(name: string, ip: string, port: number): void {
+    if (this.closed || this.uplinks.some((u) => u.name === name)) return;
+    const socket = createSocket(isIPv6(ip) ? "udp6" : "udp4");
+    const uplink: Uplink = { name, ip, port, socket, welcomeMs: -Infinity, relays: false, routeOk: false };
+    socket.on("error", (err) => this.options.logger.debug({ iface: this.options.iface, registry: name, err: err.message }, "relay uplink error"));
+    socket.on("message", (bytes: Buffer, rinfo: RemoteInfo) => this.fromRegistry(uplink, bytes, rinfo));
+    socket.bind(this.options.bindAddress ? { address: this.options.bindAddress, port: 0 } : { port: 0 });
+    socket.unref();
+    this.uplinks.push(uplink);
+    this.helloTo(uplink);
   }
 
-  /** The registry answered a hello lately and relays. */
+  /** Some registry answered a hello lately and relays. */
   available(): boolean {
-    return this.relays && this.options.acceptsRelay && this.options.clock.now() - this.welcomeMs < WELCOME_TTL_MS;
+    return this.uplinks.some((u) => this.relaysNow(u));
   }
 
-  /** The registry answered a hello lately (whether or not it relays). */
-  answering(): boolean {
-    return this.options.clock.now() - this.welcomeMs < WELCOME_TTL_MS;
+  /** The named registry answered a hello lately (whether or not it relays). */
+  answering(registry: string): boolean {
+    const u = this.uplinks.find((x) => x.name === registry);
+    return u !== undefined && this.options.clock.now() - u.welcomeMs < WELCOME_TTL_MS;
   }
 
-  /** Checks the route to the registry and sends one hello (the agent calls this every probe interval). */
+  /** The named registry answers and relays for us. */
+  relaysVia(registry: string): boolean {
+    const u = this.uplinks.find((x) => x.name === registry);
+    return u !== undefined && this.relaysNow(u);
+  }
+
+  /** Checks the routes and sends one hello to every registry (the agent calls this every probe interval). */
   hello(): void {
-    const { registryIp, iface } = this.options;
-    void this.options.routed(registryIp, iface).then((ok) => {
-      this.routeOk = ok;
-      this.toRegistry(encode({ type: "hello", acceptsRelay: this.options.acceptsRelay }));
-    });
+    for (const u of this.uplinks) this.helloTo(u);
   }
 
   /** The local endpoint that relays `key` (its socket opened when needed). */
@@ -134,7 +158,29 @@ export class RelayLink {
     if (this.closed) return;
     this.closed = true;
     for (const [key, local] of this.locals) this.closeLocal(key, local);
-    this.uplink.close();
+    for (const u of this.uplinks) u.socket.close();
+  }
+
+  private relaysNow(u: Uplink): boolean {
+    return u.relays && this.options.acceptsRelay && this.options.clock.now() - u.welcomeMs < WELCOME_TTL_MS;
+  }
+
+  private helloTo(u: Uplink): void {
+    void this.options.routed(u.ip, this.options.iface).then((ok) => {
+      u.routeOk = ok;
+      this.send(u, encode({ type: "hello", acceptsRelay: this.options.acceptsRelay }));
+    });
+  }
+
+  /** Where a packet for `key` goes up: the first relaying registry that knows the peer, else the first relaying one. */
+  private uplinkFor(key: string): Uplink | null {
+    let fallback: Uplink | null = null;
+    for (const u of this.uplinks) {
+      if (!this.relaysNow(u)) continue;
+      if (this.options.knows?.(u.name, key) ?? true) return u;
+      fallback ??= u;
+    }
+    return fallback ?? this.uplinks[0] ?? null;
   }
 
   private local(key: string): Local {
@@ -154,8 +200,10 @@ export class RelayLink {
       // Only WireGuard on this machine sends here.
       if (rinfo.address !== LOCAL_HOST || payload.length > MAX_PAYLOAD) return;
       local.lastMs = this.options.clock.now();
+      const up = this.uplinkFor(key);
+      if (!up) return;
       this.stats.up += 1;
-      this.toRegistry(Buffer.concat([local.header, payload]));
+      this.send(up, Buffer.concat([local.header, payload]));
     });
     socket.unref();
     const local: Local = { socket, port, bound: false, header: encode({ type: "to", key, payload: Buffer.alloc(0) }), lastMs: this.options.clock.now() };
@@ -175,20 +223,20 @@ export class RelayLink {
     }
   }
 
-  private fromRegistry(bytes: Buffer, rinfo: RemoteInfo): void {
-    if (rinfo.address !== this.options.registryIp || rinfo.port !== this.options.port) {
+  private fromRegistry(u: Uplink, bytes: Buffer, rinfo: RemoteInfo): void {
+    if (rinfo.address !== u.ip || rinfo.port !== u.port) {
       this.stats.dropped += 1;
       return;
     }
     const message = decode(bytes);
     if (message?.type === "welcome") {
-      if (!this.relays && message.relays && this.options.acceptsRelay) {
-        this.options.logger.info({ iface: this.options.iface, registry: `${this.options.registryIp}:${this.options.port}` }, "the registry relays for this node (end to end encrypted)");
+      if (!u.relays && message.relays && this.options.acceptsRelay) {
+        this.options.logger.info({ iface: this.options.iface, registry: u.name, relay: `${u.ip}:${u.port}` }, "the registry relays for this node (end to end encrypted)");
       }
-      const was = this.available();
-      this.welcomeMs = this.options.clock.now();
-      this.relays = message.relays;
-      if (!was && this.available()) this.options.onAvailable?.();
+      const wasAvailable = this.available();
+      u.welcomeMs = this.options.clock.now();
+      u.relays = message.relays;
+      if (!wasAvailable && this.available()) this.options.onAvailable?.();
       return;
     }
     if (message?.type !== "from" || !this.options.acceptsRelay || !this.options.isPeer(message.key)) {
@@ -207,8 +255,8 @@ export class RelayLink {
   }
 
   /** Sends when the last route check (one per hello) found the registry inside the tunnel. */
-  private toRegistry(datagram: Buffer): void {
-    if (this.closed || !this.routeOk) return;
-    this.uplink.send(datagram, this.options.port, this.options.registryIp, () => {});
+  private send(u: Uplink, datagram: Buffer): void {
+    if (this.closed || !u.routeOk) return;
+    u.socket.send(datagram, u.port, u.ip, () => {});
   }
 }

@@ -102,8 +102,8 @@ export interface RelayEntry {
 
 export interface RelayInput {
   readonly device: WgDevice;
-  /** The registry's key on this interface (never relayed). */
-  readonly registryPublicKey: string;
+  /** The registries' keys on this interface (never relayed). */
+  readonly registryKeys: ReadonlySet<string>;
   /** The registry answers our hellos and relays, and this node allows it. */
   readonly relayAvailable: boolean;
   readonly state: ReadonlyMap<string, RelayEntry>;
@@ -210,7 +210,7 @@ export function planRelay(input: RelayInput): RelayResult {
 
   for (const peer of input.device.peers) {
     const key = peer.publicKey;
-    if (key === input.registryPublicKey) continue;
+    if (input.registryKeys.has(key)) continue;
     const entry = state.get(key);
     const onRelay = input.relayedKeyOf(peer.endpoint) === key;
     if (entry) {

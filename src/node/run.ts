@@ -7,7 +7,7 @@ import { addressHost } from "../config/values.js";
 import type { Logger } from "../util/log.js";
 import { WgError, type WgDevice, type WireGuard } from "../wg/types.js";
 import { tunnelCheck } from "./validate.js";
-import { NodeAgent } from "./agent.js";
+import { NodeAgent, type RegistryRef } from "./agent.js";
 import { startControl, stopControl } from "./control.js";
 import type { DecideOptions } from "./decide.js";
 import { createUdpProber, type Prober, type RouteCheck } from "./prober.js";
@@ -41,7 +41,7 @@ export interface NodeDeps {
   readonly wg: WireGuard;
   readonly logger: Logger;
   readonly clock: Clock;
-  /** Defaults to the gRPC source for address. */
+  /** The first registry's source (tests); by default the gRPC source for each address. */
   readonly source?: RegistrySource;
   readonly decideOptions?: DecideOptions;
   /** Defaults to a UDP prober; null for none. */
@@ -67,12 +67,25 @@ export interface NodeDeps {
  */
 export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeAgent> {
   const { wg, logger } = deps;
-  const address = config.addresses[0];
-  if (address === undefined) throw new Error("no registry address");
-  const registryIps = await hostAddresses(addressHost(address), logger);
+  if (config.addresses.length === 0) throw new Error("no registry address");
+  const registries: RegistryRef[] = [];
+  for (const [i, address] of config.addresses.entries()) {
+    const source =
+      (i === 0 ? deps.source : undefined) ??
+      createGrpcSource({
+        address,
+        token: config.token,
+        refreshMs: config.refreshMs,
+        logger,
+        credentials: channelCredentials(config.tls ?? null),
+        secure: (config.tls ?? null) !== null,
+      });
+    const host = addressHost(address);
+    registries.push({ name: address, source, host, ips: await hostAddresses(host, logger), port: addressPort(address) ?? 1638 });
+  }
   if (config.iface) {
     const device = await wg.getDevice(config.iface);
-    warnPlaintext(config, address, registryIps, device, logger);
+    for (const r of registries) warnPlaintext(config, r.name, r.ips, device, logger);
   } else {
     const all = await wg.listDevices();
     if (all.length === 0) logger.warn("no WireGuard interface found yet; will keep looking");
@@ -85,19 +98,9 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
       }
     }
   }
-  const source =
-    deps.source ??
-    createGrpcSource({
-      address: address,
-      token: config.token,
-      refreshMs: config.refreshMs,
-      logger,
-      credentials: channelCredentials(config.tls ?? null),
-      secure: (config.tls ?? null) !== null,
-    });
   const agent = new NodeAgent({
     wg,
-    source,
+    registries,
     iface: config.iface,
     refreshMs: config.refreshMs,
     clock: deps.clock,
@@ -108,9 +111,6 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
     ...(deps.relayTimings ? { relayTimings: deps.relayTimings } : {}),
     allowRelay: config.allowRelay ?? true,
-    registryHost: addressHost(address),
-    registryIps,
-    registryPort: addressPort(address) ?? 1638,
     ...(deps.routeCheck ? { routeCheck: deps.routeCheck } : {}),
     ...(deps.relayBindAddress ? { relayBindAddress: deps.relayBindAddress } : {}),
     rttMeter: deps.rttMeter === undefined ? pingMeter() : deps.rttMeter,
@@ -127,7 +127,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     }
   }
   logger.info(
-    { registry: address, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null), relay: config.allowRelay ?? true },
+    { registries: config.addresses, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null), relay: config.allowRelay ?? true },
     "node agent started",
   );
   return agent;

@@ -59,8 +59,18 @@ export interface RegistrySource {
    * the address given serves, and the tunnel is tried again later.
    */
   useTunnel?(host: string): void;
+  /**
+   * The registry is known to answer again (it answered a hello through the
+   * tunnel): when not connected, dial afresh now instead of waiting out the
+   * retry backoff.
+   */
+  reconnect?(): void;
+  /** Whether the registry answers now: never answered yet, answering, or not answering (retrying). */
+  health?(): RegistryHealth;
   stop(): void;
 }
+
+export type RegistryHealth = "connecting" | "connected" | "unreachable";
 
 /**
  * Why a report did not land. `refused`: the registry will not take this
@@ -471,6 +481,20 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
     });
   };
 
+  /** A channel to the registry's tunnel address (replacing any); false when the address given has no port or is that address. */
+  const dialTunnel = (host: string): boolean => {
+    const port = addressPort(address);
+    const dialled = addressHost(address);
+    if (port === null || dialled === null || dialled === host) return false;
+    tunnelV1?.client.close();
+    const target = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+    // TLS checks the certificate against the name the user gave, not the tunnel address.
+    const tlsName: grpc.ChannelOptions = options.secure ? { "grpc.ssl_target_name_override": dialled, "grpc.default_authority": dialled } : {};
+    tunnelV1 = { host, client: registryClients(target, creds, { ...CHANNEL_OPTIONS, ...tlsName }).v1 };
+    tunnelFailedAtMs = -Infinity;
+    return true;
+  };
+
   return {
     start(listener, keys) {
       onView = listener;
@@ -488,17 +512,30 @@ export function createGrpcSource(options: GrpcSourceOptions): RegistrySource {
     },
     useTunnel(host) {
       if (stopped || tunnelV1?.host === host) return;
-      const port = addressPort(address);
-      const dialled = addressHost(address);
-      if (port === null || dialled === null || dialled === host) return;
-      tunnelV1?.client.close();
-      const target = host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-      // TLS checks the certificate against the name the user gave, not the tunnel address.
-      const tlsName: grpc.ChannelOptions = options.secure ? { "grpc.ssl_target_name_override": dialled, "grpc.default_authority": dialled } : {};
-      tunnelV1 = { host, client: registryClients(target, creds, { ...CHANNEL_OPTIONS, ...tlsName }).v1 };
-      tunnelFailedAtMs = -Infinity;
+      if (!dialTunnel(host)) return;
       // The Watch moves into the tunnel: a TCP connection through our NAT dies with its mapping (a router reboot), one through the tunnel does not.
       if (mode === "watch" && stream !== null) rewatch();
+    },
+    reconnect() {
+      if (stopped || healthy !== false || !v1) return;
+      logger.info({ registry: address }, "the registry answers hellos through the tunnel: reconnecting now");
+      // A fresh channel: the old one may sit out its own reconnect backoff and fail calls at once until then.
+      v1.close();
+      seed?.close();
+      ({ v1, seed } = registryClients(address, creds, CHANNEL_OPTIONS));
+      if (tunnelV1) dialTunnel(tunnelV1.host);
+      if (timer) clearTimeout(timer);
+      timer = null;
+      failures = 0;
+      // A Watch still waiting on the old channel is ended (its handlers ignore it from now on).
+      const pending = stream;
+      stream = null;
+      pending?.cancel();
+      if (mode === "poll") poll();
+      else watch();
+    },
+    health() {
+      return healthy === null ? "connecting" : healthy ? "connected" : "unreachable";
     },
     report(message) {
       const client = tunnelV1?.client ?? v1;

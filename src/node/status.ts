@@ -30,17 +30,34 @@ export interface InterfaceStatus {
   readonly peers: readonly PeerStatus[];
 }
 
+/** One registry as the agent sees it. */
+export interface RegistryStatus {
+  /** Its address as given. */
+  readonly name: string;
+  /** Its watch: connected, not yet, or retrying. */
+  readonly health: "connecting" | "connected" | "unreachable";
+  /** Its WireGuard key (null: not proven yet). */
+  readonly publicKey: string | null;
+  /** It answers our hellos through the tunnel, and relays for us. */
+  readonly answering: boolean;
+  readonly relays: boolean;
+  /** When its view last arrived (epoch ms), or null. */
+  readonly lastViewMs: number | null;
+}
+
 export interface NodeStatus {
   /** "agent": asked the running agent; "wireguard": no agent answered, read WireGuard directly. */
   readonly source: "agent" | "wireguard";
   readonly atMs: number;
+  /** The registries the agent watches (absent when WireGuard was read directly). */
+  readonly registries?: readonly RegistryStatus[];
   readonly interfaces: readonly InterfaceStatus[];
 }
 
 export function interfaceStatus(
   device: WgDevice,
   paths: readonly PathState[] | null,
-  registryPublicKey: string,
+  registryKeys: ReadonlySet<string>,
   names: PeerNames,
   nowMs: number,
   rtts: ReadonlyMap<string, number> = new Map(),
@@ -61,7 +78,7 @@ export function interfaceStatus(
         rxBytes: p.rxBytes,
         txBytes: p.txBytes,
         rttMs: rtts.get(p.publicKey) ?? null,
-        registry: p.publicKey === registryPublicKey,
+        registry: registryKeys.has(p.publicKey),
       };
     }),
   };
@@ -94,6 +111,12 @@ function printable(text: string): string {
 export function renderStatus(status: NodeStatus, names: PeerNames): string {
   const lines: string[] = [];
   if (status.source === "wireguard") lines.push("no agent answered: read from WireGuard (paths are direct or down only)", "");
+  for (const r of status.registries ?? []) {
+    const relay = r.answering ? (r.relays ? "answers hellos, relays" : "answers hellos") : "no answer to hellos";
+    const view = r.lastViewMs === null ? "no view yet" : `last view ${ago(r.lastViewMs, status.atMs)}`;
+    lines.push(`registry ${printable(r.name)}${r.publicKey ? ` (${r.publicKey.slice(0, 8)}…)` : ""}: ${r.health}, ${relay}, ${view}`);
+  }
+  if ((status.registries ?? []).length > 0) lines.push("");
   for (const i of status.interfaces) {
     lines.push(`interface ${i.iface} (${i.publicKey.slice(0, 8)}…)`);
     const rows = [["peer", "endpoint", "path", "since", "handshake", "rx", "tx", "rtt"]];
@@ -121,6 +144,15 @@ export function statusJson(status: NodeStatus): unknown {
   return {
     source: status.source,
     at: new Date(status.atMs).toISOString(),
+    ...(status.registries
+      ? {
+          registries: status.registries.map((r) => ({
+            ...r,
+            lastViewMs: undefined,
+            lastView: r.lastViewMs === null ? null : new Date(r.lastViewMs).toISOString(),
+          })),
+        }
+      : {}),
     interfaces: Object.fromEntries(
       status.interfaces.map((i) => [
         i.iface,

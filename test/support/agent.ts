@@ -40,5 +40,5 @@ export function staticSource(view: RegistryView = BOB_VIEW): RegistrySource {
 
 /** The options of an agent on `wg0` that sends nothing but WireGuard requests. */
 export function quietAgent(wg: WireGuard, source: RegistrySource, clock: Clock, logger: Logger, refreshMs = 60_000): AgentOptions {
-  return { wg, source, iface: "wg0", refreshMs, clock, logger, prober: null, probeIntervalMs: 0, interfaces: () => ({}), routeCheck: async () => false, natProbe: null };
+  return { wg, registries: [{ name: "registry", source, host: null, ips: [], port: 1638 }], iface: "wg0", refreshMs, clock, logger, prober: null, probeIntervalMs: 0, interfaces: () => ({}), routeCheck: async () => false, natProbe: null };
 }

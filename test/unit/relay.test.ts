@@ -29,7 +29,7 @@ function device(bPeer: Partial<WgPeer> = {}): WgDevice {
 const punched = (attempts: number, atMs: number): ReadonlyMap<string, AppliedRecord> => new Map([[B, { endpoint: B_EP, atMs, attempts }]]);
 const input = (over: Partial<RelayInput>): RelayInput => ({
   device: device(),
-  registryPublicKey: REG,
+  registryKeys: new Set([REG]),
   relayAvailable: true,
   state: new Map(),
   applied: punched(1, NOW - RELAY_AFTER_MS),
