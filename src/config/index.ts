@@ -6,7 +6,6 @@
 export { ConfigError, formatListen, ifaceValue, listenValue, pinsValue, publicKeyValue, seedHttpAddressValue, stunValue, type ListenAddress } from "./values.js";
 export {
   describeOrigin,
-  envNames,
   KEYS,
   mergeNode,
   mergeRegistry,

@@ -465,11 +465,6 @@ export const KEYS: { readonly registry: Readonly<Record<string, KeySpec>>; reado
   node: NODE_KEYS,
 };
 
-/** Every environment variable either role reads, besides WORMHOLE_CONFIG. */
-export function envNames(role: Role): string[] {
-  return Object.values(KEYS[role]).map((k) => k.env);
-}
-
 /** The value a spec's `parse` gives. */
 type Parsed<S> = S extends { readonly parse: (name: string, value: string | number | boolean) => infer T } ? T : never;
 
