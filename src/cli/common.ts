@@ -1,58 +1,31 @@
 /** What the subcommands share: config layers, token sources, log flags, errors, signals. */
-import { Option, type Command } from "commander";
+import { InvalidArgumentError, Option, type Command } from "commander";
 import {
   CONFIG_ENV,
   ConfigError,
   configPathFromEnv,
   describeOrigin,
+  KEYS,
   loadConfigFile,
   resolveTokenChoice,
   secretFileWarnings,
   type ConfigFile,
+  type KeySpec,
   type Layer,
   type Role,
   type TokenChoice,
 } from "../config/index.js";
-import { parseDuration } from "../util/duration.js";
 import { quote } from "../wg/quote.js";
-import { createLogger, LOG_LEVELS, type LogFormat, type LogLevel, type Logger } from "../util/log.js";
+import { createLogger, type LogFormat, type LogLevel, type Logger } from "../util/log.js";
 
 /** A bad flag or flag combination: printed without a stack, exit status 2. */
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
-export function durationOption(flag: string, options: { allowZero?: boolean } = {}) {
-  return (value: string): number => {
-    try {
-      if (options.allowZero && value.trim() === "0") return 0;
-      const ms = parseDuration(value, flag);
-      if (ms <= 0 && !options.allowZero) throw new Error(`${flag} \`${value}' must be more than zero`);
-      return ms;
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  };
-}
-
-export function integerOption(flag: string, min: number, max: number) {
-  return (value: string): number => {
-    if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
-      throw new UsageError(`${flag} \`${value}' is not a whole number from ${min} to ${max}`);
-    }
-    return Number(value);
-  };
-}
-
 export interface LogFlags {
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
-}
-
-export function addLogOptions(cmd: Command): Command {
-  return cmd
-    .addOption(new Option("--log-level <level>", "log level").choices(LOG_LEVELS).default("info"))
-    .addOption(new Option("--log-format <format>", "log format").choices(["text", "json"]).default("text"));
 }
 
 export function loggerFor(flags: LogFlags): Logger {
@@ -95,11 +68,11 @@ export function configOption<T>(flag: string, check: (name: string, text: string
  * one value or a comma-separated list: the lists are joined, in order, and
  * the same value twice is an error naming it.
  */
-export function listOption(flag: string, check: (name: string, text: string) => string[]) {
+function listOption(flag: string, check: (name: string, text: string) => unknown) {
   return (value: string, previous: string[] | undefined): string[] =>
     asUsage(() => {
       const all = [...(previous ?? [])];
-      for (const v of check(flag, value)) {
+      for (const v of check(flag, value) as string[]) {
         if (all.includes(v)) throw new ConfigError(`${flag} names ${quote(v)} twice`);
         all.push(v);
       }
@@ -107,27 +80,100 @@ export function listOption(flag: string, check: (name: string, text: string) => 
     });
 }
 
-export function addConfigOption(cmd: Command, role: Role): Command {
-  return cmd.option("-c, --config <path>", `read settings from this TOML file (its [${role}] and [names] tables); also ${CONFIG_ENV}`);
+/**
+ * A flag parser for a setting with a few allowed values: the setting's own
+ * check, failing as commander's choices do (its message lists them; exit
+ * status 1), which users and tests have known since the seed.
+ */
+function choiceOption(flag: string, check: (name: string, text: string) => unknown, choices: readonly string[]) {
+  return (value: string): unknown => {
+    try {
+      return check(flag, value);
+    } catch (err) {
+      if (err instanceof ConfigError) throw new InvalidArgumentError(`Allowed choices are ${choices.join(", ")}.`);
+      throw err;
+    }
+  };
+}
+
+/** A default as --help shows it: quoted when it does not begin with a letter or digit (":1638", "/run/…"). */
+function showDefault(text: string): string {
+  return /^[A-Za-z0-9]/.test(text) ? text : JSON.stringify(text);
+}
+
+/** The help line of a setting: its text, then what it is when not given. A boolean's text says that itself. */
+function optionHelp(spec: KeySpec, help: string): string {
+  if (spec.required !== undefined) return `${help} (required)`;
+  if (spec.kind === "boolean") return help;
+  if (spec.choices !== undefined) return `${help}: ${spec.choices.join(", ")} (default: ${spec.default ?? spec.unset ?? "none"})`;
+  if (spec.default !== undefined) return `${help} (default: ${showDefault(spec.default)})`;
+  if (spec.unset !== undefined) return `${help} (default: ${spec.unset})`;
+  return help;
+}
+
+/** The flags a setting is given by: the one --help shows first, then the hidden spellings. */
+function spellings(spec: KeySpec): string[] {
+  const shown = spec.shown ?? spec.flag;
+  return [shown, ...(spec.hidden ?? []).filter((h) => h !== shown)];
+}
+
+/** The commander options of one setting: its flag (and short flag), and its hidden spellings, each checked by the setting's own parse. */
+function settingOptions(spec: KeySpec, help: string): Option[] {
+  const arg = spec.arg === undefined ? "" : ` <${spec.arg}>`;
+  return spellings(spec).map((flag, i) => {
+    const option = i === 0 ? new Option(`${spec.short ? `${spec.short}, ` : ""}${flag}${arg}`, optionHelp(spec, help)) : new Option(`${flag}${arg}`).hideHelp();
+    if (spec.kind === "boolean") return option;
+    if (spec.choices) return option.argParser(choiceOption(flag, spec.parse, spec.choices));
+    return spec.repeats ? option.argParser(listOption(flag, spec.parse)) : option.argParser(configOption(flag, spec.parse));
+  });
 }
 
 /**
- * The values the user typed on the command line (not commander's defaults),
- * renamed to settings keys: `attributes` maps a settings key to the
- * commander attribute(s) that give it, first one given wins.
+ * Adds the flags of `role`'s settings (`keys`, in this order; all of them by
+ * default) to `cmd`, built from the table in src/config/settings.ts: their
+ * spellings, argument names, help text (`help` overrides a key's, for a
+ * command that uses it differently), checks and shown defaults. Commander
+ * applies no default of its own: read the values with {@link flagValues},
+ * and the defaults come with mergeNode/mergeRegistry, below the environment
+ * and the config file.
  */
-export function cliValues(cmd: Command, attributes: Readonly<Record<string, string | readonly string[]>>): Record<string, unknown> {
+export function addSettingOptions(cmd: Command, role: Role, keys: readonly string[] = Object.keys(KEYS[role]), help: Readonly<Record<string, string>> = {}): Command {
+  for (const key of keys) {
+    const spec = KEYS[role][key];
+    if (spec === undefined) throw new Error(`no ${role} setting ${key}`);
+    for (const option of settingOptions(spec, help[key] ?? spec.help)) {
+      cmd.addOption(option);
+      // A lone --no-relay makes commander default relay to true: not a value anyone gave.
+      if (cmd.getOptionValueSource(option.attributeName()) === "default") cmd.setOptionValueWithSource(option.attributeName(), undefined, "default");
+    }
+  }
+  return cmd;
+}
+
+/**
+ * The settings the user gave on the command line (see
+ * {@link addSettingOptions}), by settings key: checked values, nothing for a
+ * flag not given. Of a setting's spellings, the one --help shows wins.
+ */
+export function flagValues(cmd: Command, role: Role, keys: readonly string[] = Object.keys(KEYS[role])): Record<string, unknown> {
   const opts = cmd.opts<Record<string, unknown>>();
   const values: Record<string, unknown> = {};
-  for (const [key, attrs] of Object.entries(attributes)) {
-    for (const attr of typeof attrs === "string" ? [attrs] : attrs) {
-      if (cmd.getOptionValueSource(attr) === "cli" && opts[attr] !== undefined) {
-        values[key] = opts[attr];
-        break;
-      }
+  for (const key of keys) {
+    const spec = KEYS[role][key];
+    if (spec === undefined) continue;
+    for (const flag of spellings(spec)) {
+      const attr = new Option(flag).attributeName();
+      const value = opts[attr];
+      if (cmd.getOptionValueSource(attr) !== "cli" || value === undefined) continue;
+      values[key] = spec.kind === "boolean" ? asUsage(() => spec.parse(flag, value as boolean)) : value;
+      break;
     }
   }
   return values;
+}
+
+export function addConfigOption(cmd: Command, role: Role): Command {
+  return cmd.option("-c, --config <path>", `read settings from this TOML file (its [${role}] and [names] tables); also ${CONFIG_ENV}`);
 }
 
 /** The config file from --config or WORMHOLE_CONFIG, read and checked; null when neither is given. */
@@ -179,13 +225,15 @@ export function tokenOrigin(choice: TokenChoice): string {
   return choice.kind === "none" ? "none" : describeOrigin(choice.origin);
 }
 
-/** Help text listing the environment variables and the config file, after the flags. */
-export function configHelp(role: Role, envVars: readonly string[]): string {
+/** Help text after the flags: the environment variables of `keys`, the config file, the precedence, and where every setting is described. */
+export function configHelp(role: Role, keys: readonly string[] = Object.keys(KEYS[role])): string {
+  const envVars = keys.map((k) => KEYS[role][k]?.env).filter((e) => e !== undefined);
   return [
     "",
     `Every flag can also be set as an environment variable (${envVars.join(", ")})`,
     `or in the [${role}] table of the config file (--config or ${CONFIG_ENV}; keys are the long flags in snake_case,`,
     `e.g. token_file, log_level). Precedence: flag > environment > config file > default.`,
+    "Every setting, with its variable, file key and default: docs/config.md.",
     "",
   ].join("\n");
 }

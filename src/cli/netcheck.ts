@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { Command, Option } from "commander";
-import { addressHost, addressListValue } from "../config/values.js";
-import { envNames, ifaceValue, mergeNode, nodeFromEnv, pinsValue, type NodeValues } from "../config/index.js";
+import { addressHost, integerValue } from "../config/values.js";
+import { mergeNode, nodeFromEnv, requiredMessage, type NodeValues } from "../config/index.js";
 import { stunTargetFor, type StunTarget } from "../netcheck/target.js";
 import { showEndpoint } from "../stun/client.js";
 import { createWireGuard } from "../wg/index.js";
@@ -11,7 +11,7 @@ import { verdict, type FamilyVerdict, type Verdict } from "../netcheck/verdict.j
 import { seedProto, type SeedClient } from "../rpc/proto.js";
 import { DEFAULT_STUN_PORT } from "../config/settings.js";
 import { channelCredentials, readCaFile } from "../tls/client.js";
-import { addConfigOption, asUsage, cliValues, configFileFor, configHelp, configOption, integerOption, layersFor, listOption, tokenFor, UsageError } from "./common.js";
+import { addConfigOption, addSettingOptions, asUsage, configFileFor, configHelp, configOption, flagValues, layersFor, tokenFor, UsageError } from "./common.js";
 
 interface NetcheckFlags {
   config?: string;
@@ -20,42 +20,43 @@ interface NetcheckFlags {
   stunHost?: string;
 }
 
-/** Settings key → the commander attribute that gives it (the node's settings, so its config file and environment work). */
-const ATTRIBUTES = {
-  address: "address",
-  iface: "iface",
-  token: "token",
-  tokenFile: "tokenFile",
-  tls: "tls",
-  tlsCa: "tlsCa",
-  tlsPin: "tlsPin",
-} as const;
+/** The node's settings netcheck takes (so the node's config file and environment work), with its own help where it uses them differently. */
+const KEYS = ["address", "iface", "token", "tokenFile", "tls", "tlsCa", "tlsPin"] as const;
+const HELP: Readonly<Record<(typeof KEYS)[number], string>> = {
+  address: "the registry's rpc address (host:port, as the node's; of several, the first); STUN goes to the same host",
+  iface: "the node's WireGuard interface: when --address is inside a peer's allowed IPs, STUN goes to that peer's endpoint",
+  token: "token for the registry's API (prefer --token-file or WORMHOLE_TOKEN); STUN itself needs none",
+  tokenFile: "read the token from this file",
+  tls: "reach the registry's API over TLS (as the node)",
+  tlsCa: "CA certificates for the registry's API (as the node)",
+  tlsPin: "public-key pins for the registry's API (as the node)",
+};
 
 /** The registry's API, asked once with the token: reachable, token accepted, how long a call takes. */
 export type ApiCheck = { readonly ok: true; readonly rttMs: number } | { readonly ok: false; readonly why: string };
 
 export function netcheckCommand(): Command {
-  const cmd = new Command("netcheck")
-    .description("tell what this network does to UDP (NAT mapping, filtering, hairpinning, IPv6), asking the registry's STUN responder, and what that means for pairs")
-    .option("-a, --address <address>", "the registry's rpc address (host:port, as the node's; of several, the first); STUN goes to the same host", listOption("--address", addressListValue))
-    .option("-i, --iface <name>", "the node's WireGuard interface: when --address is inside a peer's allowed IPs, STUN goes to that peer's endpoint", configOption("--iface", ifaceValue))
+  const cmd = new Command("netcheck").description(
+    "tell what this network does to UDP (NAT mapping, filtering, hairpinning, IPv6), asking the registry's STUN responder, and what that means for pairs",
+  );
+  addSettingOptions(cmd, "node", KEYS, HELP);
+  cmd
     .option("--stun-host <host>", "send STUN here instead (default: the registry's host, or the endpoint of the WireGuard peer that routes it)")
-    .option("-t, --token <token>", "token for the registry's API (prefer --token-file or WORMHOLE_TOKEN); STUN itself needs none")
-    .option("--token-file <path>", "read the token from this file")
-    .option("--tls", "reach the registry's API over TLS (as the node)")
-    .option("--tls-ca <path>", "CA certificates for the registry's API (as the node)")
-    .option("--tls-pin <pins>", "public-key pins for the registry's API (as the node)", configOption("--tls-pin", pinsValue))
-    .addOption(new Option("--stun-port <port>", "the registry's STUN port; the next one is its alternate").argParser(integerOption("--stun-port", 1, 65534)).default(DEFAULT_STUN_PORT))
+    .addOption(
+      new Option("--stun-port <port>", "the registry's STUN port; the next one is its alternate")
+        .argParser(configOption("--stun-port", (name, text) => integerValue(name, text, 1, 65534)))
+        .default(DEFAULT_STUN_PORT),
+    )
     .option("--json", "print JSON: mapping, filtering, hairpin, ipv6, portPreserved, and the details");
   addConfigOption(cmd, "node");
-  cmd.addHelpText("after", configHelp("node", envNames("node").filter((e) => /ADDRESS|IFACE|TOKEN|TLS/.test(e))));
+  cmd.addHelpText("after", configHelp("node", KEYS));
   cmd.action(async (flags: NetcheckFlags, command: Command) => {
     const file = configFileFor(flags.config, process.env);
-    const layers = layersFor<NodeValues>(cliValues(command, ATTRIBUTES) as NodeValues, asUsage(() => nodeFromEnv(process.env)), file, file?.node ?? null);
+    const layers = layersFor<NodeValues>(flagValues(command, "node", KEYS) as NodeValues, asUsage(() => nodeFromEnv(process.env)), file, file?.node ?? null);
     const settings = asUsage(() => mergeNode(layers));
     // With several registries (a list in the file or environment), the first is asked.
     const address = settings.addresses[0];
-    if (address === undefined) throw new UsageError("--address is required: the registry's host:port (for example 203.0.113.1:1638); or WORMHOLE_ADDRESS, or address in the config file's [node] table");
+    if (address === undefined) throw new UsageError(requiredMessage("node", "address"));
     const host = addressHost(address);
     if (host === null) throw new UsageError(`--address \`${address}' is not host:port or [IPv6]:port`);
     const token = tokenFor(settings.token);

@@ -8,9 +8,11 @@ import { KEYS, type NodeValues, type RegistryValues, type Role } from "./setting
 
 export const CONFIG_ENV = "WORMHOLE_CONFIG";
 
-function fromEnv(role: Role, env: NodeJS.ProcessEnv): Record<string, unknown> {
+function fromEnv(role: Role, env: NodeJS.ProcessEnv, keys: readonly string[]): Record<string, unknown> {
   const values: Record<string, unknown> = {};
-  for (const [key, spec] of Object.entries(KEYS[role])) {
+  for (const key of keys) {
+    const spec = KEYS[role][key];
+    if (spec === undefined) continue;
     const text = env[spec.env];
     if (text === undefined || text === "") continue;
     values[key] = spec.parse(spec.env, text);
@@ -18,14 +20,14 @@ function fromEnv(role: Role, env: NodeJS.ProcessEnv): Record<string, unknown> {
   return values;
 }
 
-/** The registry's settings from the environment; ConfigError naming the variable when one is bad. */
-export function registryFromEnv(env: NodeJS.ProcessEnv): RegistryValues {
-  return fromEnv("registry", env) as RegistryValues;
+/** The registry's settings (`keys`: some of them) from the environment; ConfigError naming the variable when one is bad. */
+export function registryFromEnv(env: NodeJS.ProcessEnv, keys: readonly (keyof RegistryValues)[] = Object.keys(KEYS.registry) as (keyof RegistryValues)[]): RegistryValues {
+  return fromEnv("registry", env, keys) as RegistryValues;
 }
 
-/** The node's settings from the environment; ConfigError naming the variable when one is bad. */
-export function nodeFromEnv(env: NodeJS.ProcessEnv): NodeValues {
-  return fromEnv("node", env) as NodeValues;
+/** The node's settings (`keys`: some of them) from the environment; ConfigError naming the variable when one is bad. */
+export function nodeFromEnv(env: NodeJS.ProcessEnv, keys: readonly (keyof NodeValues)[] = Object.keys(KEYS.node) as (keyof NodeValues)[]): NodeValues {
+  return fromEnv("node", env, keys) as NodeValues;
 }
 
 /** The config file named by WORMHOLE_CONFIG, or null. */

@@ -6,13 +6,16 @@
 export { ConfigError, formatListen, ifaceValue, listenValue, pinsValue, publicKeyValue, seedHttpAddressValue, stunValue, type ListenAddress } from "./values.js";
 export {
   describeOrigin,
-  envNames,
   KEYS,
   mergeNode,
   mergeRegistry,
   NODE_DEFAULTS,
+  NODE_KEYS,
   REGISTRY_DEFAULTS,
+  REGISTRY_KEYS,
+  requiredMessage,
   settingName,
+  type KeySpec,
   type Layer,
   type LayerSource,
   type NodeSettings,

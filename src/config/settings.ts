@@ -3,7 +3,7 @@
  * come from (flag, environment variable, config file key), their defaults,
  * and how the layers merge: flag > environment > file > default.
  */
-import type { LogFormat, LogLevel } from "../util/log.js";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "../util/log.js";
 import {
   addressHost,
   addressListValue,
@@ -14,6 +14,7 @@ import {
   ifaceValue,
   integerValue,
   listenValue,
+  LOG_FORMATS,
   logFormatValue,
   logLevelValue,
   pathValue,
@@ -79,11 +80,18 @@ export interface NodeValues {
   readonly logFormat?: LogFormat;
 }
 
-/** How one setting is spelt in each source, and how its text (or TOML integer) is checked. */
-export interface KeySpec {
+/**
+ * One setting: how it is spelt in each source (file key, environment
+ * variable, flags), how its text (or TOML integer) is checked, its default,
+ * and what it means. `wormhole registry/node/netcheck --help`, the
+ * environment and file readers, the merge's defaults and docs/config.md all
+ * come from these tables, so a setting is described once.
+ */
+export interface KeySpec<T = unknown> {
   /** Key in the role's table of the config file. */
   readonly file: string;
   readonly env: string;
+  /** The long flag: the setting's name on the command line and in messages. */
   readonly flag: string;
   /** "integer": the file may give a TOML integer; "boolean": the file gives true or false. */
   readonly kind: "string" | "integer" | "boolean";
@@ -93,157 +101,363 @@ export interface KeySpec {
   readonly relativeToFile?: boolean;
   /** A good value as written in TOML, for messages. */
   readonly example: string;
-  readonly parse: (name: string, value: string | number | boolean) => unknown;
+  /** Checks a value (the same check for a flag, a variable, a file key and the default), naming it as given. */
+  readonly parse: (name: string, value: string | number | boolean) => T;
+  /** What it does, for --help and docs/config.md. */
+  readonly help: string;
+  /** The short flag, such as "-a" (the seed's spellings). */
+  readonly short?: string;
+  /** The argument's name in --help (`<address>`); none for a boolean. */
+  readonly arg?: string;
+  /** The default, as a user would write it; read with `parse` like any other value. */
+  readonly default?: string;
+  /** With no default value: what happens when it is not given, for --help and the docs ("every WireGuard interface"). */
+  readonly unset?: string;
+  /** Required: what to give, for the message when it is missing ("the registry's host:port (for example …)"). */
+  readonly required?: string;
+  /** The flag may be given several times, each a value or a comma-separated list; the lists are joined in order. */
+  readonly repeats?: boolean;
+  /** The values allowed (the command line checks them with commander, which lists them in --help). */
+  readonly choices?: readonly string[];
+  /** A boolean's flag as --help shows it, when it is not `flag`: "--no-relay" (relaying is on by default). */
+  readonly shown?: string;
+  /** Other spellings the command line accepts without showing them: the seed's typo, earlier versions' flags. */
+  readonly hidden?: readonly string[];
 }
 
-const str = (check: (name: string, text: string) => unknown) => (name: string, value: string | number | boolean) => check(name, String(value));
+const str =
+  <T>(check: (name: string, text: string) => T) =>
+  (name: string, value: string | number | boolean): T =>
+    check(name, String(value));
 /** true/false from the file, or its text from a flag or the environment. */
-const bool = (name: string, value: string | number | boolean) => booleanValue(name, typeof value === "number" ? String(value) : value);
+const bool = (name: string, value: string | number | boolean): boolean => booleanValue(name, typeof value === "number" ? String(value) : value);
+/** A whole number from `min` to `max`: a TOML integer, or digits from a flag or the environment. */
+const int =
+  (min: number, max: number) =>
+  (name: string, value: string | number | boolean): number =>
+    integerValue(name, typeof value === "boolean" ? String(value) : value, min, max);
 
-const COMMON = {
-  address: { example: '"host:port"', file: "address", env: "WORMHOLE_ADDRESS", flag: "--address", kind: "string", parse: str(addressValue) },
-  iface: { example: '"wg0"', file: "iface", env: "WORMHOLE_IFACE", flag: "--iface", kind: "string", parse: str(ifaceValue) },
-  token: { example: '"…"', file: "token", env: "WORMHOLE_TOKEN", flag: "--token", kind: "string", secret: true, parse: str(tokenValue) },
+const TOKEN_HELP = "token for a simple verification (visible in the process list; prefer --token-file or WORMHOLE_TOKEN)";
+
+/** Both roles' token and token file. */
+const TOKEN = {
+  token: { example: '"…"', file: "token", env: "WORMHOLE_TOKEN", flag: "--token", short: "-t", arg: "token", kind: "string", secret: true, parse: str(tokenValue), help: TOKEN_HELP },
   tokenFile: {
     example: '"/etc/wormhole/token"',
     file: "token_file",
     env: "WORMHOLE_TOKEN_FILE",
     flag: "--token-file",
+    arg: "path",
     kind: "string",
     relativeToFile: true,
     parse: str(pathValue),
+    help: "read the token from this file (one line)",
   },
-  logLevel: { example: '"info"', file: "log_level", env: "WORMHOLE_LOG_LEVEL", flag: "--log-level", kind: "string", parse: str(logLevelValue) },
-  logFormat: { example: '"text"', file: "log_format", env: "WORMHOLE_LOG_FORMAT", flag: "--log-format", kind: "string", parse: str(logFormatValue) },
+} as const satisfies Record<string, KeySpec>;
+
+/** Both roles' log settings: last in --help. */
+const LOG = {
+  logLevel: {
+    example: '"info"',
+    file: "log_level",
+    env: "WORMHOLE_LOG_LEVEL",
+    flag: "--log-level",
+    arg: "level",
+    kind: "string",
+    parse: str(logLevelValue),
+    choices: LOG_LEVELS,
+    default: "info",
+    help: "log level",
+  },
+  logFormat: {
+    example: '"text"',
+    file: "log_format",
+    env: "WORMHOLE_LOG_FORMAT",
+    flag: "--log-format",
+    arg: "format",
+    kind: "string",
+    parse: str(logFormatValue),
+    choices: LOG_FORMATS,
+    default: "text",
+    help: "log format",
+  },
 } as const satisfies Record<string, KeySpec>;
 
 export const REGISTRY_KEYS = {
-  ...COMMON,
+  address: {
+    example: '"host:port"',
+    file: "address",
+    env: "WORMHOLE_ADDRESS",
+    flag: "--address",
+    short: "-a",
+    arg: "address",
+    kind: "string",
+    parse: str(addressValue),
+    default: ":1638",
+    help: "rpc service listening address: :PORT and 0.0.0.0:PORT are every address, IPv4 and IPv6; the relay listens on the same port, UDP",
+  },
+  iface: {
+    example: '"wg0"',
+    file: "iface",
+    env: "WORMHOLE_IFACE",
+    flag: "--iface",
+    short: "-i",
+    arg: "name",
+    kind: "string",
+    parse: str(ifaceValue),
+    required: "the WireGuard interface the nodes peer with (for example wg0)",
+    help: "the wireguard interface used for registry",
+    // The seed spelled the long flag this way; old command lines keep working.
+    hidden: ["--ifcae"],
+  },
+  ...TOKEN,
   pollIntervalMs: {
     example: '"250ms"',
     file: "poll_interval",
     env: "WORMHOLE_POLL_INTERVAL",
     flag: "--poll-interval",
+    arg: "duration",
     kind: "string",
     parse: str((n, t) => durationValue(n, t)),
+    default: "250ms",
+    help: "how often to re-read the interface for changes while a node watches",
   },
-  http: { example: '"127.0.0.1:9638"', file: "http", env: "WORMHOLE_HTTP", flag: "--http", kind: "string", parse: str(listenValue) },
+  http: {
+    example: '"127.0.0.1:9638"',
+    file: "http",
+    env: "WORMHOLE_HTTP",
+    flag: "--http",
+    arg: "address",
+    kind: "string",
+    parse: str(listenValue),
+    default: "off",
+    help: "serve /metrics, /healthz and a status page on this address, such as 127.0.0.1:9638 (no authentication: keep it local)",
+  },
   relay: {
     example: "true",
     file: "relay",
     env: "WORMHOLE_RELAY",
     flag: "--relay",
+    shown: "--no-relay",
+    // Relaying was opt-in before; the flag stays accepted.
+    hidden: ["--relay"],
     kind: "boolean",
     parse: bool,
+    default: "true",
+    help: "do not relay between nodes that cannot reach each other directly, whatever the config file or WORMHOLE_RELAY say (relaying is on by default; it passes WireGuard's packets on, still encrypted)",
   },
   relayPairMbps: {
     example: "100",
     file: "relay_pair_limit",
     env: "WORMHOLE_RELAY_PAIR_LIMIT",
     flag: "--relay-pair-limit",
+    arg: "Mbit/s",
     kind: "integer",
-    parse: (n, v) => integerValue(n, typeof v === "boolean" ? String(v) : v, 0, 100_000),
+    parse: int(0, 100_000),
+    default: "100",
+    help: "relayed bandwidth per pair of nodes, both directions; 0: no limit",
   },
   relayMbps: {
     example: "1000",
     file: "relay_limit",
     env: "WORMHOLE_RELAY_LIMIT",
     flag: "--relay-limit",
+    arg: "Mbit/s",
     kind: "integer",
-    parse: (n, v) => integerValue(n, typeof v === "boolean" ? String(v) : v, 0, 1_000_000),
+    parse: int(0, 1_000_000),
+    default: "1000",
+    help: "relayed bandwidth in all; 0: no limit",
   },
-  stun: { example: '":3478"', file: "stun", env: "WORMHOLE_STUN", flag: "--stun", kind: "string", parse: str(stunValue) },
+  stun: {
+    example: '":3478"',
+    file: "stun",
+    env: "WORMHOLE_STUN",
+    flag: "--stun",
+    arg: "address",
+    kind: "string",
+    parse: str(stunValue),
+    unset: `port ${DEFAULT_STUN_PORT} of the --address host`,
+    help: "answer STUN Binding requests on this UDP address and on its port + 1, so nodes (and `wormhole netcheck`) learn their public address and NAT type; off turns it off",
+  },
   tlsCert: {
     example: '"/etc/wormhole/registry.crt"',
     file: "tls_cert",
     env: "WORMHOLE_TLS_CERT",
     flag: "--tls-cert",
+    arg: "path",
     kind: "string",
     relativeToFile: true,
     parse: str(pathValue),
+    unset: "off",
+    help: "serve the API over TLS with this certificate (PEM, leaf first); read again every minute, so renewals need no restart",
   },
   tlsKey: {
     example: '"/etc/wormhole/registry.key"',
     file: "tls_key",
     env: "WORMHOLE_TLS_KEY",
     flag: "--tls-key",
+    arg: "path",
     kind: "string",
     relativeToFile: true,
     parse: str(pathValue),
+    unset: "off",
+    help: "the certificate's private key (PEM, unencrypted; chmod 600)",
   },
+  // The seed's HTTP watch; off unless one of the two is given (the seed always listened on :1639).
   addressHttp: {
     example: '":1639"',
     file: "address_http",
     env: "WORMHOLE_ADDRESS_HTTP",
     flag: "--address-http",
+    short: "-A",
+    arg: "address",
     kind: "string",
     parse: str(seedHttpAddressValue),
+    unset: `off; :${DEFAULT_SEED_HTTP_PORT} when only -w is given`,
+    help: "the seed's HTTP watch: answer GET /?t=TOKEN on this address with the --watch-peer-key peer's endpoint",
   },
   watchPeerKey: {
     example: '"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg="',
     file: "watch_peer_key",
     env: "WORMHOLE_WATCH_PEER_KEY",
     flag: "--watch-peer-key",
+    short: "-w",
+    arg: "key",
     kind: "string",
     parse: str(publicKeyValue),
+    help: "the peer whose endpoint the seed's HTTP watch answers (a WireGuard public key)",
   },
+  ...LOG,
 } as const satisfies Record<keyof RegistryValues, KeySpec>;
 
 export const NODE_KEYS = {
-  ...COMMON,
   address: {
     example: '"host:port" or "host1:port,host2:port"',
     file: "address",
     env: "WORMHOLE_ADDRESS",
     flag: "--address",
+    short: "-a",
+    arg: "address",
     kind: "string",
     parse: str(addressListValue),
+    repeats: true,
+    required: "the registry's host:port (for example 203.0.113.1:1638)",
+    help: "remote rpc address of registry (host:port); give it again (or a comma-separated list) to watch several registries",
   },
-  autoPeers: { example: '"10.77.0.0/24"', file: "auto_peers", env: "WORMHOLE_AUTO_PEERS", flag: "--auto-peers", kind: "string", parse: str(prefixValue) },
-  refreshMs: { example: '"15s"', file: "refresh", env: "WORMHOLE_REFRESH", flag: "--refresh", kind: "string", parse: str((n, t) => durationValue(n, t)) },
-  keepaliveSec: {
-    example: "25",
-    file: "keepalive",
-    env: "WORMHOLE_KEEPALIVE",
-    flag: "--keepalive",
-    kind: "integer",
-    parse: (n, v) => integerValue(n, typeof v === "boolean" ? String(v) : v, 1, 65535),
+  iface: {
+    example: '"wg0"',
+    file: "iface",
+    env: "WORMHOLE_IFACE",
+    flag: "--iface",
+    short: "-i",
+    arg: "name",
+    kind: "string",
+    parse: str(ifaceValue),
+    unset: "every WireGuard interface",
+    help: "the wireguard interface used for this node",
+  },
+  ...TOKEN,
+  refreshMs: {
+    example: '"15s"',
+    file: "refresh",
+    env: "WORMHOLE_REFRESH",
+    flag: "--refresh",
+    short: "-r",
+    arg: "duration",
+    kind: "string",
+    parse: str((n, t) => durationValue(n, t)),
+    default: "15s",
+    help: "refresh interval for the peers, such as 15s, 1m, 1m30s (and the poll interval against a seed registry)",
   },
   probeIntervalMs: {
     example: '"1s"',
     file: "probe_interval",
     env: "WORMHOLE_PROBE_INTERVAL",
     flag: "--probe-interval",
+    arg: "duration",
     kind: "string",
     parse: str((n, t) => durationValue(n, t, { allowZero: true })),
+    default: "1s",
+    help: "send a datagram through the tunnel to the registry this often, so it sees a new NAT mapping of ours at once; 0 turns it off (and then nothing is relayed)",
   },
-  controlSocket: {
-    example: '"/run/wormhole/node.sock"',
-    file: "control_socket",
-    env: "WORMHOLE_CONTROL_SOCKET",
-    flag: "--control-socket",
-    kind: "string",
-    parse: str(pathValue),
+  keepaliveSec: {
+    example: "25",
+    file: "keepalive",
+    env: "WORMHOLE_KEEPALIVE",
+    flag: "--keepalive",
+    arg: "seconds",
+    kind: "integer",
+    parse: int(1, 65535),
+    default: "25",
+    help: "persistent keepalive given to peers it points at, unless they have one",
   },
   allowRelay: {
     example: "true",
     file: "allow_relay",
     env: "WORMHOLE_ALLOW_RELAY",
     flag: "--allow-relay",
+    shown: "--no-relay",
+    // Earlier versions' spellings: relaying was opt-in.
+    hidden: ["--allow-relay", "--no-allow-relay"],
     kind: "boolean",
     parse: bool,
+    default: "true",
+    help: "never relay through the registry, whatever the config file or WORMHOLE_ALLOW_RELAY say (relaying is on by default, end to end encrypted)",
   },
-  tls: { example: "true", file: "tls", env: "WORMHOLE_TLS", flag: "--tls", kind: "boolean", parse: bool },
+  tls: {
+    example: "true",
+    file: "tls",
+    env: "WORMHOLE_TLS",
+    flag: "--tls",
+    kind: "boolean",
+    parse: bool,
+    unset: "off, unless --tls-ca or --tls-pin is given",
+    help: "reach the registry over TLS, verifying its certificate with the system's CAs and the host name dialled",
+  },
   tlsCa: {
     example: '"/etc/wormhole/registry-ca.crt"',
     file: "tls_ca",
     env: "WORMHOLE_TLS_CA",
     flag: "--tls-ca",
+    arg: "path",
     kind: "string",
     relativeToFile: true,
     parse: str(pathValue),
+    help: "reach the registry over TLS, verifying its certificate with these CA certificates (PEM; may be the registry's own certificate)",
   },
-  tlsPin: { example: '"sha256//…"', file: "tls_pin", env: "WORMHOLE_TLS_PIN", flag: "--tls-pin", kind: "string", parse: str(pinsValue) },
+  tlsPin: {
+    example: '"sha256//…"',
+    file: "tls_pin",
+    env: "WORMHOLE_TLS_PIN",
+    flag: "--tls-pin",
+    arg: "pins",
+    kind: "string",
+    parse: str(pinsValue),
+    help: "reach the registry over TLS and accept only these public keys (sha256//BASE64, comma-separated; the registry logs its own); alone, no CA or name is checked",
+  },
+  autoPeers: {
+    example: '"10.77.0.0/24"',
+    file: "auto_peers",
+    env: "WORMHOLE_AUTO_PEERS",
+    flag: "--auto-peers",
+    arg: "prefix",
+    kind: "string",
+    parse: str(prefixValue),
+    unset: "off",
+    help: "add every peer of the registries whose tunnel address (a /32 or /128 allowed IP) lies inside this prefix, such as 10.77.0.0/24, and remove those it added when they leave (it trusts the registries to introduce keys)",
+  },
+  controlSocket: {
+    example: '"/run/wormhole/node.sock"',
+    file: "control_socket",
+    env: "WORMHOLE_CONTROL_SOCKET",
+    flag: "--control-socket",
+    arg: "path",
+    kind: "string",
+    parse: str(pathValue),
+    default: "/run/wormhole/node.sock",
+    help: "where `wormhole status` asks this agent (root only)",
+  },
+  ...LOG,
 } as const satisfies Record<keyof NodeValues, KeySpec>;
 
 export const KEYS: { readonly registry: Readonly<Record<string, KeySpec>>; readonly node: Readonly<Record<string, KeySpec>> } = {
@@ -251,31 +465,31 @@ export const KEYS: { readonly registry: Readonly<Record<string, KeySpec>>; reado
   node: NODE_KEYS,
 };
 
-/** Every environment variable either role reads, besides WORMHOLE_CONFIG. */
-export function envNames(role: Role): string[] {
-  return Object.values(KEYS[role]).map((k) => k.env);
+/** The value a spec's `parse` gives. */
+type Parsed<S> = S extends { readonly parse: (name: string, value: string | number | boolean) => infer T } ? T : never;
+
+/** The settings of a table that have a default, each with its parsed default value. */
+export type Defaults<T> = { readonly [K in keyof T as T[K] extends { readonly default: string } ? K : never]: Parsed<T[K]> };
+
+/** The defaults of a table, read from their text with each setting's own check (a bad default fails at load, naming it). */
+export function defaultsOf<T extends Readonly<Record<string, KeySpec>>>(keys: T): Defaults<T> {
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(keys)) {
+    if (spec.default !== undefined) out[key] = spec.parse(`the default of ${spec.flag}`, spec.default);
+  }
+  return out as Defaults<T>;
 }
 
-export const REGISTRY_DEFAULTS = {
-  address: ":1638",
-  pollIntervalMs: 250,
-  http: null,
-  relay: true,
-  relayPairMbps: 100,
-  relayMbps: 1000,
-  logLevel: "info",
-  logFormat: "text",
-} as const;
+export const REGISTRY_DEFAULTS = defaultsOf(REGISTRY_KEYS);
 
-export const NODE_DEFAULTS = {
-  refreshMs: 15_000,
-  keepaliveSec: 25,
-  probeIntervalMs: 1_000,
-  allowRelay: true,
-  controlSocket: "/run/wormhole/node.sock",
-  logLevel: "info",
-  logFormat: "text",
-} as const;
+export const NODE_DEFAULTS = defaultsOf(NODE_KEYS);
+
+/** "--iface is required: the WireGuard interface …; or WORMHOLE_IFACE, or iface in the config file's [registry] table". */
+export function requiredMessage(role: Role, key: string): string {
+  const spec = KEYS[role][key];
+  if (spec === undefined) return `${key} is required`;
+  return `${spec.flag} is required: ${spec.required ?? "give it"}; or ${spec.env}, or ${spec.file} in the config file's [${role}] table`;
+}
 
 export type LayerSource = { readonly kind: "flags" } | { readonly kind: "env" } | { readonly kind: "file"; readonly path: string };
 

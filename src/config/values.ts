@@ -1,6 +1,6 @@
 /**
- * Checks of single setting values, shared by the config file and the
- * environment (flags have their own parsers in src/cli). Each takes the
+ * Checks of single setting values, shared by the flags, the environment and
+ * the config file (through the KeySpec tables in settings.ts). Each takes the
  * value's name as the user wrote it (`node.refresh`, `WORMHOLE_REFRESH`) and
  * throws a {@link ConfigError} whose message names it and quotes the value,
  * never a secret's.
@@ -161,9 +161,12 @@ export function logLevelValue(name: string, text: string): LogLevel {
   return text as LogLevel;
 }
 
+/** The log formats, as --log-format, WORMHOLE_LOG_FORMAT and log_format take them. */
+export const LOG_FORMATS = ["text", "json"] as const satisfies readonly LogFormat[];
+
 export function logFormatValue(name: string, text: string): LogFormat {
-  if (text !== "text" && text !== "json") throw new ConfigError(`${name} ${quote(text)} is not a log format (text, json)`);
-  return text;
+  if (!(LOG_FORMATS as readonly string[]).includes(text)) throw new ConfigError(`${name} ${quote(text)} is not a log format (${LOG_FORMATS.join(", ")})`);
+  return text as LogFormat;
 }
 
 const TRUE = ["true", "yes", "on", "1"];

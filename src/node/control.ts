@@ -5,10 +5,12 @@
 import { chmod, mkdir, rm, stat } from "node:fs/promises";
 import { createServer, request, type Server } from "node:http";
 import { dirname } from "node:path";
+import { NODE_DEFAULTS } from "../config/settings.js";
 import type { Logger } from "../util/log.js";
 import type { NodeStatus } from "./status.js";
 
-export const DEFAULT_CONTROL_SOCKET = "/run/wormhole/node.sock";
+/** Where the agent listens unless told otherwise: the node's control_socket default (src/config/settings.ts). */
+export const DEFAULT_CONTROL_SOCKET: string = NODE_DEFAULTS.controlSocket;
 
 export async function startControl(path: string, status: () => Promise<NodeStatus>, logger: Logger): Promise<Server> {
   await secureDirectory(dirname(path), logger);
