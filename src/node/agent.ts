@@ -3,7 +3,7 @@
  * registries say they are. It reconciles whenever a registry's view changes,
  * when a punch retry is due, and on every refresh tick (local state changes
  * too: handshakes age out). The decision is `decide()`, the registries' views
- * are joined by `ViewMerger`; this file only does the I/O around them.
+ * are joined by `Registries`; this file only does the I/O around them.
  */
 import type { Clock, Timer } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
@@ -15,8 +15,8 @@ import { NO_NAMES } from "../config/names.js";
 import { hasGlobalIpv6, localCandidates } from "./candidates.js";
 import type { NatProbeResult } from "./natprobe.js";
 import { stunTargetFor } from "../netcheck/target.js";
-import { MAX_PEER_PATHS, tunnelCheck } from "./validate.js";
-import { interfaceStatus, type InterfaceStatus, type NodeStatus, type RegistryStatus } from "./status.js";
+import { tunnelCheck } from "./validate.js";
+import { interfaceStatus, type InterfaceStatus, type NodeStatus } from "./status.js";
 import { planRelay, type RelayDecision, type RelayEntry } from "./relay.js";
 import type { RttMeter } from "./rtt.js";
 import { mapLimit } from "../util/limit.js";
@@ -25,26 +25,10 @@ import { createRouteCheck, tunnelAddress, type Prober, type RouteCheck } from ".
 import { LOCAL_HOST, RelayLink } from "./relay-link.js";
 import { freeLocalPort } from "./stale.js";
 import type { PeerUpdate } from "../wg/types.js";
-import { ReportError, type RegistrySource, type RegistryView } from "./source.js";
-import { ViewMerger } from "./merge.js";
+import type { RegistryView } from "./source.js";
+import { Registries, type RegistryPeer, type RegistryRef } from "./registries.js";
 
-/** One registry the node watches. */
-export interface RegistryRef {
-  /** Its address as given (host:port): names it in logs and status. */
-  readonly name: string;
-  readonly source: RegistrySource;
-  /**
-   * Its host as dialled, and that host's IP addresses (the host itself, or
-   * what its name resolved to). The local peer that is this registry is the
-   * one whose tunnel address (a /32 or /128 allowed IP) or configured
-   * endpoint IP is one of these; the registry's own word about its key is not
-   * enough. Its tunnel address is where watch, reports and relayed packets go.
-   */
-  readonly host: string | null;
-  readonly ips: readonly string[];
-  /** Its gRPC port, which is also its relay port. */
-  readonly port: number;
-}
+export type { RegistryRef } from "./registries.js";
 
 export interface AgentOptions {
   readonly wg: WireGuard;
@@ -95,45 +79,31 @@ function short(key: string): string {
   return key.slice(0, 8);
 }
 
-/** The local peer that is the registry on one interface, once proven (see AgentOptions.registryHost). */
-interface RegistryPeer {
-  readonly publicKey: string;
-  /** Its tunnel address: where reports and relayed packets go. */
-  readonly tunnelIp: string | null;
+/** What the agent keeps about one WireGuard interface between passes. */
+class IfaceState {
+  /** The last state read. */
+  device: WgDevice | null = null;
+  /** What this agent wrote per peer. */
+  readonly applied = new Map<string, AppliedRecord>();
+  /** The registries' endpoint for the interface itself at the last pass (undefined: no pass yet). */
+  self: Endpoint | null | undefined = undefined;
+  /** Each peer's receive counter and when it last grew. */
+  rx = new Map<string, RxSample>();
+  /** Peers relayed through a registry. */
+  relayed: ReadonlyMap<string, RelayEntry> = new Map();
+  /** The relay link to the registries; null until a registry's peer with a tunnel address is proven. */
+  link: RelayLink | null = null;
+  /** Local ports of endpoints on this machine found with nothing listening (a crashed agent's relay), and all ports checked. */
+  readonly stalePorts = new Set<number>();
+  readonly checkedPorts = new Set<number>();
+  /** The path to each peer, and since when. */
+  paths = new Map<string, PathState>();
 }
 
-/** A registry that answers hellos while its watch is down is told to reconnect at most this often. */
-export const RECONNECT_GAP_MS = 5_000;
-
 export class NodeAgent {
-  /** The registries' views, merged; null until one arrives. */
-  private view: RegistryView | null = null;
-  private readonly merger: ViewMerger;
-  /** When each registry's view last arrived. */
-  private readonly viewAt = new Map<string, number>();
-  /** When each registry was last told to reconnect (it answered hellos while its watch was down). */
-  private readonly reconnectedAt = new Map<string, number>();
-  /** Per interface: what this agent wrote per peer. */
-  private readonly applied = new Map<string, Map<string, AppliedRecord>>();
-  /** Per interface: the registry's endpoint for the interface itself, at the last pass. */
-  private readonly selfSeen = new Map<string, Endpoint | null>();
-  /** Per interface: the last state read. */
-  private readonly devices = new Map<string, WgDevice>();
-  /** Per interface: each peer's receive counter and when it last grew. */
-  private readonly rx = new Map<string, Map<string, RxSample>>();
-  /** Per interface: peers relayed through the registry. */
-  private readonly relayed = new Map<string, ReadonlyMap<string, RelayEntry>>();
-  /** Per interface: each registry's peer (by registry name), once proven. */
-  private readonly registryPeers = new Map<string, Map<string, RegistryPeer>>();
-  /** Per interface: the relay link to the registries. */
-  private readonly links = new Map<string, RelayLink>();
-  /** Per interface: local ports of endpoints on this machine found with nothing listening (a crashed agent's relay). */
-  private readonly stalePorts = new Map<string, Set<number>>();
-  /** Per interface: the path to each peer, and since when. */
-  private readonly paths = new Map<string, Map<string, PathState>>();
-  /** Per interface and registry: what was last reported (to report only changes). */
-  private readonly reportDigest = new Map<string, string>();
-  private readonly reportRefused = new Map<string, string>();
+  private readonly registries: Registries;
+  /** Per WireGuard interface, what the agent keeps between passes. */
+  private readonly ifaces = new Map<string, IfaceState>();
   private running: Promise<void> | null = null;
   private again = false;
   private timer: Timer | null = null;
@@ -142,25 +112,26 @@ export class NodeAgent {
   private stopped = false;
   /** Problems already logged, per interface (or "*" for listing interfaces). */
   private readonly failing = new Map<string, string>();
-  /** One-time notices already logged, by topic and interface. */
-  private readonly noticed = new Set<string>();
   private readonly routeCheck: RouteCheck;
   /** The start-up NAT probe: not started, under way, or its answer (this node's NAT maps per destination). */
   private natProbe: "no" | "running" | { readonly perDestination: boolean } = "no";
 
   constructor(private readonly options: AgentOptions) {
-    if (options.registries.length === 0) throw new Error("the agent needs at least one registry");
     this.routeCheck = options.routeCheck ?? createRouteCheck(options.logger);
-    this.merger = new ViewMerger(options.registries.map((r) => r.name));
+    this.registries = new Registries({
+      refs: options.registries,
+      clock: options.clock,
+      logger: options.logger,
+      routeCheck: this.routeCheck,
+      onChange: () => void this.reconcile(),
+    });
   }
 
   start(): void {
     // The registries are asked only for the peers this node has: read them first (a failure asks for every peer).
     void this.interest().then((keys) => {
       if (this.stopped) return;
-      for (const registry of this.options.registries) {
-        registry.source.start((view) => this.viewArrived(registry.name, view), keys);
-      }
+      this.registries.start(keys);
     });
     this.timer = this.options.clock.every(this.options.refreshMs, () => void this.reconcile());
     const probeMs = this.options.probeIntervalMs ?? 1_000;
@@ -183,11 +154,10 @@ export class NodeAgent {
     if (this.timer) this.options.clock.cancel(this.timer);
     if (this.probeTimer) this.options.clock.cancel(this.probeTimer);
     if (this.dueTimer) this.options.clock.cancel(this.dueTimer.handle);
-    for (const r of this.options.registries) r.source.stop();
+    this.registries.stop();
     this.options.prober?.close();
     await this.running?.catch(() => {});
-    for (const link of this.links.values()) link.close();
-    this.links.clear();
+    for (const state of this.ifaces.values()) state.link?.close();
     for (const hook of this.stopHooks.splice(0)) {
       try {
         await hook();
@@ -195,25 +165,6 @@ export class NodeAgent {
         this.options.logger.warn({ err: (err as Error).message }, "error while stopping");
       }
     }
-  }
-
-  /** A registry's new view: merged with the others', then a pass. */
-  private viewArrived(name: string, view: RegistryView): void {
-    const now = this.options.clock.now();
-    this.viewAt.set(name, now);
-    this.merger.update(name, view, now);
-    const merged = this.merger.merged();
-    if (!merged) return;
-    this.view = merged.view;
-    for (const d of merged.disagreements) {
-      this.notice(`disagree:${d.peer}:${formatEndpoint(d.chosen.endpoint)}:${formatEndpoint(d.other.endpoint)}`, () =>
-        this.options.logger.info(
-          { peer: short(d.peer), registry: d.chosen.registry, endpoint: formatEndpoint(d.chosen.endpoint), other: d.other.registry, otherEndpoint: formatEndpoint(d.other.endpoint) },
-          "registries disagree about a peer's endpoint; taking the one changed last",
-        ),
-      );
-    }
-    void this.reconcile();
   }
 
   /** Resolves when the pass under way, if any (and any it queued), is done; starts none. Never rejects. */
@@ -239,7 +190,7 @@ export class NodeAgent {
   }
 
   private async pass(): Promise<void> {
-    const view = this.view;
+    const view = this.registries.merged();
     if (!view || this.stopped) return;
     let ifaces: string[];
     if (this.options.iface) {
@@ -262,39 +213,38 @@ export class NodeAgent {
       }
     }
     // A peer added to (or removed from) WireGuard: the registries are asked again, for the new set.
-    const interest = this.interestOf();
-    for (const r of this.options.registries) r.source.setInterest?.(interest);
+    this.registries.setInterest(this.interestOf());
   }
 
   private async passInterface(iface: string, view: RegistryView): Promise<void> {
     const { wg, logger } = this.options;
     const device = await wg.getDevice(iface);
-    this.devices.set(iface, device);
-    let applied = this.applied.get(iface);
-    if (!applied) this.applied.set(iface, (applied = new Map()));
+    let state = this.ifaces.get(iface);
+    if (!state) this.ifaces.set(iface, (state = new IfaceState()));
+    state.device = device;
+    const { applied } = state;
     const self = view.endpoints.get(device.publicKey) ?? null;
-    const before = this.selfSeen.get(iface);
+    const before = state.self;
     const selfMoved = before !== undefined && before !== null && self !== null && !endpointsEqual(before, self);
-    this.selfSeen.set(iface, self);
+    state.self = self;
     if (selfMoved) logger.info({ iface, from: formatEndpoint(before), to: formatEndpoint(self) }, "the registry sees this node at a new address");
 
-    const registries = this.registryPeersOf(iface, device, applied);
-    const link = this.linkFor(iface, registries);
+    const link = this.linkFor(iface, state, this.registries.prove(iface, device, applied));
     // The registries' own peers are never pointed, relayed or reported on.
-    const registryKeys = this.registryKeysOf(iface, device);
+    const registryKeys = this.registries.keysOn(iface, device);
     const now = this.options.clock.now();
-    const rxGrewAtMs = new Map([...this.rxSamples(iface, device, now)].map(([k, v]) => [k, v.grewAtMs]));
+    const rxGrewAtMs = new Map([...this.rxSamples(state, device, now)].map(([k, v]) => [k, v.grewAtMs]));
     // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
     // Only this device's peers matter: decide() looks at nothing else.
     const inTunnel = tunnelCheck(device);
     // Our own candidates: reported to the registry, and whether we have global IPv6 (then peers' IPv6 candidates are tried first).
-    const own = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), new Set(this.devices.keys()), device);
+    const own = localCandidates(this.options.interfaces?.() ?? networkInterfaces(), new Set(this.ifaces.keys()), device);
     const selfIpv6 = hasGlobalIpv6(own);
     // No NAT in front of us: the registry sees us at an address of our own.
     const selfPublic = self !== null && own.some((c) => c.ip === self.ip);
     // A network change (the registry sees us at a new address): ask again how the NAT maps.
     if (selfMoved && typeof this.natProbe === "object") this.natProbe = "no";
-    this.probeNat(device, registries);
+    this.probeNat(device, this.registries.firstProvenHost(iface));
     const perDestination = typeof this.natProbe === "object" && this.natProbe.perDestination;
     const endpoints = new Map<string, Endpoint | null>();
     const candidates = new Map<string, readonly Endpoint[]>();
@@ -310,7 +260,7 @@ export class NodeAgent {
       if (ep && cannotPunch(perDestination, ep, cs ?? [], targets.get(p.publicKey) ?? [])) hopeless.add(p.publicKey);
     }
 
-    const relayedBefore = this.relayed.get(iface) ?? new Map<string, RelayEntry>();
+    const relayedBefore = state.relayed;
     // Peers without NAT: the registry sees them at one of the addresses they report as their own.
     const publicPeers = new Set([...endpoints].flatMap(([key, ep]) => (ep && (candidates.get(key) ?? []).some((c) => c.ip === ep.ip) ? [key] : [])));
     const relay = planRelay({
@@ -328,11 +278,11 @@ export class NodeAgent {
       ...(this.options.decideOptions?.healthyHandshakeMs !== undefined ? { healthyHandshakeMs: this.options.decideOptions.healthyHandshakeMs } : {}),
       ...this.options.relayTimings,
     });
-    this.relayed.set(iface, relay.state);
+    state.relayed = relay.state;
     // Relayed peers belong to the relay planner, not to decide(); a peer left
     // pointing at a dead local port (an agent that crashed while relaying it)
     // has no working path, whatever its last handshake says.
-    const stale = await this.staleLocalPorts(iface, device, link, endpoints, registryKeys);
+    const stale = await this.staleLocalPorts(state, device, endpoints, registryKeys);
     const direct: WgDevice = {
       ...device,
       peers: device.peers
@@ -381,27 +331,8 @@ export class NodeAgent {
     }
     if (result.nextDueMs !== null) this.wakeAt(result.nextDueMs);
     link?.prune(new Set(relay.state.keys()));
-    this.notePaths(iface, device, view, registryKeys, now, link);
-    // Reports go to every registry we talk to (which it is needs no proof for that): when it names a peer we have as itself.
-    for (const ref of this.options.registries) {
-      const own_view = this.merger.viewOf(ref.name);
-      if (own_view && (registries.has(ref.name) || device.peers.some((p) => p.publicKey === own_view.registryPublicKey))) this.reportIfChanged(iface, ref, device, own_view, own);
-    }
-  }
-
-  /**
-   * The keys of the registries' peers on this interface: those proven, and
-   * those a registry names as itself (a peer we have): neither is ever
-   * pointed elsewhere, relayed, or reported on.
-   */
-  private registryKeysOf(iface: string, device: WgDevice): Set<string> {
-    const proven = this.registryPeers.get(iface);
-    const keys = new Set<string>();
-    for (const ref of this.options.registries) {
-      const key = proven?.get(ref.name)?.publicKey ?? this.merger.viewOf(ref.name)?.registryPublicKey;
-      if (key && device.peers.some((p) => p.publicKey === key)) keys.add(key);
-    }
-    return keys;
+    this.notePaths(state, device, view, registryKeys, now);
+    this.registries.report(iface, device, own, state.paths);
   }
 
   /** The keys of this node's interfaces and of their peers, read now; none when they cannot be read. */
@@ -421,7 +352,7 @@ export class NodeAgent {
 
   /** The keys the registry must tell this node about, from the interfaces as last read. */
   private interestOf(): string[] {
-    return [...this.devices.values()].flatMap((d) => [d.publicKey, ...d.peers.map((p) => p.publicKey)]);
+    return [...this.ifaces.values()].flatMap((s) => (s.device ? [s.device.publicKey, ...s.device.peers.map((p) => p.publicKey)] : []));
   }
 
   /** The WireGuard updates that carry out the relay planner's decisions. */
@@ -461,7 +392,7 @@ export class NodeAgent {
       const now = fresh.peers.find((p) => p.publicKey === u.publicKey);
       if (u.recreate && was && now && (now.lastHandshakeMs > was.lastHandshakeMs || now.rxBytes > was.rxBytes)) {
         this.options.logger.debug({ iface, peer: short(u.publicKey) }, "not re-creating the peer: it handshook since the decision; looking again");
-        this.applied.get(iface)?.delete(u.publicKey);
+        this.ifaces.get(iface)?.applied.delete(u.publicKey);
         skipped.add(u.publicKey);
         this.again = true;
         continue;
@@ -471,72 +402,9 @@ export class NodeAgent {
     return { updates: kept, skipped };
   }
 
-  /** Each registry's local peer on this interface, by registry name: those proven so far (see {@link registryPeer}). */
-  private registryPeersOf(iface: string, device: WgDevice, applied: ReadonlyMap<string, AppliedRecord>): Map<string, RegistryPeer> {
-    let known = this.registryPeers.get(iface);
-    if (!known) this.registryPeers.set(iface, (known = new Map()));
-    for (const ref of this.options.registries) {
-      const was = known.get(ref.name);
-      if (was && device.peers.some((p) => p.publicKey === was.publicKey)) continue;
-      known.delete(ref.name);
-      const view = this.merger.viewOf(ref.name);
-      const found = view ? this.registryPeer(iface, device, ref, view, applied) : null;
-      if (found) known.set(ref.name, found);
-    }
-    return known;
-  }
-
-  /**
-   * The local peer that is the registry `ref`: the one it names as itself,
-   * when its tunnel address is the host we dial, or its endpoint is that host
-   * and was set by the user (not written by this agent). Kept once proven, so
-   * a registry cannot later steer it to another peer.
-   */
-  private registryPeer(iface: string, device: WgDevice, ref: RegistryRef, view: RegistryView, applied: ReadonlyMap<string, AppliedRecord>): RegistryPeer | null {
-    const ips = ref.ips.length > 0 ? ref.ips : ref.host ? [ref.host] : [];
-    const claimed = view.registryPublicKey;
-    const peer = claimed ? device.peers.find((p) => p.publicKey === claimed) : undefined;
-    if (!peer || ips.length === 0) return null;
-    const ok = ips.some(
-      (ip) => peer.allowedIps.includes(`${ip}/32`) || peer.allowedIps.includes(`${ip}/128`) || (peer.endpoint?.ip === ip && !applied.has(peer.publicKey)),
-    );
-    if (!ok) {
-      this.notice(`registry:${iface}:${ref.name}`, () =>
-        this.options.logger.warn(
-          { iface, registry: ref.name },
-          "the peer the registry names as itself is neither at the registry's address nor its tunnel address; no reports, no relay",
-        ),
-      );
-      return null;
-    }
-    const tunnelIp = tunnelAddress(peer.allowedIps);
-    if (!tunnelIp) {
-      this.notice(`tunnel:${iface}:${ref.name}`, () =>
-        this.options.logger.warn(
-          { iface, registry: ref.name, allowedIps: peer.allowedIps },
-          "the registry's peer has no single-host allowed IP (its tunnel address): no reports, no relay, and a new NAT mapping of ours reaches the registry only with the next keepalive",
-        ),
-      );
-    }
-    const found = { publicKey: peer.publicKey, tunnelIp };
-    if (tunnelIp && !ips.includes(tunnelIp) && ref.source.useTunnel) {
-      const useTunnel = ref.source.useTunnel.bind(ref.source);
-      // Only where the machine routes the tunnel address into the interface: anywhere else it is some other network's address.
-      void this.routeCheck(tunnelIp, iface).then((ok) => {
-        if (!ok || this.stopped) return;
-        this.options.logger.info({ iface, registry: ref.name, tunnel: tunnelIp }, "reaching the registry at its tunnel address (watch, reports, relay)");
-        useTunnel(tunnelIp);
-        // Report through the tunnel now (the report at the address given was refused), not after the next snapshot.
-        this.reportDigest.delete(`${iface} ${ref.name}`);
-        void this.reconcile();
-      });
-    }
-    return found;
-  }
-
   /** The interface's relay link, with an uplink to every registry whose peer is proven and has a tunnel address; null while none has. */
-  private linkFor(iface: string, registries: ReadonlyMap<string, RegistryPeer>): RelayLink | null {
-    let link = this.links.get(iface) ?? null;
+  private linkFor(iface: string, state: IfaceState, registries: ReadonlyMap<string, RegistryPeer>): RelayLink | null {
+    let link = state.link;
     if (this.options.probeIntervalMs === 0 || this.stopped) return link;
     for (const ref of this.options.registries) {
       const peer = registries.get(ref.name);
@@ -545,19 +413,19 @@ export class NodeAgent {
         link = new RelayLink({
           iface,
           acceptsRelay: this.options.allowRelay ?? true,
-          wgPort: () => this.devices.get(iface)?.listenPort ?? 0,
+          wgPort: () => state.device?.listenPort ?? 0,
           isPeer: (key) => {
-            const device = this.devices.get(iface);
-            return device?.peers.some((p) => p.publicKey === key) === true && !this.registryKeysOf(iface, device).has(key);
+            const device = state.device;
+            return device?.peers.some((p) => p.publicKey === key) === true && !this.registries.keysOn(iface, device).has(key);
           },
-          knows: (registry, key) => (this.merger.viewOf(registry)?.endpoints.get(key) ?? null) !== null,
+          knows: (registry, key) => this.registries.knows(registry, key),
           clock: this.options.clock,
           logger: this.options.logger,
           routed: this.routeCheck,
           ...(this.options.relayBindAddress ? { bindAddress: this.options.relayBindAddress } : {}),
           onAvailable: () => void this.reconcile(),
         });
-        this.links.set(iface, link);
+        state.link = link;
       }
       link.addRegistry(ref.name, peer.tunnelIp, ref.port);
     }
@@ -569,20 +437,14 @@ export class NodeAgent {
    * knows point at (checked once per port): only a relay of ours ever points
    * such a peer there.
    */
-  private async staleLocalPorts(
-    iface: string,
-    device: WgDevice,
-    link: RelayLink | null,
-    known: ReadonlyMap<string, Endpoint | null>,
-    registryKeys: ReadonlySet<string>,
-  ): Promise<ReadonlySet<number>> {
-    let stale = this.stalePorts.get(iface);
-    if (!stale) this.stalePorts.set(iface, (stale = new Set()));
+  private async staleLocalPorts(state: IfaceState, device: WgDevice, known: ReadonlyMap<string, Endpoint | null>, registryKeys: ReadonlySet<string>): Promise<ReadonlySet<number>> {
+    const { stalePorts: stale, link } = state;
+    const iface = device.name;
     for (const p of device.peers) {
       const ep = p.endpoint;
       if (registryKeys.has(p.publicKey) || !known.get(p.publicKey) || !ep || ep.ip !== LOCAL_HOST || stale.has(ep.port) || link?.relayedKeyOf(ep)) continue;
-      if (this.noticed.has(`port:${iface}:${ep.port}`)) continue;
-      this.noticed.add(`port:${iface}:${ep.port}`);
+      if (state.checkedPorts.has(ep.port)) continue;
+      state.checkedPorts.add(ep.port);
       if (await freeLocalPort(ep.port)) {
         stale.add(ep.port);
         this.options.logger.info({ iface, peer: short(p.publicKey), endpoint: formatEndpoint(ep) }, "the peer points at a local port where nothing listens (left by an agent that stopped while relaying it); punching afresh");
@@ -597,10 +459,8 @@ export class NodeAgent {
    * registry peer's endpoint (where WireGuard's own packets go and the STUN
    * responder answers). A NAT that maps per destination starts a new pass.
    */
-  private probeNat(device: WgDevice, registries: ReadonlyMap<string, RegistryPeer>): void {
+  private probeNat(device: WgDevice, api: string | null): void {
     const probe = this.options.natProbe;
-    // The first registry (in the order given) whose peer is proven.
-    const api = this.options.registries.find((r) => registries.has(r.name))?.host;
     // It serves only to relay sooner: without relaying, nothing is probed.
     const relaying = this.options.allowRelay !== false && this.options.probeIntervalMs !== 0;
     if (!probe || !relaying || this.natProbe !== "no" || !api) return;
@@ -618,13 +478,13 @@ export class NodeAgent {
   }
 
   /** Works out the path to every peer (for status and reports), logging changes. */
-  private notePaths(iface: string, device: WgDevice, view: RegistryView, registryKeys: ReadonlySet<string>, now: number, link: RelayLink | null): void {
-    const before = this.paths.get(iface) ?? new Map<string, PathState>();
+  private notePaths(state: IfaceState, device: WgDevice, view: RegistryView, registryKeys: ReadonlySet<string>, now: number): void {
+    const { paths: before, relayed, link } = state;
+    const iface = device.name;
     const paths = new Map<string, PathState>();
-    const relayed = this.relayed.get(iface);
     for (const p of device.peers) {
       if (registryKeys.has(p.publicKey)) continue;
-      const entry = relayed?.get(p.publicKey);
+      const entry = relayed.get(p.publicKey);
       // A direct try counts as relayed until it gets its handshake.
       const relayedNow = (entry !== undefined && (entry.phase === "relayed" || p.lastHandshakeMs < entry.atMs)) || (link?.relayedKeyOf(p.endpoint) ?? null) !== null;
       const health = pathOf(p, view.candidates.get(p.publicKey) ?? [], now, this.options.decideOptions?.healthyHandshakeMs);
@@ -633,73 +493,37 @@ export class NodeAgent {
       paths.set(p.publicKey, { peerPublicKey: p.publicKey, kind, sinceMs: old?.kind === kind ? old.sinceMs : now, endpoint: p.endpoint });
       if (old && old.kind !== kind) this.options.logger.info({ iface, peer: short(p.publicKey), from: old.kind, to: kind }, "path changed");
     }
-    this.paths.set(iface, paths);
-  }
-
-  /**
-   * Tells the registry this interface's candidates (LAN and global IPv6 addresses) and its paths, when
-   * they changed or the registry connection is new. Not awaited: a slow or
-   * refusing registry never holds up the WireGuard work.
-   */
-  private reportIfChanged(iface: string, ref: RegistryRef, device: WgDevice, view: RegistryView, candidates: readonly Endpoint[]): void {
-    const at = `${iface} ${ref.name}`;
-    const all = this.paths.get(iface) ?? new Map<string, PathState>();
-    // The registry takes at most MAX_PEER_PATHS paths: the ones that say most (down, then relayed) first.
-    const order: Record<string, number> = { down: 0, relayed: 1, lan: 2, direct: 3 };
-    const paths = new Map([...all].sort(([, a], [, b]) => (order[a.kind] ?? 4) - (order[b.kind] ?? 4)).slice(0, MAX_PEER_PATHS));
-    const digest = JSON.stringify([view.generation, candidates, [...paths.values()].map((p) => [p.peerPublicKey, p.kind])]);
-    if (this.reportDigest.get(at) === digest) return;
-    this.reportDigest.set(at, digest);
-    ref.source
-      .report({ publicKey: device.publicKey, candidates, paths: [...paths.values()] })
-      .then(() => this.reportRefused.delete(at))
-      .catch((err: unknown) => {
-        const why = err instanceof Error ? err.message : String(err);
-        // Refusals are final for this connection; other failures retry on the next change or pass.
-        if (!(err instanceof ReportError && err.refused)) this.reportDigest.delete(at);
-        if (this.reportRefused.get(at) === why) return;
-        this.reportRefused.set(at, why);
-        this.options.logger.info(
-          { iface, registry: ref.name, err: why },
-          "the registry does not take reports from this node, so peers behind our NAT cannot learn our LAN address (is the registry's tunnel address routed into the interface?)",
-        );
-      });
+    state.paths = paths;
   }
 
   /** The paths this agent last saw, per interface (for status). */
   pathStates(iface: string): readonly PathState[] {
-    return [...(this.paths.get(iface)?.values() ?? [])];
+    return [...(this.ifaces.get(iface)?.paths.values() ?? [])];
   }
 
   /** For `wormhole status`: every interface it manages, read now, with the paths it keeps. */
   async status(): Promise<NodeStatus> {
     const now = this.options.clock.now();
     const interfaces: InterfaceStatus[] = [];
-    for (const iface of this.devices.keys()) {
+    const view = this.registries.merged();
+    for (const [iface, state] of this.ifaces) {
       const device = await this.options.wg.getDevice(iface);
       // Paths as of this read, not as of the last pass.
-      const registryKeys = this.registryKeysOf(iface, device);
-      if (this.view) this.notePaths(iface, device, this.view, registryKeys, now, this.links.get(iface) ?? null);
+      const registryKeys = this.registries.keysOn(iface, device);
+      if (view) this.notePaths(state, device, view, registryKeys, now);
       const paths = this.pathStates(iface);
       interfaces.push(interfaceStatus(device, paths, registryKeys, NO_NAMES, now, await this.roundTrips(iface, device, paths, registryKeys)));
     }
-    return { source: "agent", atMs: now, registries: this.registryStatus(), interfaces };
+    const links = this.allLinks();
+    const registries = this.registries.status(
+      (name) => links.some((l) => l.answering(name)),
+      (name) => links.some((l) => l.relaysVia(name)),
+    );
+    return { source: "agent", atMs: now, registries, interfaces };
   }
 
-  /** Each registry: its watch, its key, whether it answers hellos and relays, when its view last came. */
-  registryStatus(): RegistryStatus[] {
-    return this.options.registries.map((ref) => {
-      const peer = [...this.registryPeers.values()].map((m) => m.get(ref.name)).find((p) => p !== undefined);
-      const links = [...this.links.values()];
-      return {
-        name: ref.name,
-        health: ref.source.health?.() ?? (this.viewAt.has(ref.name) ? "connected" : "connecting"),
-        publicKey: peer?.publicKey ?? null,
-        answering: links.some((l) => l.answering(ref.name)),
-        relays: links.some((l) => l.relaysVia(ref.name)),
-        lastViewMs: this.viewAt.get(ref.name) ?? null,
-      };
-    });
+  private allLinks(): RelayLink[] {
+    return [...this.ifaces.values()].flatMap((s) => (s.link ? [s.link] : []));
   }
 
   /** One ping to the tunnel address of every peer with a working path (and the registry), at most 16 at a time. */
@@ -717,11 +541,10 @@ export class NodeAgent {
     return new Map(targets.flatMap(([key], i) => (rtts[i] === null || rtts[i] === undefined ? [] : [[key, rtts[i] as number]])));
   }
 
-  private rxSamples(iface: string, device: WgDevice, now: number): Map<string, RxSample> {
-    const before = this.rx.get(iface) ?? new Map<string, RxSample>();
+  private rxSamples(state: IfaceState, device: WgDevice, now: number): Map<string, RxSample> {
     const after = new Map<string, RxSample>();
-    for (const p of device.peers) after.set(p.publicKey, rxGrowth(before.get(p.publicKey), p, now));
-    this.rx.set(iface, after);
+    for (const p of device.peers) after.set(p.publicKey, rxGrowth(state.rx.get(p.publicKey), p, now));
+    state.rx = after;
     return after;
   }
 
@@ -731,22 +554,11 @@ export class NodeAgent {
     if (ip) this.options.prober?.poke(ip, device.name);
   }
 
-  /**
-   * One hello to the registries on every interface with a relay link. A
-   * registry whose watch is down but that answers hellos again (it is back)
-   * is dialled now, not when the watch's backoff ends; at most every
-   * RECONNECT_GAP_MS.
-   */
+  /** One hello to the registries on every interface with a relay link; a registry that answers again while its watch is down is dialled now. */
   private hello(): void {
-    const links = [...this.links.values()];
+    const links = this.allLinks();
     for (const link of links) link.hello();
-    const now = this.options.clock.now();
-    for (const ref of this.options.registries) {
-      if (ref.source.health?.() !== "unreachable" || !links.some((l) => l.answering(ref.name))) continue;
-      if (now - (this.reconnectedAt.get(ref.name) ?? -Infinity) < RECONNECT_GAP_MS) continue;
-      this.reconnectedAt.set(ref.name, now);
-      ref.source.reconnect?.();
-    }
+    this.registries.reconnectAnswering((name) => links.some((l) => l.answering(name)));
   }
 
   private wakeAt(atMs: number): void {
@@ -759,14 +571,6 @@ export class NodeAgent {
       void this.reconcile();
     });
     this.dueTimer = { at: atMs, handle };
-  }
-
-
-  /** Logs once per topic. */
-  private notice(topic: string, log: () => void): void {
-    if (this.noticed.has(topic)) return;
-    this.noticed.add(topic);
-    log();
   }
 
   /** Logs a problem once per distinct message, not on every pass. */
