@@ -66,7 +66,7 @@ const f = benchCommand("fanout.ts", "Registry fan-out: how long one endpoint cha
   .option("--gap <ms>", "mean pause before each change, randomised 0.5-1.5x", wholeNumber, 1500)
   .option("--settle <ms>", "pause after the last snapshot before the first change", wholeNumber, 3000)
   .option("--idle <ms>", "registry measured with no watcher first", wholeNumber, 3000)
-  .option("--poll-interval <d>", "registry --poll-interval (its default)", "250ms")
+  .option("--poll-interval <d>", "registry --poll-interval", "250ms")
   .option("--round-timeout <ms>", "give up on a change after this", wholeNumber, 15_000)
   .option("--timeout <s>", "abort the whole run after this many seconds", wholeNumber, 900)
   .option("--bin <path>", "the wormhole bundle", DEFAULT_BIN)

@@ -81,7 +81,7 @@ async function main(): Promise<number> {
       bin,
       // No probes: this node runs in the root namespace, where its registry peer's tunnel address
       // (10.200.0.1) is not routed into WireGuard (the prober checks that too, since 20:50).
-      // No control socket or state directory outside the bench's own files either.
+      // No control socket outside the bench's own files either.
       [
         "node",
         "-a",
@@ -94,8 +94,6 @@ async function main(): Promise<number> {
         "0",
         "--control-socket",
         `${token.path}.ctl.sock`,
-        "--state-dir",
-        `${token.path}.state`,
         ...(f.refresh ? ["-r", f.refresh] : []),
       ],
       "node",
@@ -107,7 +105,13 @@ async function main(): Promise<number> {
         const d = await wg.getDevice(node.iface);
         return d.peers.filter((p) => p.publicKey !== reg.keys.publicBase64 && p.endpoint !== null).length === f.peers;
       },
-      { timeoutMs: 30_000, intervalMs: 50 },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        check: () => {
+          if (agent.child.exitCode !== null || agent.child.signalCode !== null) throw new Error(`the node exited (${agent.child.exitCode ?? agent.child.signalCode})`);
+        },
+      },
     ).catch((err: Error) => {
       throw new Error(`${err.message} (node log: ${agent.log()})`, { cause: err });
     });
