@@ -14,9 +14,8 @@
  */
 import type { WatchConfig } from "./loadgen.js";
 import {
-  benchCommand,
+  bundleBenchCommand,
   type Cleanup,
-  DEFAULT_BIN,
   fmt,
   labBench,
   parseEnv,
@@ -55,7 +54,7 @@ interface Flags {
   baselineBin: string;
 }
 
-const f = benchCommand("fanout.ts", "Registry fan-out: how long one endpoint change takes to reach every Watch stream.")
+const f = bundleBenchCommand("fanout.ts", "Registry fan-out: how long one endpoint change takes to reach every Watch stream.", 900)
   .option("--peers <n>", "peers on the registry's interface", wholeNumber, 10_000)
   .option("--streams <n>", "Watch streams the load generator opens", wholeNumber, 10_000)
   .option("--connections <n>", "HTTP/2 connections the streams share (the registry serves at most 32 calls per connection at once)", wholeNumber, 500)
@@ -68,8 +67,6 @@ const f = benchCommand("fanout.ts", "Registry fan-out: how long one endpoint cha
   .option("--idle <ms>", "registry measured with no watcher first", wholeNumber, 3000)
   .option("--poll-interval <d>", "registry --poll-interval", "250ms")
   .option("--round-timeout <ms>", "give up on a change after this", wholeNumber, 15_000)
-  .option("--timeout <s>", "abort the whole run after this many seconds", wholeNumber, 900)
-  .option("--bin <path>", "the wormhole bundle", DEFAULT_BIN)
   .option("--registry-node-args <\"ARGS\">", 'extra node flags for the registry, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"', "")
   .option("--registry-env <\"K=V ...\">", 'extra environment for the registry, e.g. "MALLOC_MMAP_THRESHOLD_=131072"', "")
   .option("--baseline-bin <path>", "then the same load against this other bundle, and a current/baseline table", "")

@@ -9,8 +9,7 @@
  */
 import type { GetEndpointConfig } from "./loadgen.js";
 import {
-  benchCommand,
-  DEFAULT_BIN,
+  bundleBenchCommand,
   fmt,
   labBench,
   parseEnv,
@@ -34,14 +33,12 @@ interface Flags {
   bin: string;
 }
 
-const f = benchCommand("getendpoint.ts", "The seed's GetEndpoint on a big interface: requests per second at several concurrency levels.")
+const f = bundleBenchCommand("getendpoint.ts", "The seed's GetEndpoint on a big interface: requests per second at several concurrency levels.", 600)
   .option("--peers <n>", "peers on the registry's interface", wholeNumber, 10_000)
   .option("--levels <list>", "concurrency levels, callers in flight", "1,8,64")
   .option("--seconds <s>", "measured time per level", wholeNumber, 5)
   .option("--warmup <ms>", "unmeasured time per level first", wholeNumber, 1000)
   .option("--registry-env <\"K=V ...\">", "extra environment for the registry", "")
-  .option("--timeout <s>", "abort the whole run after this many seconds", wholeNumber, 600)
-  .option("--bin <path>", "the wormhole bundle", DEFAULT_BIN)
   .parse()
   .opts<Flags>();
 

@@ -27,9 +27,8 @@ import * as grpc from "@grpc/grpc-js";
 import { v1Proto, type WatchEvent__Output } from "../src/rpc/proto.js";
 import { ATTACKS, type Attack, type AttackConfig, type AttackResult } from "./hostile-attacker.js";
 import {
-  benchCommand,
+  bundleBenchCommand,
   type Cleanup,
-  DEFAULT_BIN,
   fmt,
   keyPair,
   labBench,
@@ -55,14 +54,12 @@ interface Flags {
   bin: string;
 }
 
-const f = benchCommand("hostile.ts", "The registry under attack: what legitimate clients see while each attack of issue 12 runs.")
+const f = bundleBenchCommand("hostile.ts", "The registry under attack: what legitimate clients see while each attack of issue 12 runs.", 900)
   .option("--peers <n>", "peers on the registry's interface", wholeNumber, 10_000)
   .option("--seconds <s>", "length of each phase", wholeNumber, 10)
   .option("--attacks <list>", `comma-separated, or "all": ${ATTACKS.join(", ")}`, "all")
   .option("--connections <n>", "connections for connection-flood and sockets for http-slowloris", wholeNumber, 2000)
   .option("--settle <ms>", "pause after the registry starts, before measuring", wholeNumber, 2000)
-  .option("--timeout <s>", "abort the whole run after this many seconds", wholeNumber, 900)
-  .option("--bin <path>", "the wormhole bundle", DEFAULT_BIN)
   .parse()
   .opts<Flags>();
 

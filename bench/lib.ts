@@ -41,6 +41,13 @@ export function benchCommand(file: string, summary: string): Command {
   return new Command(`node --import tsx bench/${file}`).description(summary).allowExcessArguments(false).showHelpAfterError();
 }
 
+/** benchCommand with the flags every bench that runs the bundle takes: `--timeout S` and `--bin PATH`. */
+export function bundleBenchCommand(file: string, summary: string, timeoutSec: number): Command {
+  return benchCommand(file, summary)
+    .option("--timeout <s>", "abort the whole run after this many seconds", wholeNumber, timeoutSec)
+    .option("--bin <path>", "the wormhole bundle", DEFAULT_BIN);
+}
+
 /** Option parser: a whole number >= 0. */
 export function wholeNumber(value: string): number {
   const n = Number(value);

@@ -14,8 +14,7 @@ import { pollUntil } from "../src/util/wait.js";
 import { createWireGuard } from "../src/wg/index.js";
 import {
   addPeers,
-  benchCommand,
-  DEFAULT_BIN,
+  bundleBenchCommand,
   fmt,
   labBench,
   machine,
@@ -46,14 +45,12 @@ interface Flags {
   bin: string;
 }
 
-const f = benchCommand("node-idle.ts", "Node agent at rest: a real `wormhole node` against a real `wormhole registry`, left alone.")
+const f = bundleBenchCommand("node-idle.ts", "Node agent at rest: a real `wormhole node` against a real `wormhole registry`, left alone.", 300)
   .option("--seconds <s>", "how long the node is left alone and measured", wholeNumber, 60)
   .option("--peers <n>", "other nodes: peers of both interfaces, with endpoints on the registry's", wholeNumber, 10)
   .option("--registry-peers <n>", "more peers on the registry's interface only: a bigger snapshot for the node", wholeNumber, 0)
   .option("--warmup <ms>", "pause between the node's first work and the measurement", wholeNumber, 5000)
   .option("--refresh <d>", "the node's --refresh (its default, 15s, when empty)", "")
-  .option("--timeout <s>", "abort the whole run after this many seconds", wholeNumber, 300)
-  .option("--bin <path>", "the wormhole bundle", DEFAULT_BIN)
   .parse()
   .opts<Flags>();
 
