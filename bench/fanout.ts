@@ -14,69 +14,64 @@
  */
 import type { WatchConfig } from "./loadgen.js";
 import {
-  addPeers,
+  bundleBenchCommand,
   type Cleanup,
-  DEFAULT_BIN,
   fmt,
-  machine,
+  labBench,
   parseEnv,
-  parseFlags,
   peakRssKb,
   percentile,
   privateBundle,
   phaseLine,
   ProcSampler,
-  publicKeys,
-  labBench,
+  registryBench,
   runLoadgen,
-  runTag,
   sleep,
-  startWireGuard,
-  startWormhole,
+  startRegistry,
   stopChild,
-  tokenFile,
   uapiGetSize,
   verdict,
+  wholeNumber,
 } from "./lib.js";
 
-const USAGE = `usage: node --import tsx bench/fanout.ts [flags]
-  --peers N          peers on the registry's interface (10000)
-  --streams N        Watch streams the load generator opens (10000)
-  --connections N    HTTP/2 connections the streams share (500; the registry serves at most 32 calls per connection at once)
-  --batch N          streams opened at once; the next batch waits for their snapshots (100)
-  --client C         load generator's gRPC client: http2 (a minimal one on node:http2) or grpc-js (http2)
-  --interest N       each stream watches N peers (interest-filtered Watch, as a node asks); 0: every peer (0)
-  --rounds N         endpoint changes to time (5)
-  --gap MS           mean pause before each change, randomised 0.5-1.5x (1500)
-  --settle MS        pause after the last snapshot before the first change (3000)
-  --idle MS          registry measured with no watcher first (3000)
-  --poll-interval D  registry --poll-interval (250ms, its default)
-  --round-timeout MS give up on a change after this (15000)
-  --timeout S        abort the whole run after this many seconds (900)
-  --bin PATH         the wormhole bundle (dist/wormhole.cjs)
-  --registry-node-args "ARGS"  extra node flags for the registry, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"
-  --registry-env "K=V ..."     extra environment for the registry, e.g. "MALLOC_MMAP_THRESHOLD_=131072"
-  --baseline-bin PATH          then the same load against this other bundle, and a current/baseline table`;
+interface Flags {
+  peers: number;
+  streams: number;
+  connections: number;
+  batch: number;
+  client: string;
+  interest: number;
+  rounds: number;
+  gap: number;
+  settle: number;
+  idle: number;
+  pollInterval: string;
+  roundTimeout: number;
+  timeout: number;
+  bin: string;
+  registryNodeArgs: string;
+  registryEnv: string;
+  baselineBin: string;
+}
 
-const flags = {
-  peers: 10_000,
-  streams: 10_000,
-  connections: 500,
-  batch: 100,
-  client: "http2",
-  interest: 0,
-  rounds: 5,
-  gap: 1500,
-  settle: 3000,
-  idle: 3000,
-  pollInterval: "250ms",
-  roundTimeout: 15_000,
-  timeout: 900,
-  bin: DEFAULT_BIN,
-  registryNodeArgs: "",
-  registryEnv: "",
-  baselineBin: "",
-};
+const f = bundleBenchCommand("fanout.ts", "Registry fan-out: how long one endpoint change takes to reach every Watch stream.", 900)
+  .option("--peers <n>", "peers on the registry's interface", wholeNumber, 10_000)
+  .option("--streams <n>", "Watch streams the load generator opens", wholeNumber, 10_000)
+  .option("--connections <n>", "HTTP/2 connections the streams share (the registry serves at most 32 calls per connection at once)", wholeNumber, 500)
+  .option("--batch <n>", "streams opened at once; the next batch waits for their snapshots", wholeNumber, 100)
+  .option("--client <c>", "load generator's gRPC client: http2 (a minimal one on node:http2) or grpc-js", "http2")
+  .option("--interest <n>", "each stream watches N peers (interest-filtered Watch, as a node asks); 0: every peer", wholeNumber, 0)
+  .option("--rounds <n>", "endpoint changes to time", wholeNumber, 5)
+  .option("--gap <ms>", "mean pause before each change, randomised 0.5-1.5x", wholeNumber, 1500)
+  .option("--settle <ms>", "pause after the last snapshot before the first change", wholeNumber, 3000)
+  .option("--idle <ms>", "registry measured with no watcher first", wholeNumber, 3000)
+  .option("--poll-interval <d>", "registry --poll-interval", "250ms")
+  .option("--round-timeout <ms>", "give up on a change after this", wholeNumber, 15_000)
+  .option("--registry-node-args <\"ARGS\">", 'extra node flags for the registry, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"', "")
+  .option("--registry-env <\"K=V ...\">", 'extra environment for the registry, e.g. "MALLOC_MMAP_THRESHOLD_=131072"', "")
+  .option("--baseline-bin <path>", "then the same load against this other bundle, and a current/baseline table", "")
+  .parse()
+  .opts<Flags>();
 
 interface Summary {
   readonly label: string;
@@ -93,8 +88,6 @@ interface Summary {
   readonly missing: number;
 }
 
-type Flags = typeof flags;
-
 /** One registry process (bundle `bin`) under the whole load; prints its figures. */
 async function scenario(
   f: Flags,
@@ -110,17 +103,14 @@ async function scenario(
   console.log("");
   console.log(`## ${label}: ${bin}`);
   const t = performance.now();
-  const nodeArgs = f.registryNodeArgs.split(" ").filter(Boolean);
-  const registry = startWormhole(
-    cleanup,
-    bin,
-    ["registry", "-i", iface, "-a", "127.0.0.1:0", "--token-file", token.path, "--poll-interval", f.pollInterval],
-    `registry (${label})`,
-    nodeArgs,
-    parseEnv(f.registryEnv),
-  );
-  const serving = await registry.waitForLog("registry serving", 60_000);
-  const port = Number(serving.port);
+  const { registry, port, serving } = await startRegistry(cleanup, bin, {
+    iface,
+    tokenPath: token.path,
+    name: `registry (${label})`,
+    args: ["--poll-interval", f.pollInterval],
+    nodeArgs: f.registryNodeArgs.split(" ").filter(Boolean),
+    env: parseEnv(f.registryEnv),
+  });
   console.log(`registry: pid ${registry.pid}, 127.0.0.1:${port}, serving ${String(serving.peers)} peers ${fmt(performance.now() - t, 0)} ms after start`);
 
   const sampler = new ProcSampler(registry.pid, 50).start();
@@ -237,21 +227,17 @@ async function scenario(
 }
 
 async function main(): Promise<number> {
-  const f = parseFlags(USAGE, flags);
   return labBench("fanout", f.timeout, async (cleanup) => {
-    const tag = runTag();
-    console.log(`# fanout: ${f.peers} peers, ${f.streams} Watch streams over ${f.connections} connections, ${f.rounds} changes (run ${tag})`);
-    if (f.registryEnv || f.registryNodeArgs) console.log(`registry started with: ${[f.registryEnv, "node", f.registryNodeArgs].filter(Boolean).join(" ")}`);
-    console.log(machine());
-    const bin = await privateBundle(cleanup, f.bin);
+    const notes = f.registryEnv || f.registryNodeArgs ? [`registry started with: ${[f.registryEnv, "node", f.registryNodeArgs].filter(Boolean).join(" ")}`] : [];
+    const { bin, wg, keys, token, keygenMs, addPeersMs } = await registryBench(cleanup, {
+      title: `fanout: ${f.peers} peers, ${f.streams} Watch streams over ${f.connections} connections, ${f.rounds} changes`,
+      notes,
+      bin: f.bin,
+      suffix: "r",
+      peers: f.peers,
+    });
     const baseline = f.baselineBin ? await privateBundle(cleanup, f.baselineBin) : null;
-    let t = performance.now();
-    const wg = await startWireGuard(cleanup, `whb-${tag}`, `whb${tag}r`);
-    const keys = publicKeys(f.peers);
-    const keygenMs = performance.now() - t;
-    t = performance.now();
-    await addPeers(wg.iface, keys);
-    const addMs = performance.now() - t;
+    let t: number;
     const getTimes: number[] = [];
     let replyBytes = 0;
     for (let i = 0; i < 5; i++) {
@@ -260,9 +246,8 @@ async function main(): Promise<number> {
       getTimes.push(performance.now() - t);
     }
     console.log(
-      `set-up: ${f.peers} key pairs in ${fmt(keygenMs, 0)} ms; peers added over the socket in ${fmt(addMs, 0)} ms; get=1 reply ${fmt(replyBytes / 1e6, 2)} MB, read from the socket in ${fmt(percentile(getTimes, 50), 0)} ms (median of 5, unparsed)`,
+      `set-up: ${f.peers} key pairs in ${fmt(keygenMs, 0)} ms; peers added over the socket in ${fmt(addPeersMs, 0)} ms; get=1 reply ${fmt(replyBytes / 1e6, 2)} MB, read from the socket in ${fmt(percentile(getTimes, 50), 0)} ms (median of 5, unparsed)`,
     );
-    const token = tokenFile(cleanup);
     const runs: Summary[] = [await scenario(f, cleanup, bin, "current", wg.iface, wg.daemon.pid ?? 0, keys, token, 40_000)];
     if (baseline) runs.push(await scenario(f, cleanup, baseline, "baseline", wg.iface, wg.daemon.pid ?? 0, keys, token, 41_000));
     const [a, b] = runs;

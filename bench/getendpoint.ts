@@ -9,52 +9,53 @@
  */
 import type { GetEndpointConfig } from "./loadgen.js";
 import {
-  addPeers,
-  DEFAULT_BIN,
+  bundleBenchCommand,
   fmt,
-  machine,
+  labBench,
   parseEnv,
-  parseFlags,
   peakRssKb,
   percentile,
-  privateBundle,
   ProcSampler,
-  publicKeys,
-  labBench,
+  registryBench,
   runLoadgen,
-  runTag,
   sleep,
-  startWireGuard,
-  startWormhole,
-  tokenFile,
+  startRegistry,
+  wholeNumber,
 } from "./lib.js";
 
-const USAGE = `usage: node --import tsx bench/getendpoint.ts [flags]
-  --peers N       peers on the registry's interface (10000)
-  --levels LIST   concurrency levels, callers in flight (1,8,64)
-  --seconds S     measured time per level (5)
-  --warmup MS     unmeasured time per level first (1000)
-  --registry-env "K=V ..."  extra environment for the registry ("")
-  --timeout S     abort the whole run after this many seconds (600)
-  --bin PATH      the wormhole bundle (dist/wormhole.cjs)`;
+interface Flags {
+  peers: number;
+  levels: string;
+  seconds: number;
+  warmup: number;
+  registryEnv: string;
+  timeout: number;
+  bin: string;
+}
+
+const f = bundleBenchCommand("getendpoint.ts", "The seed's GetEndpoint on a big interface: requests per second at several concurrency levels.", 600)
+  .option("--peers <n>", "peers on the registry's interface", wholeNumber, 10_000)
+  .option("--levels <list>", "concurrency levels, callers in flight", "1,8,64")
+  .option("--seconds <s>", "measured time per level", wholeNumber, 5)
+  .option("--warmup <ms>", "unmeasured time per level first", wholeNumber, 1000)
+  .option("--registry-env <\"K=V ...\">", "extra environment for the registry", "")
+  .parse()
+  .opts<Flags>();
 
 async function main(): Promise<number> {
-  const f = parseFlags(USAGE, { peers: 10_000, levels: "1,8,64", seconds: 5, warmup: 1000, registryEnv: "", timeout: 600, bin: DEFAULT_BIN });
   const levels = f.levels.split(",").map(Number);
   if (levels.some((l) => !Number.isInteger(l) || l < 1 || l > 1000)) {
     console.error(`--levels ${f.levels}: whole numbers from 1 to 1000, comma-separated`);
     return 2;
   }
   return labBench("getendpoint", f.timeout, async (cleanup) => {
-    const bin = await privateBundle(cleanup, f.bin);
-    const tag = runTag();
-    console.log(`# getendpoint: ${f.peers} peers, concurrency ${levels.join("/")}, ${f.seconds} s each (run ${tag})`);
-    console.log(machine());
-    const wg = await startWireGuard(cleanup, `whb-${tag}`, `whb${tag}r`);
-    await addPeers(wg.iface, publicKeys(f.peers));
-    const token = tokenFile(cleanup);
-    const registry = startWormhole(cleanup, bin, ["registry", "-i", wg.iface, "-a", "127.0.0.1:0", "--token-file", token.path], "registry", [], parseEnv(f.registryEnv));
-    const port = Number((await registry.waitForLog("registry serving", 60_000)).port);
+    const { bin, wg, token } = await registryBench(cleanup, {
+      title: `getendpoint: ${f.peers} peers, concurrency ${levels.join("/")}, ${f.seconds} s each`,
+      bin: f.bin,
+      suffix: "r",
+      peers: f.peers,
+    });
+    const { registry, port } = await startRegistry(cleanup, bin, { iface: wg.iface, tokenPath: token.path, env: parseEnv(f.registryEnv) });
     console.log(`registry pid ${registry.pid} on 127.0.0.1:${port}`);
     const sampler = new ProcSampler(registry.pid, 100).start();
     sampler.mark("idle-start");

@@ -8,6 +8,7 @@
  */
 import * as http2 from "node:http2";
 import * as net from "node:net";
+import protobuf from "protobufjs";
 import { v1Proto } from "../src/rpc/proto.js";
 
 export const ATTACKS = [
@@ -58,19 +59,9 @@ function frame(message: Buffer): Buffer {
   return Buffer.concat([head, message]);
 }
 
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n & 127) | 128);
-    n >>>= 7;
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
-
-/** A length-delimited protobuf field. */
+/** A length-delimited protobuf field (key, length, bytes), written by protobufjs. */
 function field(no: number, bytes: Buffer): Buffer {
-  return Buffer.concat([varint((no << 3) | 2), varint(bytes.length), bytes]);
+  return Buffer.from(protobuf.Writer.create().uint32((no << 3) | 2).bytes(bytes).finish());
 }
 
 class Attacker {

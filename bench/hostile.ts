@@ -27,39 +27,41 @@ import * as grpc from "@grpc/grpc-js";
 import { v1Proto, type WatchEvent__Output } from "../src/rpc/proto.js";
 import { ATTACKS, type Attack, type AttackConfig, type AttackResult } from "./hostile-attacker.js";
 import {
-  addPeers,
+  bundleBenchCommand,
   type Cleanup,
-  DEFAULT_BIN,
   fmt,
   keyPair,
   labBench,
-  machine,
-  parseFlags,
   peakRssKb,
   percentile,
-  privateBundle,
   ProcSampler,
-  publicKeys,
+  registryBench,
   ROOT,
-  runTag,
   sleep,
-  startWireGuard,
-  startWormhole,
+  startRegistry,
   stopChild,
-  tokenFile,
   uapiSet,
+  wholeNumber,
 } from "./lib.js";
 
-const USAGE = `usage: node --import tsx bench/hostile.ts [flags]
-  --peers N          peers on the registry's interface (10000)
-  --seconds S        length of each phase (10)
-  --attacks LIST     comma-separated, or "all" (all): ${ATTACKS.join(", ")}
-  --connections N    connections for connection-flood and sockets for http-slowloris (2000)
-  --settle MS        pause after the registry starts, before measuring (2000)
-  --timeout S        abort the whole run after this many seconds (900)
-  --bin PATH         the wormhole bundle (dist/wormhole.cjs)`;
+interface Flags {
+  peers: number;
+  seconds: number;
+  attacks: string;
+  connections: number;
+  settle: number;
+  timeout: number;
+  bin: string;
+}
 
-const flags = { peers: 10_000, seconds: 10, attacks: "all", connections: 2000, settle: 2000, timeout: 900, bin: DEFAULT_BIN };
+const f = bundleBenchCommand("hostile.ts", "The registry under attack: what legitimate clients see while each attack of issue 12 runs.", 900)
+  .option("--peers <n>", "peers on the registry's interface", wholeNumber, 10_000)
+  .option("--seconds <s>", "length of each phase", wholeNumber, 10)
+  .option("--attacks <list>", `comma-separated, or "all": ${ATTACKS.join(", ")}`, "all")
+  .option("--connections <n>", "connections for connection-flood and sockets for http-slowloris", wholeNumber, 2000)
+  .option("--settle <ms>", "pause after the registry starts, before measuring", wholeNumber, 2000)
+  .parse()
+  .opts<Flags>();
 
 const INSIDER_ADDRESS = "127.0.0.2";
 const CALL_TIMEOUT_MS = 10_000;
@@ -219,20 +221,17 @@ const stat = (xs: number[]) => `${fmt(percentile(xs, 50), 0)}/${fmt(percentile(x
 const fails = (m: Record<string, number>) => (Object.keys(m).length === 0 ? "" : ` fail ${JSON.stringify(m)}`);
 
 async function main(): Promise<number> {
-  const f = parseFlags(USAGE, flags);
   const attacks: Array<Attack | "baseline"> = ["baseline", ...(f.attacks === "all" ? ATTACKS : (f.attacks.split(",") as Attack[]))];
   for (const a of attacks) if (a !== "baseline" && !ATTACKS.includes(a)) throw new Error(`unknown attack ${a}`);
   return labBench("hostile", f.timeout, async (cleanup) => {
-    const tag = runTag();
-    console.log(`# hostile: ${f.peers} peers, ${f.seconds} s per phase, phases: ${attacks.join(", ")} (run ${tag})`);
-    console.log(machine());
-    const bin = await privateBundle(cleanup, f.bin);
-    const wg = await startWireGuard(cleanup, `whb-${tag}`, `whb${tag}h`);
-    const keys = publicKeys(f.peers);
-    await addPeers(wg.iface, keys);
+    const { bin, wg, keys, token } = await registryBench(cleanup, {
+      title: `hostile: ${f.peers} peers, ${f.seconds} s per phase, phases: ${attacks.join(", ")}`,
+      bin: f.bin,
+      suffix: "h",
+      peers: f.peers,
+    });
     const insider = keyPair();
     await uapiSet(wg.iface, `public_key=${insider.publicHex}\nallowed_ip=${INSIDER_ADDRESS}/32\n`);
-    const token = tokenFile(cleanup);
     const watched = keys.slice(0, 10);
     console.log("");
     console.log("legitimate clients, ms p50/p99/max (failures by status):");
@@ -240,11 +239,9 @@ async function main(): Promise<number> {
     console.log("  chg10/chgall: endpoint set on the interface → event on a long-lived Watch of 10 peers / of every peer; healthz: GET /healthz");
     console.log("");
     for (const attack of attacks) {
-      const registry = startWormhole(cleanup, bin, ["registry", "-i", wg.iface, "-a", "127.0.0.1:0", "--http", "127.0.0.1:0", "--token-file", token.path], `registry (${attack})`);
-      const serving = await registry.waitForLog("registry serving", 60_000);
-      const http = await registry.waitForLog("serving /metrics, /healthz and the status page", 10_000);
-      const port = Number(serving.port);
-      const httpPort = Number(/:(\d+)$/.exec(String(http.http))?.[1]);
+      const started = await startRegistry(cleanup, bin, { iface: wg.iface, tokenPath: token.path, name: `registry (${attack})`, http: true });
+      const { registry, port } = started;
+      const httpPort = started.httpPort ?? 0;
       await sleep(f.settle);
       const sampler = new ProcSampler(registry.pid, 100).start();
       sampler.mark("start");

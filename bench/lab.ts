@@ -18,17 +18,20 @@
  * Needs root and the lab's packages; builds nothing (run `npm run build`).
  * Traffic stays inside the namespaces the lab makes.
  */
-import { parseArgs } from "node:util";
 import { ALICE, BOB, isNatBehaviour, pairSites, wormholeAgents, withLab, type Lab, type NatBehaviour } from "../src/lab/index.js";
 import { REBIND_PORTS } from "../src/lab/scenarios.js";
 import { inNs } from "../src/lab/wg.js";
+import { benchCommand, wholeNumber } from "./lib.js";
 
-const { values } = parseArgs({
-  options: { runs: { type: "string", default: "10" }, nat: { type: "string", default: "home,home" }, "cold-only": { type: "boolean", default: false } },
-});
-const runs = Number(values.runs);
-const nat = (values.nat ?? "").split(",") as [NatBehaviour, NatBehaviour];
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs \`${values.runs}' is not a positive whole number`);
+const values = benchCommand("lab.ts", "Convergence in the NAT lab: cold start (and rebinding) per NAT pair.")
+  .option("--runs <n>", "fresh labs to measure", wholeNumber, 10)
+  .option("--nat <a,b>", "the two sites' NAT behaviours", "home,home")
+  .option("--cold-only", "measure the cold start only, not rebinding", false)
+  .parse()
+  .opts<{ runs: number; nat: string; coldOnly: boolean }>();
+const runs = values.runs;
+const nat = values.nat.split(",") as [NatBehaviour, NatBehaviour];
+if (runs < 1) throw new Error(`--runs \`${values.runs}' is not a positive whole number`);
 if (nat.length !== 2 || !nat.every(isNatBehaviour)) throw new Error(`--nat \`${values.nat}' is not two NAT behaviours`);
 
 /** Resolves with ms from now until `from` first hears back from `to` over the tunnel (pinging every 20 ms), or rejects. */
@@ -68,7 +71,7 @@ for (let i = 0; i < runs; i++) {
     cold.push(Math.max(ab, ba));
     const path = pathOf((await lab.readPeers(ALICE)).find((p) => p.publicKey === lab.publicKey(BOB))?.endpoint);
     paths.set(path, (paths.get(path) ?? 0) + 1);
-    if (values["cold-only"] || path !== "direct") {
+    if (values.coldOnly || path !== "direct") {
       await agents.stopAll(lab);
       process.stdout.write(`run ${i + 1}/${runs}: cold start ${cold.at(-1)} ms, ${path}\n`);
       return;

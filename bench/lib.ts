@@ -8,16 +8,22 @@
  * - names are unique per run (`whb-<tag>` namespaces, `whb<tag>x` interfaces);
  * - everything made is removed in `finally` and on SIGINT/SIGTERM/SIGHUP: processes by PID,
  *   namespaces, /var/run/wireguard sockets, temporary files;
- * - private keys are made in Node and reach wireguard-go only over its control socket; they are
- *   never on a command line, in a file or in a log.
+ * - private keys are made in Node and set as the lab sets them (src/lab/wg.ts startWireGuardGo):
+ *   through a 0600 file in a RAM-backed directory (/dev/shm), removed at once; never on a command
+ *   line or in a log.
  */
 import { fork, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { stat } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { setTimeout as sleepMs } from "node:timers/promises";
+import { Command, InvalidArgumentError } from "commander";
+import { type LabProcess, ProcessGroup, type ProcessOwner } from "../src/lab/process.js";
+import { makeKeyDir, Secret, startWireGuardGo } from "../src/lab/wg.js";
+import { runCommand } from "../src/util/runner.js";
+import { pollUntil, WaitTimeoutError } from "../src/util/wait.js";
 import { uapiExchange } from "../src/wg/uapi.js";
 import type { GetEndpointConfig, GetEndpointResult, LoadMessage, WatchConfig, WatchResult } from "./loadgen.js";
 
@@ -27,45 +33,26 @@ export const SOCKET_DIR = "/var/run/wireguard";
 
 // ---------------------------------------------------------------- flags
 
-export type FlagValue = number | string | boolean;
-
 /**
- * `--name value` / `--name=value` / `--flag` (booleans). The type of each flag is the type of its
- * default; an unknown flag or a bad number exits with status 2 and the usage text.
+ * A bench's command line (commander, as the `wormhole` CLI): `--name value`, `--name=value`,
+ * `--help`; an unknown flag or a bad value exits with the usage text.
  */
-export function parseFlags<T extends Record<string, FlagValue>>(usage: string, defaults: T, argv = process.argv.slice(2)): T {
-  const out: Record<string, FlagValue> = { ...defaults };
-  const fail = (why: string): never => {
-    process.stderr.write(`${why}\n\n${usage}\n`);
-    process.exit(2);
-  };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? "";
-    if (arg === "-h" || arg === "--help") {
-      process.stdout.write(`${usage}\n`);
-      process.exit(0);
-    }
-    const m = /^--([a-z][a-z0-9-]*)(?:=(.*))?$/.exec(arg);
-    if (!m) fail(`unexpected argument ${JSON.stringify(arg)}`);
-    const name = (m?.[1] ?? "").replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
-    if (!(name in defaults)) fail(`unknown flag --${m?.[1]}`);
-    const def = defaults[name];
-    if (typeof def === "boolean") {
-      out[name] = m?.[2] === undefined ? true : m[2] !== "false";
-      continue;
-    }
-    let value = m?.[2];
-    if (value === undefined) {
-      value = argv[++i];
-      if (value === undefined) fail(`--${m?.[1]} needs a value`);
-    }
-    if (typeof def === "number") {
-      const n = Number(value);
-      if (!Number.isFinite(n) || n < 0) fail(`--${m?.[1]} ${JSON.stringify(value)} is not a number >= 0`);
-      out[name] = n;
-    } else out[name] = value ?? "";
-  }
-  return out as T;
+export function benchCommand(file: string, summary: string): Command {
+  return new Command(`node --import tsx bench/${file}`).description(summary).allowExcessArguments(false).showHelpAfterError();
+}
+
+/** benchCommand with the flags every bench that runs the bundle takes: `--timeout S` and `--bin PATH`. */
+export function bundleBenchCommand(file: string, summary: string, timeoutSec: number): Command {
+  return benchCommand(file, summary)
+    .option("--timeout <s>", "abort the whole run after this many seconds", wholeNumber, timeoutSec)
+    .option("--bin <path>", "the wormhole bundle", DEFAULT_BIN);
+}
+
+/** Option parser: a whole number >= 0. */
+export function wholeNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`\`${value}' is not a whole number >= 0`);
+  return n;
 }
 
 // ---------------------------------------------------------------- keys
@@ -109,8 +96,10 @@ export function publicKeys(n: number): Array<{ hex: string; base64: string }> {
  * Everything a run made, removed in reverse order by `run()` (async, from `finally` and signal
  * handlers) or, as a last resort, by `runSync()` from process 'exit'.
  */
-export class Cleanup {
+export class Cleanup implements ProcessOwner {
   private readonly children: Array<{ child: ChildProcess; name: string }> = [];
+  /** Started in a namespace (wireguard-go): stopped after the children. */
+  private inNamespace: ProcessGroup | null = null;
   private readonly namespaces: string[] = [];
   private readonly paths: string[] = [];
   private done = false;
@@ -137,10 +126,23 @@ export class Cleanup {
   path(p: string): void {
     this.paths.push(p);
   }
+  removeLater(p: string): void {
+    this.path(p);
+  }
+
+  /** A process inside a namespace, its output in a log file of this run's (ProcessOwner, for startWireGuardGo). */
+  spawn(name: string, ns: string, argv: readonly string[], options: { logName: string; env?: Record<string, string> }): Promise<LabProcess> {
+    if (!this.inNamespace) {
+      this.inNamespace = new ProcessGroup(mkdtempSync(join(tmpdir(), "whb-log-")));
+      this.path(this.inNamespace.logDir);
+    }
+    return this.inNamespace.spawn(name, ns, argv, options);
+  }
 
   run(): Promise<void> {
     this.running ??= (async () => {
       for (const { child } of [...this.children].reverse()) await stopChild(child);
+      await this.inNamespace?.teardown();
       for (const ns of [...this.namespaces].reverse()) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
       for (const p of this.paths) rmSync(p, { recursive: true, force: true });
       this.done = true;
@@ -153,6 +155,7 @@ export class Cleanup {
     for (const { child } of [...this.children].reverse()) {
       if (alive(child)) child.kill("SIGKILL");
     }
+    this.inNamespace?.teardownSync();
     for (const ns of [...this.namespaces].reverse()) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
     for (const p of this.paths) rmSync(p, { recursive: true, force: true });
     this.done = true;
@@ -188,56 +191,40 @@ function sh(argv: string[]): string {
   return r.stdout;
 }
 
-export async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, everyMs = 25): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export const sleep = (ms: number): Promise<void> => sleepMs(ms);
 
 export interface WgInterface {
   readonly ns: string;
   readonly iface: string;
   readonly socketPath: string;
-  readonly daemon: ChildProcess;
+  readonly daemon: LabProcess;
   readonly keys: KeyPair;
 }
 
+let keyDir: string | undefined;
+
 /**
- * A namespace of our own with a wireguard-go interface in it, left DOWN (it sends nothing), with a
- * private key set over the control socket.
+ * A namespace of our own with a wireguard-go interface in it (src/lab's starter), left DOWN (it
+ * sends nothing), with a private key.
  */
 export async function startWireGuard(cleanup: Cleanup, ns: string, iface: string): Promise<WgInterface> {
-  if (iface.length > 15) throw new Error(`interface name ${iface} is longer than 15 characters`);
-  const socketPath = join(SOCKET_DIR, `${iface}.sock`);
-  if (existsSync(socketPath)) throw new Error(`${socketPath} exists already: not ours, refusing to touch it`);
   sh(["ip", "netns", "add", ns]);
   cleanup.namespace(ns);
-  cleanup.path(socketPath);
-  const daemon = cleanup.process(
-    spawn("ip", ["netns", "exec", ns, "wireguard-go", "-f", iface], { stdio: ["ignore", "pipe", "pipe"] }),
-    `wireguard-go ${iface}`,
-  );
-  let log = "";
-  const keep = (d: Buffer) => (log = (log + d.toString()).slice(-2000));
-  daemon.stdout?.on("data", keep);
-  daemon.stderr?.on("data", keep);
-  await waitFor(
-    `${socketPath} (wireguard-go: ${log.trim()})`,
-    async () => {
-      if (!alive(daemon)) throw new Error(`wireguard-go exited: ${log.trim()}`);
-      return (await stat(socketPath).catch(() => null))?.isSocket() ?? false;
-    },
-    10_000,
-  );
+  if (!keyDir) {
+    keyDir = await makeKeyDir("whb-key-", tmpdir());
+    cleanup.path(keyDir);
+  }
   const keys = keyPair();
-  await uapiSet(iface, `private_key=${keys.privateHex}\n`);
+  const daemon = await startWireGuardGo(cleanup, runCommand, {
+    ns,
+    iface,
+    name: `wireguard-go ${iface}`,
+    logName: `${iface}.wireguard-go`,
+    privateKey: new Secret(Buffer.from(keys.privateHex, "hex").toString("base64")),
+    keyDir,
+  });
   assertDown(ns, iface);
-  return { ns, iface, socketPath, daemon, keys };
+  return { ns, iface, socketPath: join(SOCKET_DIR, `${iface}.sock`), daemon, keys };
 }
 
 /** The safety check: the interface must be down, so wireguard-go sends no packet anywhere. */
@@ -314,7 +301,7 @@ export interface Wormhole {
  * other people build in this tree while a bench runs. Waits up to 20 s for a build in progress.
  */
 export async function privateBundle(cleanup: Cleanup, bin: string): Promise<string> {
-  await waitFor(`${bin} (run \`npm run build\` first)`, () => existsSync(bin), 20_000, 200);
+  await pollUntil(`${bin} (run \`npm run build\` first)`, () => existsSync(bin), { timeoutMs: 20_000 });
   await sleep(500); // a build that just wrote it may still be writing
   const dir = mkdtempSync(join(tmpdir(), "whb-bin-"));
   cleanup.path(dir);
@@ -375,19 +362,78 @@ export function startWormhole(
     pid,
     log: () => tail,
     async waitForLog(msg, timeoutMs) {
-      let found: Record<string, unknown> | undefined;
-      await waitFor(
-        `${name} to log "${msg}" (log: ${tail.trim()})`,
-        () => {
-          if (!alive(child)) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}): ${tail.trim()}`);
-          found = records.find((r) => r.msg === msg);
-          return found !== undefined;
-        },
+      return pollUntil(`${name} to log "${msg}"`, () => records.find((r) => r.msg === msg), {
         timeoutMs,
-      );
-      return found ?? {};
+        intervalMs: 25,
+        check: () => {
+          if (!alive(child)) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}): ${tail.trim()}`);
+        },
+      }).catch((err: Error) => {
+        throw err instanceof WaitTimeoutError ? new Error(`${err.message} (log: ${tail.trim()})`, { cause: err }) : err;
+      });
     },
   };
+}
+
+// ---------------------------------------------------------------- the start the registry benches share
+
+export interface RegistryBench {
+  readonly tag: string;
+  /** The private copy of the bundle. */
+  readonly bin: string;
+  /** The registry's interface, with `keys` as its peers. */
+  readonly wg: WgInterface;
+  readonly keys: Array<{ hex: string; base64: string }>;
+  readonly token: { path: string; token: string };
+  readonly keygenMs: number;
+  readonly addPeersMs: number;
+}
+
+/**
+ * Prints the run's title (with its tag) and the machine, copies the bundle, and starts the
+ * registry's wireguard-go (interface `whb<tag><suffix>`) with `peers` peers, and a token file.
+ */
+export async function registryBench(cleanup: Cleanup, o: { title: string; notes?: readonly string[]; bin: string; suffix: string; peers: number }): Promise<RegistryBench> {
+  const tag = runTag();
+  console.log(`# ${o.title} (run ${tag})`);
+  for (const note of o.notes ?? []) console.log(note);
+  console.log(machine());
+  const bin = await privateBundle(cleanup, o.bin);
+  const wg = await startWireGuard(cleanup, `whb-${tag}`, `whb${tag}${o.suffix}`);
+  let t = performance.now();
+  const keys = publicKeys(o.peers);
+  const keygenMs = performance.now() - t;
+  t = performance.now();
+  await addPeers(wg.iface, keys);
+  const addPeersMs = performance.now() - t;
+  return { tag, bin, wg, keys, token: tokenFile(cleanup), keygenMs, addPeersMs };
+}
+
+export interface StartedRegistry {
+  readonly registry: Wormhole;
+  /** Its gRPC port on 127.0.0.1. */
+  readonly port: number;
+  /** Its HTTP port, with `http`. */
+  readonly httpPort: number | null;
+  /** The "registry serving" log record. */
+  readonly serving: Record<string, unknown>;
+}
+
+/** `wormhole registry -i IFACE -a 127.0.0.1:0 --token-file …` (and `--http 127.0.0.1:0`), once it serves. */
+export async function startRegistry(
+  cleanup: Cleanup,
+  bin: string,
+  o: { iface: string; tokenPath: string; name?: string; args?: readonly string[]; http?: boolean; nodeArgs?: string[]; env?: Record<string, string>; timeoutMs?: number },
+): Promise<StartedRegistry> {
+  const args = ["registry", "-i", o.iface, "-a", "127.0.0.1:0", ...(o.http ? ["--http", "127.0.0.1:0"] : []), "--token-file", o.tokenPath, ...(o.args ?? [])];
+  const registry = startWormhole(cleanup, bin, args, o.name ?? "registry", o.nodeArgs, o.env);
+  const serving = await registry.waitForLog("registry serving", o.timeoutMs ?? 60_000);
+  let httpPort: number | null = null;
+  if (o.http) {
+    const http = await registry.waitForLog("serving /metrics, /healthz and the status page", 10_000);
+    httpPort = Number(/:(\d+)$/.exec(String(http.http))?.[1]);
+  }
+  return { registry, port: Number(serving.port), httpPort, serving };
 }
 
 // ---------------------------------------------------------------- /proc sampling
@@ -552,7 +598,7 @@ export function requireLab(): void {
     process.stderr.write("this bench needs root (network namespaces, /var/run/wireguard)\n");
     process.exit(2);
   }
-  for (const tool of ["ip", "wireguard-go"]) {
+  for (const tool of ["ip", "wg", "wireguard-go"]) {
     if (spawnSync("sh", ["-c", `command -v ${tool}`]).status !== 0) {
       process.stderr.write(`this bench needs ${tool}\n`);
       process.exit(2);

@@ -10,41 +10,51 @@
  *
  *   node --import tsx bench/node-idle.ts [--seconds 60] [--peers 10]
  */
+import { pollUntil } from "../src/util/wait.js";
 import { createWireGuard } from "../src/wg/index.js";
 import {
   addPeers,
-  DEFAULT_BIN,
+  bundleBenchCommand,
   fmt,
+  labBench,
   machine,
-  parseFlags,
   peakRssKb,
   peerAllowedIp,
   phaseLine,
   privateBundle,
   ProcSampler,
   publicKeys,
-  labBench,
   runTag,
   sleep,
+  startRegistry,
   startWireGuard,
   startWormhole,
   tokenFile,
   uapiSet,
   verdict,
-  waitFor,
+  wholeNumber,
 } from "./lib.js";
 
-const USAGE = `usage: node --import tsx bench/node-idle.ts [flags]
-  --seconds S     how long the node is left alone and measured (60)
-  --peers N       other nodes: peers of both interfaces, with endpoints on the registry's (10)
-  --registry-peers N  more peers on the registry's interface only: a bigger snapshot for the node (0)
-  --warmup MS     pause between the node's first work and the measurement (5000)
-  --refresh D     the node's --refresh (its default, 15s, when empty) ("")
-  --timeout S     abort the whole run after this many seconds (300)
-  --bin PATH      the wormhole bundle (dist/wormhole.cjs)`;
+interface Flags {
+  seconds: number;
+  peers: number;
+  registryPeers: number;
+  warmup: number;
+  refresh: string;
+  timeout: number;
+  bin: string;
+}
+
+const f = bundleBenchCommand("node-idle.ts", "Node agent at rest: a real `wormhole node` against a real `wormhole registry`, left alone.", 300)
+  .option("--seconds <s>", "how long the node is left alone and measured", wholeNumber, 60)
+  .option("--peers <n>", "other nodes: peers of both interfaces, with endpoints on the registry's", wholeNumber, 10)
+  .option("--registry-peers <n>", "more peers on the registry's interface only: a bigger snapshot for the node", wholeNumber, 0)
+  .option("--warmup <ms>", "pause between the node's first work and the measurement", wholeNumber, 5000)
+  .option("--refresh <d>", "the node's --refresh (its default, 15s, when empty)", "")
+  .parse()
+  .opts<Flags>();
 
 async function main(): Promise<number> {
-  const f = parseFlags(USAGE, { seconds: 60, peers: 10, registryPeers: 0, warmup: 5000, refresh: "", timeout: 300, bin: DEFAULT_BIN });
   return labBench("node-idle", f.timeout, async (cleanup) => {
     const bin = await privateBundle(cleanup, f.bin);
     const tag = runTag();
@@ -61,15 +71,14 @@ async function main(): Promise<number> {
     await uapiSet(node.iface, body);
 
     const token = tokenFile(cleanup);
-    const registry = startWormhole(cleanup, bin, ["registry", "-i", reg.iface, "-a", "127.0.0.1:0", "--token-file", token.path], "registry");
-    const port = Number((await registry.waitForLog("registry serving", 30_000)).port);
+    const { registry, port } = await startRegistry(cleanup, bin, { iface: reg.iface, tokenPath: token.path, timeoutMs: 30_000 });
     const t0 = performance.now();
     const agent = startWormhole(
       cleanup,
       bin,
       // No probes: this node runs in the root namespace, where its registry peer's tunnel address
       // (10.200.0.1) is not routed into WireGuard (the prober checks that too, since 20:50).
-      // No control socket or state directory outside the bench's own files either.
+      // No control socket outside the bench's own files either.
       [
         "node",
         "-a",
@@ -82,22 +91,27 @@ async function main(): Promise<number> {
         "0",
         "--control-socket",
         `${token.path}.ctl.sock`,
-        "--state-dir",
-        `${token.path}.state`,
         ...(f.refresh ? ["-r", f.refresh] : []),
       ],
       "node",
     );
     const wg = createWireGuard();
-    await waitFor(
-      `the node to write the registry's endpoints (log: ${agent.log()})`,
+    await pollUntil(
+      "the node to write the registry's endpoints",
       async () => {
         const d = await wg.getDevice(node.iface);
         return d.peers.filter((p) => p.publicKey !== reg.keys.publicBase64 && p.endpoint !== null).length === f.peers;
       },
-      30_000,
-      50,
-    );
+      {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        check: () => {
+          if (agent.child.exitCode !== null || agent.child.signalCode !== null) throw new Error(`the node exited (${agent.child.exitCode ?? agent.child.signalCode})`);
+        },
+      },
+    ).catch((err: Error) => {
+      throw new Error(`${err.message} (node log: ${agent.log()})`, { cause: err });
+    });
     const readyMs = performance.now() - t0;
     console.log(`node pid ${agent.pid}: endpoints of all ${f.peers} peers written ${fmt(readyMs, 0)} ms after start; registry pid ${registry.pid} on 127.0.0.1:${port}`);
     const startHwm = peakRssKb(agent.pid) / 1024;

@@ -17,14 +17,18 @@
  * Traffic stays inside the namespaces the lab makes.
  */
 import { readFile } from "node:fs/promises";
-import { parseArgs } from "node:util";
 import { measurePaths, startAgents, withLab, wormholeAgents, type Lab } from "../src/lab/index.js";
 import { inNs } from "../src/lab/wg.js";
+import { benchCommand, wholeNumber } from "./lib.js";
 
-const { values } = parseArgs({ options: { seconds: { type: "string", default: "10" }, "pair-limit": { type: "string" } } });
-const pairLimit = values["pair-limit"];
-const seconds = Number(values.seconds);
-if (!Number.isInteger(seconds) || seconds < 1 || seconds > 120) throw new Error(`--seconds \`${values.seconds}' is not a whole number of seconds from 1 to 120`);
+const values = benchCommand("relay-throughput.ts", "Relayed against direct throughput in the NAT lab (iperf3), and what relaying costs the registry.")
+  .option("--seconds <s>", "iperf3 time per pair, 1 to 120", wholeNumber, 10)
+  .option("--pair-limit <mbit>", "the registry's --relay-pair-limit (0: no cap; default: the registry's own)")
+  .parse()
+  .opts<{ seconds: number; pairLimit?: string }>();
+const pairLimit = values.pairLimit;
+const seconds = values.seconds;
+if (seconds < 1 || seconds > 120) throw new Error(`--seconds \`${values.seconds}' is not a whole number of seconds from 1 to 120`);
 
 /** CPU seconds (user + system) of the registry's agent process, found among the registry namespace's processes. */
 async function registryCpuSec(lab: Lab): Promise<number> {

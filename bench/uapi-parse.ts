@@ -10,12 +10,7 @@ import { randomBytes } from "node:crypto";
 import { peerInfo, diffPeers, nextPeerMap, seedReply } from "../src/registry/view.js";
 import { seedProto, v1Proto } from "../src/rpc/proto.js";
 import { parseUapiGet } from "../src/wg/uapi-parse.js";
-import { fmt, machine, parseFlags, percentile } from "./lib.js";
-
-const USAGE = `usage: node --import tsx bench/uapi-parse.ts [flags]
-  --peers N        peers in the synthetic reply (10000)
-  --iterations N   timed runs of each step, after 5 untimed ones (30)
-  --allowed-ips N  allowed IPs per peer (2: one IPv4, one IPv6)`;
+import { benchCommand, fmt, machine, percentile, wholeNumber } from "./lib.js";
 
 function syntheticReply(peers: number, allowedIps: number): string {
   const now = Math.floor(Date.now() / 1000);
@@ -53,7 +48,12 @@ function time(what: string, iterations: number, fn: () => unknown): number[] {
   return ms;
 }
 
-const f = parseFlags(USAGE, { peers: 10_000, iterations: 30, allowedIps: 2 });
+const f = benchCommand("uapi-parse.ts", "Micro-benches, in this process, no root: what the registry does with a big interface.")
+  .option("--peers <n>", "peers in the synthetic reply", wholeNumber, 10_000)
+  .option("--iterations <n>", "timed runs of each step, after 5 untimed ones", wholeNumber, 30)
+  .option("--allowed-ips <n>", "allowed IPs per peer (2: one IPv4, one IPv6)", wholeNumber, 2)
+  .parse()
+  .opts<{ peers: number; iterations: number; allowedIps: number }>();
 console.log(`# uapi-parse: ${f.peers} peers, ${f.allowedIps} allowed IPs each, ${f.iterations} timed runs per step`);
 console.log(machine());
 const reply = syntheticReply(f.peers, f.allowedIps);

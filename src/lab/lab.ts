@@ -41,7 +41,7 @@
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -50,7 +50,7 @@ import { runCommand } from "../util/runner.js";
 import type { WgPeer } from "../wg/types.js";
 import type { NatProfile } from "./nat.js";
 import { firewall6Ruleset, natRuleset, remapRuleset } from "./nat.js";
-import { checkRunId, newRunId, wgSocketPath } from "./names.js";
+import { checkRunId, newRunId } from "./names.js";
 import type { LabProcess } from "./process.js";
 import { spawnInNamespace, stopProcess, tailFile } from "./process.js";
 import { registerTeardown, unregisterTeardown } from "./signals.js";
@@ -58,7 +58,7 @@ import type { LabPlan, NodePlan, SitePlan, SiteSpec, WgHostPlan } from "./topolo
 import { TUNNEL_PREFIX_LEN, planLab } from "./topology.js";
 import { LabTimeoutError, allSettledOrThrow, pollUntil } from "./wait.js";
 import type { KeyPair, PeerConfig } from "./wg.js";
-import { generateKeyPair, inNs, makeKeyDir, readPeers, setPeers, setPrivateKey } from "./wg.js";
+import { generateKeyPair, inNs, makeKeyDir, readPeers, setPeers, startWireGuardGo } from "./wg.js";
 
 export interface LabOptions {
   readonly sites: readonly SiteSpec[];
@@ -487,28 +487,21 @@ export class Lab {
     await this.step(`keys for ${h.name}`, async () => {
       this.#keys.set(h.name, await generateKeyPair(run));
     });
-    const sock = wgSocketPath(h.iface);
-    const proc = await this.step(`wireguard-go ${h.iface} in ${h.ns}`, async () => {
-      if (existsSync(sock)) throw new Error(`${sock} already exists: another run uses the interface name ${h.iface}`);
-      this.#sockets.push(sock);
-      return this.spawn(`wireguard-go ${h.name}`, h.ns, ["wireguard-go", "-f", h.iface], {
+    await this.step(`wireguard-go ${h.iface} in ${h.ns}: started, key, port ${h.listenPort}`, () =>
+      startWireGuardGo({ spawn: (...args) => this.spawn(...args), removeLater: (path) => this.#sockets.push(path) }, run, {
+        ns: h.ns,
+        iface: h.iface,
+        name: `wireguard-go ${h.name}`,
         logName: `${h.name}.wireguard-go`,
-        env: { LOG_LEVEL: this.#opts.wgLogLevel ?? "debug" },
-      });
-    });
-    await this.step(`wait for ${sock}`, () =>
-      pollUntil(
-        `${h.iface}'s control socket`,
-        async () => {
-          const st = proc.exitStatus();
-          if (st) throw new Error(`wireguard-go ${h.iface} exited (${st.signal ?? `code ${st.code}`}):\n${await tailFile(proc.logFile, 10)}`);
-          return existsSync(sock) ? true : undefined;
-        },
-        { timeoutMs: readyMs, intervalMs: 50, check: () => this.checkOpen() },
-      ),
+        privateKey: (this.#keys.get(h.name) as KeyPair).privateKey,
+        keyDir: this.#keyDir,
+        listenPort: h.listenPort,
+        logLevel: this.#opts.wgLogLevel ?? "debug",
+        timeoutMs: readyMs,
+        check: () => this.checkOpen(),
+      }),
     );
-    await this.step(`configure ${h.iface}: key, port ${h.listenPort}, ${h.tunnelIp}/${TUNNEL_PREFIX_LEN}, up`, async () => {
-      await setPrivateKey(run, h.ns, h.iface, (this.#keys.get(h.name) as KeyPair).privateKey, h.listenPort, this.#keyDir);
+    await this.step(`configure ${h.iface}: ${h.tunnelIp}/${TUNNEL_PREFIX_LEN}, up`, async () => {
       await run(["ip", "-n", h.ns, "addr", "add", `${h.tunnelIp}/${TUNNEL_PREFIX_LEN}`, "dev", h.iface]);
       await run(["ip", "-n", h.ns, "link", "set", h.iface, "up"]);
     });

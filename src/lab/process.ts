@@ -8,8 +8,9 @@
  */
 import { spawn } from "node:child_process";
 import { once } from "node:events";
-import { closeSync, openSync, readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
 
 export interface ExitStatus {
   readonly code: number | null;
@@ -112,5 +113,46 @@ export function isAlive(pid: number): boolean {
     return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
   } catch {
     return false;
+  }
+}
+
+/**
+ * Whoever owns a run (the lab, a benchmark, a test): starts processes it will
+ * stop at its teardown, and removes the files it is told of.
+ */
+export interface ProcessOwner {
+  /** Starts `argv` inside `ns`, tracked for teardown, its output in a log file named after `logName`. */
+  spawn(name: string, ns: string, argv: readonly string[], options: { logName: string; env?: Record<string, string> }): Promise<LabProcess>;
+  /** A file to remove at teardown (after the processes are stopped). */
+  removeLater(path: string): void;
+}
+
+/** A ProcessOwner for runs without a Lab (the benchmarks, the real-WireGuard tests): logs go to `logDir`. */
+export class ProcessGroup implements ProcessOwner {
+  readonly #processes: LabProcess[] = [];
+  readonly #files: string[] = [];
+
+  constructor(readonly logDir: string) {}
+
+  async spawn(name: string, ns: string, argv: readonly string[], options: { logName: string; env?: Record<string, string> }): Promise<LabProcess> {
+    const p = await spawnInNamespace(name, ns, argv, { logFile: join(this.logDir, `${options.logName}.log`), ...(options.env ? { env: options.env } : {}) });
+    this.#processes.push(p);
+    return p;
+  }
+
+  removeLater(path: string): void {
+    this.#files.push(path);
+  }
+
+  /** Stops every process (the newest first), then removes the files. */
+  async teardown(): Promise<void> {
+    for (const p of [...this.#processes].reverse()) await stopProcess(p).catch(() => {});
+    for (const f of this.#files) await rm(f, { force: true });
+  }
+
+  /** At process exit, where nothing can be awaited: SIGKILL by PID, then the files. */
+  teardownSync(): void {
+    for (const p of this.#processes) if (!p.exitStatus()) signal(p.pid, "SIGKILL");
+    for (const f of this.#files) rmSync(f, { force: true });
   }
 }

@@ -1,11 +1,12 @@
 /**
- * The lab's own WireGuard plumbing: keys, configuring a wireguard-go interface,
- * reading its peers. Everything goes through the Runner, inside a namespace.
- * (src/wg/ is the product's WireGuard access; the lab builds WireGuard the way a
- * user would, with `wg`.)
+ * The lab's own WireGuard plumbing: keys, starting and configuring a
+ * wireguard-go interface, reading its peers. Everything goes through the
+ * Runner, inside a namespace. (src/wg/ is the product's WireGuard access; the
+ * lab builds WireGuard the way a user would, with `wg`.) The benchmarks and
+ * the real-WireGuard tests start their wireguard-go here too.
  *
  * Private keys never appear in argv, logs or errors: they live in a {@link Secret}
- * and reach `wg` on standard input.
+ * and reach `wg` through a 0600 file in a RAM-backed directory (see setPrivateKey).
  */
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
@@ -13,9 +14,12 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { inspect } from "node:util";
 import type { Runner } from "../util/runner.js";
+import { pollUntil } from "../util/wait.js";
 import { isKey } from "../wg/keys.js";
 import type { Endpoint, WgPeer } from "../wg/types.js";
 import { wgtoolGetDevice } from "../wg/wgtool.js";
+import { IFNAME_MAX, wgSocketPath } from "./names.js";
+import { type LabProcess, type ProcessOwner, tailFile } from "./process.js";
 
 /** A value that prints as `[secret]` however it is logged. */
 export class Secret {
@@ -57,7 +61,7 @@ export function inNs(ns: string, argv: readonly string[]): string[] {
 }
 
 /**
- * Sets the interface's private key and listen port.
+ * Sets the interface's private key (and listen port, when given).
  *
  * `wg set IFACE private-key /dev/stdin` cannot work through the Runner: Node's
  * stdio "pipes" are Unix sockets, and `wg` fopen()s the path, which fails on a
@@ -65,11 +69,12 @@ export function inNs(ns: string, argv: readonly string[]): string[] {
  * O_EXCL in `keyDir` (RAM-backed /dev/shm when available), read by `wg`, and
  * unlinked at once. It never appears in argv or a log.
  */
-export async function setPrivateKey(run: Runner, ns: string, iface: string, key: Secret, listenPort: number, keyDir: string): Promise<void> {
+export async function setPrivateKey(run: Runner, ns: string, iface: string, key: Secret, listenPort: number | undefined, keyDir: string): Promise<void> {
   const file = join(keyDir, `${iface}.${randomBytes(6).toString("hex")}.key`);
   await writeFile(file, `${key.reveal()}\n`, { mode: 0o600, flag: "wx" });
   try {
-    await run(inNs(ns, ["wg", "set", iface, "listen-port", String(listenPort), "private-key", file]));
+    const port = listenPort === undefined ? [] : ["listen-port", String(listenPort)];
+    await run(inNs(ns, ["wg", "set", iface, ...port, "private-key", file]));
   } finally {
     await rm(file, { force: true });
   }
@@ -79,6 +84,54 @@ export async function setPrivateKey(run: Runner, ns: string, iface: string, key:
 export async function makeKeyDir(prefix: string, fallback: string): Promise<string> {
   const base = existsSync("/dev/shm") ? "/dev/shm" : fallback;
   return mkdtemp(join(base, prefix)); // mode 0700
+}
+
+export interface WireGuardGoOptions {
+  /** The namespace (it must exist) and the interface name wireguard-go makes in it. */
+  readonly ns: string;
+  readonly iface: string;
+  /** For logs and the process list: "wireguard-go alice". */
+  readonly name: string;
+  readonly logName: string;
+  readonly privateKey: Secret;
+  /** 0700 directory for the moment the key is handed to `wg` ({@link makeKeyDir}). */
+  readonly keyDir: string;
+  readonly listenPort?: number;
+  /** wireguard-go's LOG_LEVEL ("error", "verbose"/"debug"). */
+  readonly logLevel?: string;
+  /** How long the control socket may take to appear. Default 10 s. */
+  readonly timeoutMs?: number;
+  /** Called before each look for the socket; throw to stop waiting (the owner is tearing down). */
+  readonly check?: () => void;
+}
+
+/**
+ * Starts `wireguard-go -f IFACE` in a namespace and sets its private key (and
+ * listen port): the one way the lab, the benchmarks and the tests start
+ * wireguard-go. The interface is left down. The process and its control
+ * socket are the owner's to clean up; a refusal to start names the log's
+ * last lines.
+ */
+export async function startWireGuardGo(owner: ProcessOwner, run: Runner, o: WireGuardGoOptions): Promise<LabProcess> {
+  if (o.iface.length > IFNAME_MAX) throw new Error(`interface name \`${o.iface}' is longer than ${IFNAME_MAX} characters`);
+  const socket = wgSocketPath(o.iface);
+  if (existsSync(socket)) throw new Error(`${socket} already exists: another run uses the interface name ${o.iface}`);
+  owner.removeLater(socket);
+  const proc = await owner.spawn(o.name, o.ns, ["wireguard-go", "-f", o.iface], {
+    logName: o.logName,
+    ...(o.logLevel ? { env: { LOG_LEVEL: o.logLevel } } : {}),
+  });
+  // Done when the socket is there, or at once when wireguard-go has exited.
+  const outcome = await pollUntil(`${o.iface}'s control socket ${socket}`, () => proc.exitStatus() ?? existsSync(socket), {
+    timeoutMs: o.timeoutMs ?? 10_000,
+    intervalMs: 50,
+    ...(o.check ? { check: o.check } : {}),
+  });
+  if (outcome !== true) {
+    throw new Error(`wireguard-go ${o.iface} exited (${outcome.signal ?? `code ${outcome.code}`}) before making ${socket}:\n${await tailFile(proc.logFile, 10)}`);
+  }
+  await setPrivateKey(run, o.ns, o.iface, o.privateKey, o.listenPort, o.keyDir);
+  return proc;
 }
 
 export interface PeerConfig {

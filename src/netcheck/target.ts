@@ -5,7 +5,7 @@
  * itself sends: the endpoint of the peer whose allowed IPs hold that address.
  * Pure: the caller reads the devices.
  */
-import ipaddr from "ipaddr.js";
+import { prefixContains } from "../util/prefix.js";
 import { tryCanonicalIp } from "../wg/endpoint.js";
 import type { WgDevice } from "../wg/types.js";
 
@@ -25,20 +25,13 @@ export interface StunTarget {
 export function stunTargetFor(apiHost: string, devices: readonly WgDevice[]): StunTarget {
   const ip = tryCanonicalIp(apiHost);
   if (ip === null || ip.includes("%")) return { host: apiHost, via: null };
-  const addr = ipaddr.process(ip);
   let best: { len: number; host: string; via: string } | null = null;
   for (const d of devices) {
     for (const p of d.peers) {
       if (!p.endpoint) continue;
       for (const cidr of p.allowedIps) {
-        let net: [ipaddr.IPv4 | ipaddr.IPv6, number];
-        try {
-          net = ipaddr.parseCIDR(cidr);
-        } catch {
-          continue;
-        }
-        const [base, len] = net;
-        if (len === 0 || base.kind() !== addr.kind() || !addr.match(net)) continue;
+        const len = Number(cidr.slice(cidr.indexOf("/") + 1));
+        if (len === 0 || !prefixContains(cidr, ip)) continue;
         if (best === null || len > best.len) best = { len, host: p.endpoint.ip, via: `the endpoint of peer ${p.publicKey.slice(0, 8)}… on ${d.name}, whose allowed IPs hold ${ip}` };
       }
     }

@@ -10,17 +10,20 @@
  * single-file bundle (`./wormhole`) does not carry: grpc-health-check even does
  * it on import, so importing it would break every subcommand. So the service
  * definitions come from grpc-standard.json, the JSON descriptor of the
- * packages' own .proto files (a test checks it matches them), and:
- *  - reflection answers with @grpc/reflection's implementation (the part that
- *    indexes and encodes descriptors, which is most of the work);
+ * packages' own .proto files (a test checks it matches them), and both
+ * services are implemented here, small as they are:
+ *  - reflection (ReflectionIndex) indexes the file descriptors proto-loader
+ *    makes of wormhole's own protos and the standard ones, read with
+ *    protobufjs' descriptor types, and answers with their bytes; it behaves
+ *    as @grpc/reflection 1.x's implementation (the tests drive it with that
+ *    package's own .proto);
  *  - health is the small status map below, which behaves as grpc-health-check
  *    2.x's HealthImplementation (a test drives it with that package's client
  *    definition).
  */
 import * as grpc from "@grpc/grpc-js";
 import { fromJSON, type PackageDefinition } from "@grpc/proto-loader";
-// The implementation class, not the package's facade: the facade's addToServer reads files.
-import { ReflectionV1Implementation } from "@grpc/reflection/build/src/implementations/reflection-v1.js";
+import descriptorTypes from "protobufjs/ext/descriptor/index.js";
 import ourDescriptor from "../gen/descriptor.json" with { type: "json" };
 import standardDescriptor from "./grpc-standard.json" with { type: "json" };
 
@@ -28,7 +31,7 @@ type JsonDescriptor = Parameters<typeof fromJSON>[0];
 
 /** As grpc-health-check loads health.proto. */
 const HEALTH_LOADER = { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true } as const;
-/** Must match @grpc/reflection's PROTO_LOADER_OPTS: its implementation reads and writes messages in this shape. */
+/** As @grpc/reflection loads reflection.proto: ReflectionIndex reads and writes messages in this shape. */
 const REFLECTION_LOADER = { longs: String, enums: String, bytes: Array, defaults: true, oneofs: true } as const;
 
 const healthDefinition = fromJSON(standardDescriptor as unknown as JsonDescriptor, HEALTH_LOADER);
@@ -144,19 +147,198 @@ export class HealthService {
   }
 }
 
-/** What answers reflection requests: @grpc/reflection's implementation, or a test's wrapper of it. */
+/** A ServerReflectionRequest (v1 and v1alpha alike) as REFLECTION_LOADER decodes it. */
+export interface ReflectionRequest {
+  readonly host?: string;
+  /** Which of the fields below the request sets (its oneof). */
+  readonly messageRequest?: string;
+  readonly fileByFilename?: string;
+  readonly fileContainingSymbol?: string;
+  readonly fileContainingExtension?: { readonly containingType?: string; readonly extensionNumber?: number } | null;
+  readonly allExtensionNumbersOfType?: string;
+  readonly listServices?: string;
+}
+
+/** What answers reflection requests: a ReflectionIndex, or a test's wrapper of one. */
 export interface ReflectionAnswerer {
   handleServerReflectionRequest(message: ReflectionRequest): unknown;
 }
-type ReflectionRequest = Parameters<ReflectionV1Implementation["handleServerReflectionRequest"]>[0];
 
-/** @grpc/reflection's implementation over wormhole's own services and the standard ones. */
+/** The parts of google.protobuf.FileDescriptorProto (as protobufjs decodes it) that reflection looks at. */
+interface FieldProto {
+  readonly name?: string;
+  readonly number?: number;
+  readonly typeName?: string;
+  readonly extendee?: string;
+}
+interface MessageProto {
+  readonly name?: string;
+  readonly field?: readonly FieldProto[];
+  readonly extension?: readonly FieldProto[];
+  readonly nestedType?: readonly MessageProto[];
+  readonly enumType?: readonly EnumProto[];
+  readonly oneofDecl?: readonly { readonly name?: string }[];
+}
+interface EnumProto {
+  readonly name?: string;
+  readonly value?: readonly { readonly name?: string }[];
+}
+interface FileProto {
+  readonly name?: string;
+  readonly package?: string;
+  readonly dependency?: readonly string[];
+  readonly messageType?: readonly MessageProto[];
+  readonly enumType?: readonly EnumProto[];
+  readonly service?: readonly { readonly name?: string; readonly method?: readonly { readonly name?: string; readonly inputType?: string; readonly outputType?: string }[] }[];
+  readonly extension?: readonly FieldProto[];
+}
+
+class NotFound extends Error {}
+
+/**
+ * Server reflection over a package definition's file descriptors: which
+ * services there are, and the file (with the files it needs) that defines a
+ * symbol, has a name or extends a type. Built once; each answer is a lookup.
+ */
+export class ReflectionIndex implements ReflectionAnswerer {
+  /** File name → its encoded FileDescriptorProto, as proto-loader made it. */
+  readonly #bytes = new Map<string, Uint8Array>();
+  /** File name → the files its types refer to. */
+  readonly #needs = new Map<string, Set<string>>();
+  /** Fully qualified name (no leading dot) → the file that defines it. */
+  readonly #symbols = new Map<string, string>();
+  readonly #services: string[] = [];
+  /** Extended type → extension field number → file. */
+  readonly #extensions = new Map<string, Map<number, string>>();
+
+  constructor(definition: PackageDefinition) {
+    const files = new Map<string, FileProto>();
+    for (const entry of Object.values(definition)) {
+      const encoded = "fileDescriptorProtos" in entry ? (entry.fileDescriptorProtos as readonly Uint8Array[]) : [];
+      for (const bytes of encoded) {
+        const file = descriptorTypes.FileDescriptorProto.decode(bytes) as unknown as FileProto;
+        if (file.name === undefined || files.has(file.name)) continue;
+        files.set(file.name, file);
+        this.#bytes.set(file.name, bytes);
+      }
+    }
+    const refs = new Map<string, string[]>();
+    for (const [name, file] of files) refs.set(name, this.#index(name, file));
+    for (const [name, file] of files) {
+      const needs = new Set((file.dependency ?? []).filter((d) => files.has(d)));
+      for (const ref of refs.get(name) ?? []) {
+        const other = this.#symbols.get(ref.replace(/^\./, ""));
+        if (other !== undefined && other !== name) needs.add(other);
+      }
+      this.#needs.set(name, needs);
+    }
+  }
+
+  /** Records every name `file` defines; returns the type names it refers to. */
+  #index(fileName: string, file: FileProto): string[] {
+    const refs: string[] = [];
+    const define = (fqn: string) => this.#symbols.set(fqn, fileName);
+    const join = (scope: string, name: string | undefined) => (scope ? `${scope}.${name ?? ""}` : (name ?? ""));
+    const extension = (scope: string, ext: FieldProto) => {
+      define(join(scope, ext.name));
+      if (ext.typeName) refs.push(ext.typeName);
+      const extended = (ext.extendee ?? "").replace(/^\./, "");
+      const numbers = this.#extensions.get(extended) ?? new Map<number, string>();
+      numbers.set(ext.number ?? -1, fileName);
+      this.#extensions.set(extended, numbers);
+    };
+    const enumType = (scope: string, e: EnumProto) => {
+      const fqn = join(scope, e.name);
+      define(fqn);
+      for (const v of e.value ?? []) define(join(fqn, v.name));
+    };
+    const message = (scope: string, m: MessageProto) => {
+      const fqn = join(scope, m.name);
+      define(fqn);
+      for (const f of m.field ?? []) {
+        define(join(fqn, f.name));
+        if (f.typeName) refs.push(f.typeName);
+      }
+      for (const o of m.oneofDecl ?? []) define(join(fqn, o.name));
+      for (const n of m.nestedType ?? []) message(fqn, n);
+      for (const e of m.enumType ?? []) enumType(fqn, e);
+      for (const x of m.extension ?? []) extension(fqn, x);
+    };
+    const pkg = file.package ?? "";
+    for (const e of file.enumType ?? []) enumType(pkg, e);
+    for (const m of file.messageType ?? []) message(pkg, m);
+    for (const x of file.extension ?? []) extension(pkg, x);
+    for (const svc of file.service ?? []) {
+      const fqn = join(pkg, svc.name);
+      define(fqn);
+      this.#services.push(fqn);
+      for (const method of svc.method ?? []) {
+        define(join(fqn, method.name));
+        refs.push(method.inputType ?? "", method.outputType ?? "");
+      }
+    }
+    return refs.filter(Boolean);
+  }
+
+  /** The file, then every file it needs, directly or not. */
+  #withNeeds(fileName: string): { fileDescriptorProto: Uint8Array[] } {
+    const order = [fileName];
+    for (let i = 0; i < order.length; i++) {
+      for (const need of this.#needs.get(order[i] as string) ?? []) if (!order.includes(need)) order.push(need);
+    }
+    return { fileDescriptorProto: order.map((f) => this.#bytes.get(f) as Uint8Array) };
+  }
+
+  #file(fileName: string | undefined, what: string): { fileDescriptorProto: Uint8Array[] } {
+    if (fileName === undefined || !this.#bytes.has(fileName)) throw new NotFound(what);
+    return this.#withNeeds(fileName);
+  }
+
+  /** One ServerReflectionResponse: the answer, or an errorResponse (NOT_FOUND, UNIMPLEMENTED). */
+  handleServerReflectionRequest(message: ReflectionRequest): unknown {
+    const response = { validHost: message.host, originalRequest: message };
+    try {
+      switch (message.messageRequest) {
+        case "listServices":
+          return { ...response, listServicesResponse: { service: this.#services.map((name) => ({ name })) } };
+        case "fileByFilename":
+          return { ...response, fileDescriptorResponse: this.#file(message.fileByFilename, `Proto file not found: ${message.fileByFilename}`) };
+        case "fileContainingSymbol": {
+          const symbol = message.fileContainingSymbol ?? "";
+          return { ...response, fileDescriptorResponse: this.#file(this.#symbols.get(symbol), `Symbol not found: ${symbol}`) };
+        }
+        case "fileContainingExtension": {
+          const type = message.fileContainingExtension?.containingType ?? "";
+          const number = message.fileContainingExtension?.extensionNumber ?? -1;
+          return { ...response, fileDescriptorResponse: this.#file(this.#extensions.get(type)?.get(number), `Extension not found for symbol ${type} at field ${number}`) };
+        }
+        case "allExtensionNumbersOfType": {
+          const type = message.allExtensionNumbersOfType ?? "";
+          const numbers = this.#extensions.get(type);
+          if (!numbers) throw new NotFound(`Extensions not found for symbol ${type}`);
+          return { ...response, allExtensionNumbersResponse: { baseTypeName: type, extensionNumber: [...numbers.keys()] } };
+        }
+        default:
+          return { ...response, errorResponse: { errorCode: grpc.status.UNIMPLEMENTED, errorMessage: `Unimplemented method for request: ${message.messageRequest}` } };
+      }
+    } catch (err) {
+      // Only NotFound is expected; anything else is answered too: a stream handler must never throw.
+      const notFound = err instanceof NotFound;
+      return {
+        ...response,
+        errorResponse: { errorCode: notFound ? grpc.status.NOT_FOUND : grpc.status.UNKNOWN, errorMessage: notFound ? err.message : "Failed to process gRPC reflection request" },
+      };
+    }
+  }
+}
+
+/** Reflection over wormhole's own services and the standard ones. */
 export function defaultReflection(): ReflectionAnswerer {
   const described: PackageDefinition = {
     ...fromJSON(ourDescriptor as unknown as JsonDescriptor, REFLECTION_LOADER),
     ...reflectionDefinition,
   };
-  return new ReflectionV1Implementation(described);
+  return new ReflectionIndex(described);
 }
 
 /**

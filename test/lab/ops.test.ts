@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import { measurePaths, startAgents, withLab, wormholeAgents } from "../../src/lab/index.js";
 import { controlSocketOf } from "../../src/lab/agents.js";
 import { newRunId } from "../../src/lab/names.js";
+import { pollUntil } from "../../src/lab/wait.js";
 import { inNs } from "../../src/lab/wg.js";
 import { SKIP, WORMHOLE_CJS, WORMHOLE_COMMAND, assertNoLeftovers } from "./helpers.js";
 
@@ -64,10 +65,14 @@ describe("operations in the NAT lab", { skip: SKIP }, () => {
         // The nodes' reports reach the registry when their paths change: give them a few seconds.
         const relayed = new Set(measured.filter((r) => r.path === "relayed").map((r) => [r.from, r.to].sort().join("-")));
         let seen = "";
-        for (let i = 0; i < 20 && seen !== String(relayed.size); i++) {
-          if (i > 0) await new Promise((r) => setTimeout(r, 500));
-          seen = /^wormhole_registry_relayed_pairs (\d+)$/m.exec(await scrape())?.[1] ?? "";
-        }
+        await pollUntil(
+          "the registry's count of relayed pairs",
+          async () => {
+            seen = /^wormhole_registry_relayed_pairs (\d+)$/m.exec(await scrape())?.[1] ?? "";
+            return seen === String(relayed.size);
+          },
+          { timeoutMs: 10_000, intervalMs: 500 },
+        ).catch(() => {}); // the assertion below says what was seen
         assert.equal(seen, String(relayed.size), `relayed pairs: the registry counts ${seen}, the lab measured ${[...relayed].join(", ")}`);
         await agents.stopAll(lab);
       },

@@ -11,15 +11,15 @@
  * Cleanup always: the daemon is killed by PID, the namespace deleted, the socket removed.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { access, mkdtemp, open, rm, stat, writeFile } from "node:fs/promises";
+import { access, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { constants as fsConstants } from "node:fs";
 import { createConnection } from "node:net";
 import { delimiter, join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { ProcessGroup } from "../../src/lab/process.js";
+import { generateKeyPair, makeKeyDir, startWireGuardGo } from "../../src/lab/wg.js";
 import { runCommand } from "../../src/util/runner.js";
 import { createWireGuard, WgError } from "../../src/wg/index.js";
 import type { WgPeer } from "../../src/wg/index.js";
@@ -48,52 +48,14 @@ async function skipReason(): Promise<string | false> {
 
 const skip = await skipReason();
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-}
-
 /** `wg show IFACE <field>` as a map from peer key to value. */
 async function wgShow(iface: string, field: "endpoints" | "persistent-keepalive"): Promise<Map<string, string>> {
   const out = (await runCommand(["wg", "show", iface, field])).stdout;
   return new Map(out.split("\n").filter((l) => l !== "").map((l) => l.split("\t") as [string, string]));
 }
 
-async function genKeyPair(): Promise<{ priv: string; pub: string }> {
-  const priv = (await runCommand(["wg", "genkey"])).stdout.trim();
-  const pub = (await runCommand(["wg", "pubkey"], { input: `${priv}\n` })).stdout.trim();
-  return { priv, pub };
-}
-
-/**
- * `wg set IFACE private-key FILE`, the key never in argv. Not `/dev/stdin` fed by the runner's
- * `input`: Node gives a child a socketpair, not a pipe, as standard input, and opening
- * /dev/stdin on a socket fails (ENXIO). A FIFO in a private directory carries the key instead
- * (kernel memory only, never on disk).
- */
-async function setPrivateKey(ns: string, iface: string, priv: string): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), "wht-key-"));
-  const fifo = join(dir, "key");
-  try {
-    await runCommand(["mkfifo", "-m", "600", fifo]);
-    const setting = runCommand(["ip", "netns", "exec", ns, "wg", "set", iface, "private-key", fifo, "listen-port", "51820"]);
-    // writeFile blocks until wg opens the FIFO; if wg dies first, open the read end ourselves to free it.
-    const writing = writeFile(fifo, `${priv}\n`);
-    try {
-      await setting;
-    } catch (err) {
-      await open(fifo, fsConstants.O_RDONLY | fsConstants.O_NONBLOCK).then((fh) => fh.close());
-      await writing.catch(() => {});
-      throw err;
-    }
-    await writing;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+async function publicKey(): Promise<string> {
+  return (await generateKeyPair(runCommand)).publicKey;
 }
 
 /** One raw `set=1` on the control socket (test set-up only: secrets never touch argv or disk). */
@@ -119,8 +81,8 @@ describe("wg: real wireguard-go", { skip, timeout: 60_000 }, () => {
   const ns = `wht-${tag}`;
   const iface = `wht${tag}`; // 9 characters
   const socketPath = join(SOCKET_DIR, `${iface}.sock`);
-  let daemon: ChildProcess | undefined;
-  let daemonLog = "";
+  let owner: ProcessGroup | undefined;
+  let keyDir: string | undefined;
   let iKeys: { priv: string; pub: string };
   let k1: string;
   let k2: string;
@@ -128,28 +90,20 @@ describe("wg: real wireguard-go", { skip, timeout: 60_000 }, () => {
   const wg = createWireGuard();
 
   async function cleanup(): Promise<void> {
-    if (daemon?.pid !== undefined && daemon.exitCode === null && daemon.signalCode === null) {
-      const exited = new Promise((r) => daemon?.once("exit", r));
-      daemon.kill("SIGTERM");
-      const timer = setTimeout(() => daemon?.kill("SIGKILL"), 2000);
-      await exited;
-      clearTimeout(timer);
-    }
+    await owner?.teardown();
     await runCommand(["ip", "netns", "del", ns], { allowFailure: true });
-    await rm(socketPath, { force: true });
+    for (const dir of [keyDir, owner?.logDir]) if (dir) await rm(dir, { recursive: true, force: true });
   }
 
   before(async () => {
     try {
+      owner = new ProcessGroup(await mkdtemp(join(tmpdir(), "wht-log-")));
+      keyDir = await makeKeyDir("wht-key-", tmpdir());
       await runCommand(["ip", "netns", "add", ns]);
-      daemon = spawn("ip", ["netns", "exec", ns, "wireguard-go", "-f", iface], { stdio: ["ignore", "pipe", "pipe"] });
-      daemon.stdout?.on("data", (d: Buffer) => (daemonLog += d.toString()));
-      daemon.stderr?.on("data", (d: Buffer) => (daemonLog += d.toString()));
-      await waitFor(`${socketPath} (wireguard-go log: ${daemonLog})`, async () => (await stat(socketPath).catch(() => null))?.isSocket() ?? false);
-
-      iKeys = await genKeyPair();
-      await setPrivateKey(ns, iface, iKeys.priv);
-      [k1, k2, kGone] = (await Promise.all([genKeyPair(), genKeyPair(), genKeyPair()])).map((k) => k.pub) as [string, string, string];
+      const keys = await generateKeyPair(runCommand);
+      iKeys = { priv: keys.privateKey.reveal(), pub: keys.publicKey };
+      await startWireGuardGo(owner, runCommand, { ns, iface, name: `wireguard-go ${iface}`, logName: iface, privateKey: keys.privateKey, keyDir, listenPort: 51820 });
+      [k1, k2, kGone] = (await Promise.all([publicKey(), publicKey(), publicKey()])) as [string, string, string];
       await runCommand(["ip", "netns", "exec", ns, "wg", "set", iface, "peer", k1, "endpoint", "192.168.77.2:51820", "allowed-ips", "10.77.0.2/32,fd77::2/128", "peer", k2, "allowed-ips", "10.77.0.3/32"]);
 
       // Safety: the interface must be down so wireguard-go sends nothing anywhere.

@@ -1,17 +1,6 @@
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws, naming `what`). */
-export async function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 20): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    }
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
+import { pollUntil, type Truthy } from "../../src/util/wait.js";
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes (then throws, naming `what`): src/util/wait.ts's pollUntil with the tests' defaults. */
+export function waitFor<T>(what: string, check: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 20): Promise<Truthy<T>> {
+  return pollUntil(what, check, { timeoutMs, intervalMs: everyMs });
 }
