@@ -1,5 +1,5 @@
 /**
- * The registry's Watch fan-out (src/registry/server.ts, WatchHub) over real gRPC on 127.0.0.1:
+ * The registry's Watch fan-out (src/registry/watch-hub.ts) over real gRPC on 127.0.0.1:
  * events serialized once for all streams, the snapshot once per table state, a stream that falls
  * too far behind ended with RESOURCE_EXHAUSTED, and joins held back while too many snapshots are
  * in flight. A "stalled" watcher is a raw HTTP/2 client that advertises a zero flow-control
