@@ -308,6 +308,7 @@ export class RegistrySourceMachine implements RegistrySource {
   private failures = 0;
   /** Whether the registry answered the last time it was asked; each change is logged once. */
   private healthState: RegistryHealth = "connecting";
+  /** Connections so far (each snapshot, and the first poll): the views' generation. */
   private generationCount = 0;
   private polled = false;
   /** Polls made so far: only the answer to the last counts. */
@@ -342,11 +343,6 @@ export class RegistrySourceMachine implements RegistrySource {
 
   health(): RegistryHealth {
     return this.healthState;
-  }
-
-  /** Connections so far (each snapshot, and the first poll). */
-  get generation(): number {
-    return this.generationCount;
   }
 
   start(listener: (view: RegistryView) => void, keys?: readonly string[]): void {
