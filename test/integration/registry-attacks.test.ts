@@ -423,15 +423,13 @@ describe("GetPeers", () => {
   });
 });
 
-/** Longer than any poll interval (its stretch stops at 1 s). */
-const AGED_MS = 1_050;
-
 describe("a registry nobody watches", () => {
   it("reads its interface on demand: GetEndpoint, GetPeers and /healthz see a change made just before", { timeout: 30_000 }, async () => {
     const wg = new FakeWireGuard([{ name: "wg0", publicKey: key(9), peers: [{ publicKey: key(1), endpoint: { ip: "198.51.100.1", port: 1 }, allowedIps: ["10.200.0.2/32"] }] }]);
     const log = captureLogger();
     // Polls once a minute on its own: anything fresher was read on demand. Data counts as old after
-    // the poll interval, which stretches with the read time up to 1 s: the test waits that long.
+    // the poll interval (which stretches with the read time, up to 1 s): each wait below asks until
+    // the call that finds the data old has read the change.
     const reg = await runRegistry(
       { address: "127.0.0.1:0", iface: "wg0", token: TOKEN, pollIntervalMs: 20, idlePollIntervalMs: 60_000, http: { host: "127.0.0.1", port: 0 } },
       { wg, logger: log.logger },
@@ -442,22 +440,25 @@ describe("a registry nobody watches", () => {
     cleanups.push(() => seed.close());
     const client = v1Client(reg.port);
 
-    for (const port of [2, 3]) {
-      wg.setPeerEndpoint("wg0", key(1), { ip: "198.51.100.1", port });
-      await new Promise((resolve) => setTimeout(resolve, AGED_MS));
+    const seedPort = async () => {
       const reply = await new Promise<{ Peers: Array<{ endpointPort?: number }> }>((resolve, reject) =>
         seed.GetEndpoint({ token: TOKEN }, (err, r) => (err || !r ? reject(err) : resolve(r as never))),
       );
-      assert.equal(reply.Peers[0]?.endpointPort, port, "GetEndpoint");
+      return reply.Peers[0]?.endpointPort;
+    };
+    for (const port of [2, 3]) {
+      wg.setPeerEndpoint("wg0", key(1), { ip: "198.51.100.1", port });
+      await waitFor(`GetEndpoint reading port ${port}`, async () => (await seedPort()) === port);
     }
     wg.setPeerEndpoint("wg0", key(1), { ip: "198.51.100.1", port: 4 });
-    await new Promise((resolve) => setTimeout(resolve, AGED_MS));
-    const peers = await new Promise<Array<{ endpoint?: { port: number } | null }>>((resolve, reject) =>
-      client.GetPeers({}, bearer(), (err, r) => (err || !r ? reject(err) : resolve(r.peers))),
-    );
-    assert.equal(peers[0]?.endpoint?.port, 4, "GetPeers");
+    const v1Port = async () => {
+      const peers = await new Promise<Array<{ endpoint?: { port: number } | null }>>((resolve, reject) =>
+        client.GetPeers({}, bearer(), (err, r) => (err || !r ? reject(err) : resolve(r.peers))),
+      );
+      return peers[0]?.endpoint?.port;
+    };
+    await waitFor("GetPeers reading port 4", async () => (await v1Port()) === 4);
     wg.failNext("failed", "getDevice");
-    await new Promise((resolve) => setTimeout(resolve, AGED_MS));
-    assert.equal((await fetch(`http://127.0.0.1:${reg.httpPort}/healthz`)).status, 503, "/healthz");
+    await waitFor("/healthz reading the failure", async () => (await fetch(`http://127.0.0.1:${reg.httpPort}/healthz`)).status === 503);
   });
 });

@@ -170,7 +170,19 @@ function watch(client: InstanceType<typeof v1Proto.Registry>) {
 }
 
 const channelState = (client: grpc.Client) => grpc.connectivityState[client.getChannel().getConnectivityState(false)];
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Moves the registry's one peer to `port` and waits until every stream in `watches` that has its
+ * snapshot heard of it: a stream of the same connection that the registry served meanwhile would
+ * have had its snapshot before this change (one connection, in order).
+ */
+async function pushedTo(r: Awaited<ReturnType<typeof limitedServer>>, watches: Array<ReturnType<typeof watch>>, port: number): Promise<void> {
+  r.wg.setPeerEndpoint("wg0", key(1), { ip: "198.51.100.1", port });
+  await r.table.refresh();
+  await waitFor(`the change to port ${port} on every served stream`, () =>
+    watches.filter((w) => w.events.length > 0).every((w) => w.events.some((e) => e.changed?.endpoint?.port === port)),
+  );
+}
 
 /** An HTTP/2 frame: 3 bytes length, type, flags, stream 0. */
 function frame(type: number, flags: number, payload: Buffer): Buffer {
@@ -210,14 +222,19 @@ describe("registry connection bounds", () => {
     const watches = Array.from({ length: 5 }, () => watch(client));
     const served = () => watches.filter((w) => w.events.length > 0);
     await waitFor("three snapshots", () => served().length >= 3);
-    await sleep(300);
+    await pushedTo(r, watches, 100);
     assert.equal(served().length, 3, "no more than 3 streams served");
     assert.equal(r.joined().length, 3, "the registry saw only 3");
     assert.equal(new Set(r.joined().map((j) => j.from)).size, 1, "all on one connection");
 
-    served()[0]?.call.cancel();
+    const cancelled = served()[0]!;
+    cancelled.call.cancel();
     await waitFor("a fourth snapshot", () => served().length >= 4);
-    await sleep(200);
+    await pushedTo(
+      r,
+      watches.filter((w) => w !== cancelled),
+      101,
+    );
     assert.equal(served().length, 4);
     served()[1]?.call.cancel();
     await waitFor("the fifth snapshot", () => served().length === 5);
@@ -236,7 +253,11 @@ describe("registry connection bounds", () => {
     assert.equal(channelState(idle), "READY");
     // The registry's GOAWAY takes the idle channel to IDLE.
     await waitFor("the idle connection closed", () => channelState(idle) === "IDLE", 5_000);
-    await sleep(600); // two more idle periods
+    // Two more idle periods, each seen to pass by the idle client's next connection being closed in turn.
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await getPeers(idle, TOKEN), null, "an idle client connects again for its next call");
+      await waitFor("the idle client's new connection closed", () => channelState(idle) === "IDLE", 5_000);
+    }
     assert.equal(channelState(watching), "READY");
     assert.equal(w.state.error, null);
     r.wg.setPeerEndpoint("wg0", key(1), { ip: "198.51.100.7", port: 7 });
@@ -272,7 +293,9 @@ describe("registry connection bounds", () => {
     const acks = () => frames(received).filter(([type, flags]) => type === 6 && flags === 1).length;
     sock.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), frame(4, 0, Buffer.alloc(0)), ...Array<Buffer>(10).fill(ping)]));
     await waitFor("ten ping acks", () => acks() === 10);
-    await sleep(100);
+    // One more, answered: a connection the ten had ended would not answer it.
+    sock.write(frame(6, 0, Buffer.alloc(8, 8)));
+    await waitFor("the next ping's ack", () => acks() === 11);
     assert.ok(!closed, "ten pings are fine");
     sock.write(Buffer.concat(Array<Buffer>(2000).fill(ping)));
     await waitFor("the flood ended", () => closed, 5_000);

@@ -1,5 +1,5 @@
 /**
- * The registry's Watch fan-out (src/registry/server.ts, WatchHub) over real gRPC on 127.0.0.1:
+ * The registry's Watch fan-out (src/registry/watch-hub.ts) over real gRPC on 127.0.0.1:
  * events serialized once for all streams, the snapshot once per table state, a stream that falls
  * too far behind ended with RESOURCE_EXHAUSTED, and joins held back while too many snapshots are
  * in flight. A "stalled" watcher is a raw HTTP/2 client that advertises a zero flow-control
@@ -58,7 +58,10 @@ function grpcWatcher(port: number, peerPublicKeys: string[] = [], options: grpc.
     client.close();
   };
   cleanups.push(close);
-  return { events, state, close };
+  /** A GetPeers answered on this watcher's connection: whatever the registry wrote to the watcher before, it has received. */
+  const roundTrip = () =>
+    new Promise<void>((resolve, reject) => client.GetPeers({}, md, (err) => (err ? reject(err) : resolve())));
+  return { events, state, close, roundTrip };
 }
 
 /** A Watch on raw HTTP/2 with a zero window: nothing reaches it until release(). On `session`, when given. */
@@ -192,10 +195,10 @@ describe("registry Watch fan-out", () => {
     await waitFor("stalled joined", () => r.joined() === 1);
     const waiting = grpcWatcher(r.port);
     await waitFor("second joined", () => r.joined() === 2);
-    await new Promise((res) => setTimeout(res, 300));
+    await waiting.roundTrip();
     assert.equal(waiting.events.length, 0, "no snapshot while the budget is used");
     await moveEndpoint(r, 3, 6000); // a change while waiting: not sent as a delta ...
-    await new Promise((res) => setTimeout(res, 100));
+    await waiting.roundTrip();
     assert.equal(waiting.events.length, 0);
 
     stalled.close();

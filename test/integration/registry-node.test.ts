@@ -153,7 +153,7 @@ describe("registry ↔ node over gRPC", () => {
     const alice = aliceWg();
     const { log } = await startNode(alice, port);
     await waitFor("a warning that the registry is unreachable", () => log.records.some((r) => r.level === 40));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor("the node retrying, backing off", () => log.records.some((r) => r.msg === "registry still unreachable"));
     await startRegistry(registryWg(), port);
     const bob = await waitFor("Bob's endpoint after the registry came up", () => alice.peer("wg0", BOB)?.endpoint, 15_000);
     assert.deepEqual(bob, BOB_NAT);

@@ -191,23 +191,32 @@ describe("seed compatibility", () => {
 
   it("a seed registry upgraded in place: the polling node tries Watch again and switches to push", async () => {
     const pkg = grpc.loadPackageDefinition(loadSync(PROTO)) as unknown as { wgSvc: { proto: { Registry: { service: grpc.ServiceDefinition } } } };
-    const seedOnly = new grpc.Server();
-    seedOnly.addService(pkg.wgSvc.proto.Registry.service, {
-      GetEndpoint(_call: unknown, cb: grpc.sendUnaryData<unknown>) {
-        cb(null, { deviceName: "wg0", pubKey: REGISTRY, Peers: [{ pubKey: ALICE, endpointIP: "198.51.100.10", endpointPort: 40000 }] });
-      },
-      RegisterEndpoint(_c: unknown, cb: grpc.sendUnaryData<unknown>) {
-        cb(null, {});
-      },
-    });
-    const port = await new Promise<number>((resolve, reject) =>
-      seedOnly.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
-    );
-    const log = captureLogger();
-    const views: RegistryView[] = [];
-    const source = createGrpcSource({ address: `127.0.0.1:${port}`, token: TOKEN, refreshMs: 50, watchRetryMs: 200, minBackoffMs: 50, logger: log.logger });
-    source.start((v) => views.push(v));
-    cleanups.push(() => source.stop());
+    const seedOnlyRegistry = async () => {
+      const server = new grpc.Server();
+      server.addService(pkg.wgSvc.proto.Registry.service, {
+        GetEndpoint(_call: unknown, cb: grpc.sendUnaryData<unknown>) {
+          cb(null, { deviceName: "wg0", pubKey: REGISTRY, Peers: [{ pubKey: ALICE, endpointIP: "198.51.100.10", endpointPort: 40000 }] });
+        },
+        RegisterEndpoint(_c: unknown, cb: grpc.sendUnaryData<unknown>) {
+          cb(null, {});
+        },
+      });
+      const port = await new Promise<number>((resolve, reject) =>
+        server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+      );
+      cleanups.push(() => server.forceShutdown());
+      return { server, port };
+    };
+    const pollingSource = (port: number) => {
+      const log = captureLogger();
+      const views: RegistryView[] = [];
+      const source = createGrpcSource({ address: `127.0.0.1:${port}`, token: TOKEN, refreshMs: 50, watchRetryMs: 200, minBackoffMs: 50, logger: log.logger });
+      source.start((v) => views.push(v));
+      cleanups.push(() => source.stop());
+      return { log, views };
+    };
+    const { server: seedOnly, port } = await seedOnlyRegistry();
+    const { log, views } = pollingSource(port);
 
     await waitFor("a polled view", () => views.some((v) => v.via === "poll"));
     await waitFor("Watch tried again while polling", () => log.records.some((r) => r.msg === "registry still has no wormhole.v1 Watch; polling GetEndpoint"));
@@ -222,7 +231,9 @@ describe("seed compatibility", () => {
     assert.deepEqual([...pushed.endpoints.keys()].sort(), [ALICE, BOB].sort());
     assert.ok(log.records.some((r) => r.msg === "the registry has wormhole.v1 Watch now; pushed from here on, no more polling"));
     const polledAtSwitch = views.filter((v) => v.via === "poll").length;
-    await new Promise((r) => setTimeout(r, 300));
+    // A source with the same settings against a registry still seed-only polls three times meanwhile.
+    const control = pollingSource((await seedOnlyRegistry()).port);
+    await waitFor("three polls of a source still polling", () => control.views.filter((v) => v.via === "poll").length >= 3);
     assert.equal(views.filter((v) => v.via === "poll").length, polledAtSwitch, "no more polls once pushed");
   });
 });
