@@ -24,6 +24,8 @@ import {
 
 interface NodeFlags {
   config?: string;
+  /** Hidden, for tests: how long an auto peer may be missing before it is removed. */
+  autoPeersGrace?: number;
 }
 
 /** Settings key → the commander attribute that gives it. */
@@ -95,6 +97,7 @@ export function nodeCommand(): Command {
       "add every peer of the registries whose tunnel address (a /32 or /128 allowed IP) lies inside this prefix, such as 10.77.0.0/24, and remove those it added when they leave (off by default: it trusts the registries to introduce keys)",
       configOption("--auto-peers", prefixValue),
     )
+    .addOption(new Option("--auto-peers-grace <duration>").hideHelp().argParser(durationOption("--auto-peers-grace")))
     .addOption(new Option("--control-socket <path>", "where `wormhole status` asks this agent (root only)").default("/run/wormhole/node.sock"));
   addConfigOption(cmd, "node");
   addLogOptions(cmd);
@@ -113,6 +116,7 @@ export function nodeCommand(): Command {
       {
         addresses: settings.addresses,
         autoPeers: settings.autoPeers,
+        ...(flags.autoPeersGrace !== undefined ? { autoPeersGraceMs: flags.autoPeersGrace } : {}),
         token: token ?? "",
         iface: settings.iface,
         refreshMs: settings.refreshMs,

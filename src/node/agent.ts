@@ -26,6 +26,7 @@ import { LOCAL_HOST, RelayLink } from "./relay-link.js";
 import { freeLocalPort } from "./stale.js";
 import type { PeerUpdate } from "../wg/types.js";
 import { ReportError, type RegistrySource, type RegistryView } from "./source.js";
+import type { AutoPeers } from "./auto-peers-runner.js";
 
 export interface AgentOptions {
   readonly wg: WireGuard;
@@ -80,6 +81,8 @@ export interface AgentOptions {
    * the relay. Null or absent: never asked.
    */
   readonly natProbe?: ((host: string) => Promise<NatProbeResult>) | null;
+  /** `--auto-peers`: adds the registries' peers inside a prefix (src/node/auto-peers-runner.ts); then the registry is asked for every peer. */
+  readonly autoPeers?: AutoPeers | null;
 }
 
 function short(key: string): string {
@@ -138,10 +141,13 @@ export class NodeAgent {
     // The registry is asked only for the peers this node has: read them first (a failure asks for every peer).
     void this.interest().then((keys) => {
       if (this.stopped) return;
-      this.options.source.start((view) => {
-        this.view = view;
-        void this.reconcile();
-      }, keys);
+      this.options.source.start(
+        (view) => {
+          this.view = view;
+          void this.reconcile();
+        },
+        this.options.autoPeers ? [] : keys,
+      );
     });
     this.timer = this.options.clock.every(this.options.refreshMs, () => void this.reconcile());
     const probeMs = this.options.probeIntervalMs ?? 1_000;
@@ -229,7 +235,13 @@ export class NodeAgent {
 
   private async passInterface(iface: string, view: RegistryView): Promise<void> {
     const { wg, logger } = this.options;
-    const device = await wg.getDevice(iface);
+    let device = await wg.getDevice(iface);
+    // --auto-peers: the registries' peers inside the prefix added, those gone removed; then decide() and the relay see them.
+    const auto = this.options.autoPeers;
+    const registryKeys = new Set([this.registryPeers.get(iface)?.publicKey ?? "", view.registryPublicKey].filter((k) => k !== ""));
+    if (auto && (await auto.pass(iface, device, [{ name: this.options.registryHost ?? "registry", view }], registryKeys, this.options.clock.now()))) {
+      device = await wg.getDevice(iface);
+    }
     this.devices.set(iface, device);
     let applied = this.applied.get(iface);
     if (!applied) this.applied.set(iface, (applied = new Map()));
@@ -362,6 +374,7 @@ export class NodeAgent {
 
   /** The keys the registry must tell this node about, from the interfaces as last read. */
   private interestOf(): string[] {
+    if (this.options.autoPeers) return []; // every peer: any may be one to add
     return [...this.devices.values()].flatMap((d) => [d.publicKey, ...d.peers.map((p) => p.publicKey)]);
   }
 

@@ -116,6 +116,8 @@ export const DEFAULT_GRACE_MS = 5 * 60_000;
 export const DEFAULT_MAX_HOLD_DOWN_MS = 60 * 60_000;
 /** Cap on peers added by one node whatever the prefix (a hostile registry must not grow the interface without bound). */
 export const MAX_AUTO_PEERS = 1_000;
+/** Removals remembered for churn damping, at most. */
+export const MAX_REMOVED = 4 * MAX_AUTO_PEERS;
 
 /** The cap for a prefix: its number of addresses (less the network and the node itself), at most MAX_AUTO_PEERS. */
 export function capFor(prefix: string): number {
@@ -221,8 +223,12 @@ export function planAutoPeers(input: AutoPeersInput): AutoPeersPlan {
   }
   for (const r of remove) {
     const before = removed.get(r.publicKey);
+    removed.delete(r.publicKey);
     removed.set(r.publicKey, { atMs: nowMs, count: (before?.count ?? 0) + 1 });
   }
+  // Bounded whatever a registry does: the oldest removals are forgotten first.
+  const excess = removed.size - MAX_REMOVED;
+  if (excess > 0) for (const k of [...removed.entries()].sort((a, b) => a[1].atMs - b[1].atMs).slice(0, excess).map(([k]) => k)) removed.delete(k);
 
   // ---- additions ----
   const add: AutoPeerAdd[] = [];
