@@ -237,10 +237,11 @@ export class NodeAgent {
     const { wg, logger } = this.options;
     let device = await wg.getDevice(iface);
     // --auto-peers: the registries' peers inside the prefix added, those gone removed; then decide() and the relay see them.
-    const auto = this.options.autoPeers;
-    const registryKeys = new Set([this.registryPeers.get(iface)?.publicKey ?? "", view.registryPublicKey].filter((k) => k !== ""));
-    if (auto && (await auto.pass(iface, device, [{ name: this.options.registryHost ?? "registry", view }], registryKeys, this.options.clock.now()))) {
-      device = await wg.getDevice(iface);
+    if (this.options.autoPeers) {
+      const registryKeys = new Set([this.registryPeers.get(iface)?.publicKey ?? "", view.registryPublicKey].filter((k) => k !== ""));
+      const auto = await this.options.autoPeers.pass(iface, device, [{ name: this.options.registryHost ?? "registry", view }], registryKeys, this.options.clock.now());
+      if (auto.changed) device = await wg.getDevice(iface);
+      if (auto.nextDueMs !== null) this.wakeAt(auto.nextDueMs);
     }
     this.devices.set(iface, device);
     let applied = this.applied.get(iface);

@@ -31,6 +31,11 @@ export interface AutoPeersOptions {
   readonly maxPeers?: number;
 }
 
+export interface AutoPeersPass {
+  readonly changed: boolean;
+  readonly nextDueMs: number | null;
+}
+
 function short(key: string): string {
   return key.slice(0, 8);
 }
@@ -49,14 +54,15 @@ export class AutoPeers {
   }
 
   /**
-   * Adds and removes peers of `iface` as planned; true when it changed (or
-   * tried to change) the interface: read it again then. Never throws: a
+   * Adds and removes peers of `iface` as planned. `changed`: it changed (or
+   * tried to change) the interface: read it again then. `nextDueMs`: when to
+   * pass again even if nothing else happens (a grace time ends). Never throws: a
    * record that cannot be written means no peer is added (a peer not written
    * down would look like the user's); a WireGuard error is logged, and the
    * next pass plans again from what the interface has.
    */
-  async pass(iface: string, device: WgDevice, registries: readonly NamedView[], registryKeys: ReadonlySet<string>, nowMs: number): Promise<boolean> {
-    const touched = { wg: false };
+  async pass(iface: string, device: WgDevice, registries: readonly NamedView[], registryKeys: ReadonlySet<string>, nowMs: number): Promise<AutoPeersPass> {
+    const touched = { wg: false, nextDueMs: null as number | null };
     try {
       await this.passUnsafe(iface, device, registries, registryKeys, nowMs, touched);
       if (this.failing.delete(iface)) this.options.logger.info({ iface }, "auto peers work again");
@@ -65,10 +71,10 @@ export class AutoPeers {
       if (this.failing.get(iface) !== message) this.options.logger.warn({ iface, err: message }, "auto peers: cannot add or remove peers now; trying again at the next pass");
       this.failing.set(iface, message);
     }
-    return touched.wg;
+    return { changed: touched.wg, nextDueMs: touched.nextDueMs };
   }
 
-  private async passUnsafe(iface: string, device: WgDevice, registries: readonly NamedView[], registryKeys: ReadonlySet<string>, nowMs: number, touched: { wg: boolean }): Promise<void> {
+  private async passUnsafe(iface: string, device: WgDevice, registries: readonly NamedView[], registryKeys: ReadonlySet<string>, nowMs: number, touched: { wg: boolean; nextDueMs: number | null }): Promise<void> {
     const { logger } = this.options;
     let record = this.records.get(iface);
     if (!record) {
@@ -85,6 +91,7 @@ export class AutoPeers {
       graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS,
       maxPeers: this.options.maxPeers ?? capFor(this.options.prefix),
     });
+    touched.nextDueMs = plan.nextDueMs;
     this.logRefusals(iface, plan.refusals);
     for (const f of plan.forgotten) logger.info({ iface, peer: short(f.publicKey) }, `auto peer left the record: ${f.why}`);
 

@@ -110,6 +110,8 @@ export interface AutoPeersPlan {
   readonly refusals: readonly Refusal[];
   /** Recorded peers that left the record without being removed by this node, and why. */
   readonly forgotten: readonly { readonly publicKey: string; readonly why: string }[];
+  /** When to plan again even if nothing else happens (a grace time or a hold-down ends); null: no need. */
+  readonly nextDueMs: number | null;
 }
 
 export const DEFAULT_GRACE_MS = 5 * 60_000;
@@ -230,6 +232,12 @@ export function planAutoPeers(input: AutoPeersInput): AutoPeersPlan {
   const excess = removed.size - MAX_REMOVED;
   if (excess > 0) for (const k of [...removed.entries()].sort((a, b) => a[1].atMs - b[1].atMs).slice(0, excess).map(([k]) => k)) removed.delete(k);
 
+  let nextDueMs: number | null = null;
+  const due = (atMs: number): void => {
+    if (nextDueMs === null || atMs < nextDueMs) nextDueMs = atMs;
+  };
+  for (const entry of nextAdded.values()) if (entry.absentSinceMs !== null) due(entry.absentSinceMs + graceMs);
+
   // ---- additions ----
   const add: AutoPeerAdd[] = [];
   const cap = input.maxPeers;
@@ -265,6 +273,7 @@ export function planAutoPeers(input: AutoPeersInput): AutoPeersPlan {
       const wait = holdDown(gone.count, baseHoldMs, maxHoldMs);
       if (nowMs - gone.atMs < wait) {
         refuse("damped", cidr, `it was removed ${gone.count} times lately: added again no sooner than ${Math.ceil((gone.atMs + wait - nowMs) / 1000)} s from now`);
+        due(gone.atMs + wait);
         continue;
       }
     }
@@ -283,5 +292,5 @@ export function planAutoPeers(input: AutoPeersInput): AutoPeersPlan {
       refusals.push({ registry, publicKey: first.key, allowedIp: first.cidr, reason: "cap", detail: `this node has added ${count} peers, the most it adds (${cap}): ${capped.length} more not added` });
     }
   }
-  return { add, remove, record: { added: nextAdded, removed }, refusals, forgotten };
+  return { add, remove, record: { added: nextAdded, removed }, refusals, forgotten, nextDueMs };
 }

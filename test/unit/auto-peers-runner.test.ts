@@ -102,12 +102,12 @@ describe("AutoPeers", () => {
     const { auto, log } = make(wg, d);
     const v = view({ [A]: ["10.77.0.10/32"], [B]: ["10.77.0.50/32"], [REG]: ["10.77.0.1/32"] });
     const device = await wg.getDevice("wg0");
-    assert.equal(await auto.pass("wg0", device, named(v), new Set([REG]), 0), true);
+    assert.equal((await auto.pass("wg0", device, named(v), new Set([REG]), 0)).changed, true);
     assert.deepEqual([wg.peer("wg0", A)?.allowedIps, wg.peer("wg0", A)?.persistentKeepaliveSec], [["10.77.0.10/32"], 25]);
     assert.equal(wg.peer("wg0", B), undefined, "B collides with the user's peer");
     assert.deepEqual(wg.peer("wg0", USER)?.allowedIps, ["10.77.0.50/32"]);
     assert.deepEqual([...(await loadRecord(d, "wg0", log.logger)).added.keys()], [A]);
-    assert.equal(await auto.pass("wg0", await wg.getDevice("wg0"), named(v), new Set([REG]), 10), false);
+    assert.equal((await auto.pass("wg0", await wg.getDevice("wg0"), named(v), new Set([REG]), 10)).changed, false);
     const refusals = log.records.filter((r) => String(r.msg).startsWith("auto peer refused"));
     assert.equal(refusals.length, 1);
     assert.deepEqual([refusals[0]?.registry, refusals[0]?.peer, refusals[0]?.reason], ["203.0.113.1", B.slice(0, 8), "overlap"]);
@@ -121,10 +121,10 @@ describe("AutoPeers", () => {
     // The agent is killed; another starts, and the registry lists no one any more.
     const { auto, log } = make(wg, d);
     const empty = named(view({}));
-    assert.equal(await auto.pass("wg0", await wg.getDevice("wg0"), empty, new Set([REG]), 100), false);
-    assert.equal(await auto.pass("wg0", await wg.getDevice("wg0"), named(null), new Set([REG]), 5_000), false, "no registry connected: nothing removed");
-    assert.equal(await auto.pass("wg0", await wg.getDevice("wg0"), empty, new Set([REG]), 6_000), false);
-    assert.equal(await auto.pass("wg0", await wg.getDevice("wg0"), empty, new Set([REG]), 7_000), true);
+    assert.equal((await auto.pass("wg0", await wg.getDevice("wg0"), empty, new Set([REG]), 100)).changed, false);
+    assert.equal((await auto.pass("wg0", await wg.getDevice("wg0"), named(null), new Set([REG]), 5_000)).changed, false, "no registry connected: nothing removed");
+    assert.equal((await auto.pass("wg0", await wg.getDevice("wg0"), empty, new Set([REG]), 6_000)).changed, false);
+    assert.equal((await auto.pass("wg0", await wg.getDevice("wg0"), empty, new Set([REG]), 7_000)).changed, true);
     assert.deepEqual((await wg.getDevice("wg0")).peers.map((p) => p.publicKey).sort(), [REG, USER].sort());
     assert.match(log.text(), /auto peer removed/);
     assert.equal((await loadRecord(d, "wg0", log.logger)).added.size, 0);
@@ -135,7 +135,7 @@ describe("AutoPeers", () => {
     const d = await dir();
     await writeFile(`${d}/file`, "");
     const { auto, log } = make(wg, `${d}/file/sub`);
-    assert.equal(await auto.pass("wg0", await wg.getDevice("wg0"), named(view({ [A]: ["10.77.0.10/32"] })), new Set([REG]), 0), false);
+    assert.equal((await auto.pass("wg0", await wg.getDevice("wg0"), named(view({ [A]: ["10.77.0.10/32"] })), new Set([REG]), 0)).changed, false);
     assert.equal(wg.peer("wg0", A), undefined);
     assert.match(log.text(), /auto peers: cannot add or remove peers now/);
   });
@@ -145,7 +145,7 @@ describe("AutoPeers", () => {
     const { auto, log } = make(wg, await dir());
     const v = named(view({ [A]: ["10.77.0.10/32"] }));
     wg.failNext("failed", "updatePeers");
-    assert.equal(await auto.pass("wg0", await wg.getDevice("wg0"), v, new Set([REG]), 0), true);
+    assert.equal((await auto.pass("wg0", await wg.getDevice("wg0"), v, new Set([REG]), 0)).changed, true);
     assert.equal(wg.peer("wg0", A), undefined);
     assert.match(log.text(), /injected failed failure/);
     await auto.pass("wg0", await wg.getDevice("wg0"), v, new Set([REG]), 1);
@@ -154,26 +154,37 @@ describe("AutoPeers", () => {
 });
 
 describe("the agent with --auto-peers", () => {
-  it("asks the registry for every peer, adds the one inside the prefix and points it where the registry sees it", async () => {
+  it("asks the registry for every peer, adds the one inside the prefix, points it where the registry sees it, removes it after the grace time", async () => {
     const wg = wgWith();
     const log = captureLogger();
     const clock = new FakeClock(1_700_000_000_000);
     const v: RegistryView = { ...view({ [A]: ["10.77.0.10/32"] }), endpoints: new Map([[A, { ip: "203.0.113.7", port: 51820 }]]) };
     const interests: Array<readonly string[] | undefined> = [];
+    let push: (view: RegistryView) => void = () => {};
     const source: RegistrySource = {
       start: (onView, interest) => {
         interests.push(interest);
+        push = onView;
         onView(v);
       },
       report: async () => {},
       stop: () => {},
     };
-    const autoPeers = new AutoPeers({ wg, prefix: PREFIX, recordDir: await dir(), logger: log.logger, keepaliveSec: 25 });
+    const autoPeers = new AutoPeers({ wg, prefix: PREFIX, recordDir: await dir(), logger: log.logger, keepaliveSec: 25, graceMs: 30_000 });
     const agent = new NodeAgent({ ...quietAgent(wg, source, clock, log.logger), autoPeers });
     agent.start();
     try {
       await waitFor("A added and pointed at", () => wg.peer("wg0", A)?.endpoint?.ip === "203.0.113.7" || undefined);
       assert.deepEqual(interests, [[]]);
+      assert.deepEqual(wg.peer("wg0", USER)?.allowedIps, ["10.77.0.50/32"]);
+      // A leaves the registry: the agent wakes itself when the grace time is over (its refresh is a minute away).
+      push(view({}));
+      await agent.settled();
+      clock.advance(29_000);
+      await agent.settled();
+      assert.ok(wg.peer("wg0", A), "still there within the grace time");
+      clock.advance(1_000);
+      await waitFor("A removed", () => wg.peer("wg0", A) === undefined || undefined);
       assert.deepEqual(wg.peer("wg0", USER)?.allowedIps, ["10.77.0.50/32"]);
     } finally {
       await agent.stop();

@@ -54,7 +54,7 @@ describe("planAutoPeers", () => {
       [
         [A, "10.77.0.10/32", ["reg1"]],
         [B, "10.77.0.11/32", ["reg1"]],
-      ].sort((x, y) => String(x[0]).localeCompare(String(y[0]))),
+      ].sort((x, y) => (String(x[0]) < String(y[0]) ? -1 : 1)),
     );
     assert.deepEqual([...p.record.added.keys()].sort(), [A, B].sort());
     assert.deepEqual(p.refusals, []);
@@ -146,6 +146,7 @@ describe("planAutoPeers", () => {
       const first = plan({ ...ours(), nowMs: 1_000, registries: [reg(view({}))] });
       assert.deepEqual(first.remove, []);
       assert.equal(first.record.added.get(A)?.absentSinceMs, 1_000);
+      assert.equal(first.nextDueMs, 1_000 + GRACE, "a pass is asked for when the grace time ends");
       const during = plan({ ...ours(), record: first.record, nowMs: 1_000 + GRACE - 1, registries: [reg(view({}))] });
       assert.deepEqual(during.remove, []);
       const after = plan({ ...ours(), record: during.record, nowMs: 1_000 + GRACE, registries: [reg(view({}))] });
@@ -210,6 +211,7 @@ describe("planAutoPeers", () => {
       const removedTwice = new Map([[A, { atMs: 1_000, count: 2 }]]);
       const early = plan({ record: { added: new Map(), removed: removedTwice }, nowMs: 1_000 + GRACE - 1, registries: [reg(view({ [A]: ["10.77.0.10/32"] }))] });
       assert.deepEqual([early.add, early.refusals.map((r) => [r.registry, r.publicKey, r.reason])], [[], [["reg1", A, "damped"]]]);
+      assert.equal(early.nextDueMs, 1_000 + GRACE);
       const due = plan({ record: { added: new Map(), removed: removedTwice }, nowMs: 1_000 + GRACE, registries: [reg(view({ [A]: ["10.77.0.10/32"] }))] });
       assert.deepEqual(due.add.map((a) => a.publicKey), [A]);
 
