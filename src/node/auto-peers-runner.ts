@@ -92,6 +92,10 @@ export class AutoPeers {
       maxPeers: this.options.maxPeers ?? capFor(this.options.prefix),
     });
     touched.nextDueMs = plan.nextDueMs;
+    logger.debug(
+      { iface, peers: device.peers.length, registries: registries.map((r) => `${r.name}: ${r.view ? `${r.view.allowedIps?.size ?? 0} peers` : "not connected"}`).join(", "), add: plan.add.length, remove: plan.remove.length, refused: plan.refusals.length },
+      "auto peers planned",
+    );
     this.logRefusals(iface, plan.refusals);
     for (const f of plan.forgotten) logger.info({ iface, peer: short(f.publicKey) }, `auto peer left the record: ${f.why}`);
 
