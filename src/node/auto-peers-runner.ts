@@ -11,6 +11,7 @@
  * (removed at the next pass): never a peer of ours that looks like the
  * user's, never a user's peer in the record.
  */
+import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 import type { Logger } from "../util/log.js";
 import type { PeerUpdate, WgDevice, WireGuard } from "../wg/types.js";
 import { capFor, DEFAULT_GRACE_MS, planAutoPeers, type AutoPeersRecord, type NamedView } from "./auto-peers.js";
@@ -29,6 +30,8 @@ export interface AutoPeersOptions {
   readonly graceMs?: number;
   /** Most peers added to one interface. Default: the prefix's size, at most 1 000. */
   readonly maxPeers?: number;
+  /** The machine's interfaces (os.networkInterfaces by default): an interface's own address is never given to a peer. */
+  readonly interfaces?: () => NodeJS.Dict<NetworkInterfaceInfo[]>;
 }
 
 export interface AutoPeersPass {
@@ -86,6 +89,7 @@ export class AutoPeers {
       prefix: this.options.prefix,
       registries,
       registryKeys,
+      ownIps: ((this.options.interfaces ?? networkInterfaces)()[iface] ?? []).map((a) => a.address),
       record,
       nowMs,
       graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS,

@@ -11,7 +11,7 @@
  * - Never the interface's own key nor a registry's key; never a key the
  *   interface has already (the user's peer, or ours from before).
  * - Never an address that overlaps any allowed IP of a peer the interface
- *   has (refused: "overlap").
+ *   has, nor the interface's own address (refused: "overlap").
  * - Two keys for one address (from one registry or two), or two addresses for
  *   one key: none of them is added (refused: "conflict").
  * - A key this node removed more than once lately waits a hold-down that
@@ -91,6 +91,8 @@ export interface AutoPeersInput {
   readonly registries: readonly NamedView[];
   /** Keys of the local peers that are registries (never added, never removed). */
   readonly registryKeys: ReadonlySet<string>;
+  /** The interface's own addresses (never given to a peer). */
+  readonly ownIps?: readonly string[];
   readonly record: AutoPeersRecord;
   readonly nowMs: number;
   readonly graceMs: number;
@@ -260,6 +262,10 @@ export function planAutoPeers(input: AutoPeersInput): AutoPeersPlan {
     const rivals = [...(keysByHost.get(host) ?? [])].filter((k) => k !== key);
     if (rivals.length > 0) {
       refuse("conflict", cidr, `another key is listed for ${cidr} too (${rivals.map(short).join(", ")}): neither is added`);
+      continue;
+    }
+    if ((input.ownIps ?? []).includes(host)) {
+      refuse("overlap", cidr, `${cidr} is this interface's own address: not added`);
       continue;
     }
     const holder = holderOf(host);

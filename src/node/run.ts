@@ -161,6 +161,7 @@ function autoPeersFor(config: NodeConfig, prefix: string, deps: NodeDeps): AutoP
     recordDir: dirname(config.controlSocket ?? DEFAULT_CONTROL_SOCKET),
     logger: deps.logger,
     keepaliveSec: config.keepaliveSec,
+    ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
     ...(config.autoPeersGraceMs !== undefined ? { graceMs: config.autoPeersGraceMs } : {}),
   });
 }

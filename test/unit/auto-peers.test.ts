@@ -93,6 +93,12 @@ describe("planAutoPeers", () => {
     assert.match(p.refusals.find((r) => r.publicKey === A)?.detail ?? "", /configured by the user/);
   });
 
+  it("refuses the interface's own address (a registry cannot give a peer this node's address)", () => {
+    const p = plan({ ownIps: ["10.77.0.5", "fe80::1"], registries: [reg(view({ [A]: ["10.77.0.5/32"] }))] });
+    assert.deepEqual([p.add, p.refusals.map((r) => [r.publicKey, r.reason])], [[], [[A, "overlap"]]]);
+    assert.match(p.refusals[0]?.detail ?? "", /own address/);
+  });
+
   it("two registries naming different keys for one address: neither is added, each refusal names its registry", () => {
     const p = plan({ registries: [reg(view({ [A]: ["10.77.0.10/32"], [C]: ["10.77.0.12/32"] }), "reg1"), reg(view({ [B]: ["10.77.0.10/32"] }, REG2), "reg2")] });
     assert.deepEqual(p.add.map((a) => a.publicKey), [C]);
