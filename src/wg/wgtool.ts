@@ -37,7 +37,8 @@ export async function wgtoolGetDevice(name: string, options: WgToolOptions): Pro
  * only for one that is (`wg set NAME peer K remove`).
  *
  * Race: a peer removed by someone else between `wg show peers` and `wg set` is re-created, with
- * this endpoint and keepalive but no allowed IPs (so it routes nothing). The netlink API has an
+ * this endpoint and keepalive but no allowed IPs (so it routes nothing); a peer someone adds in
+ * that window with the key of an add gets the add's allowed IPs instead of its own. The netlink API has an
  * update-only flag; wg(8) does not expose it, and this backend exists to avoid speaking netlink.
  */
 export async function wgtoolUpdatePeers(name: string, updates: readonly PeerUpdate[], options: WgToolOptions): Promise<void> {
