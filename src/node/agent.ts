@@ -29,6 +29,7 @@ import type { RegistryView } from "./source.js";
 import { Registries, type RegistryPeer, type RegistryRef } from "./registries.js";
 
 export type { RegistryRef } from "./registries.js";
+import type { AutoPeers } from "./auto-peers-runner.js";
 
 export interface AgentOptions {
   readonly wg: WireGuard;
@@ -73,6 +74,8 @@ export interface AgentOptions {
    * the relay. Null or absent: never asked.
    */
   readonly natProbe?: ((host: string) => Promise<NatProbeResult>) | null;
+  /** `--auto-peers`: adds the registries' peers inside a prefix (src/node/auto-peers-runner.ts); then the registry is asked for every peer. */
+  readonly autoPeers?: AutoPeers | null;
 }
 
 function short(key: string): string {
@@ -131,7 +134,7 @@ export class NodeAgent {
     // The registries are asked only for the peers this node has: read them first (a failure asks for every peer).
     void this.interest().then((keys) => {
       if (this.stopped) return;
-      this.registries.start(keys);
+      this.registries.start(this.options.autoPeers ? [] : keys);
     });
     this.timer = this.options.clock.every(this.options.refreshMs, () => void this.reconcile());
     const probeMs = this.options.probeIntervalMs ?? 1_000;
@@ -218,7 +221,13 @@ export class NodeAgent {
 
   private async passInterface(iface: string, view: RegistryView): Promise<void> {
     const { wg, logger } = this.options;
-    const device = await wg.getDevice(iface);
+    let device = await wg.getDevice(iface);
+    // --auto-peers: the registries' peers inside the prefix added, those gone removed; then decide() and the relay see them.
+    if (this.options.autoPeers) {
+      const auto = await this.options.autoPeers.pass(iface, device, this.registries.views(), this.registries.allKeys(iface), this.options.clock.now());
+      if (auto.changed) device = await wg.getDevice(iface);
+      if (auto.nextDueMs !== null) this.wakeAt(auto.nextDueMs);
+    }
     let state = this.ifaces.get(iface);
     if (!state) this.ifaces.set(iface, (state = new IfaceState()));
     state.device = device;
@@ -352,6 +361,7 @@ export class NodeAgent {
 
   /** The keys the registry must tell this node about, from the interfaces as last read. */
   private interestOf(): string[] {
+    if (this.options.autoPeers) return []; // every peer: any may be one to add
     return [...this.ifaces.values()].flatMap((s) => (s.device ? [s.device.publicKey, ...s.device.peers.map((p) => p.publicKey)] : []));
   }
 

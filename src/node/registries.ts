@@ -157,6 +157,21 @@ export class Registries {
     return keys;
   }
 
+  /** Each registry's last view, or null while it is not connected (its silence proves nothing). */
+  views(): Array<{ readonly name: string; readonly view: RegistryView | null }> {
+    return this.options.refs.map((ref) => ({ name: ref.name, view: ref.source.health?.() === "unreachable" ? null : this.merger.viewOf(ref.name) }));
+  }
+
+  /** Every key that is a registry's: proven on this interface, or named by a registry as its own (whether or not we have it as a peer). */
+  allKeys(iface: string): Set<string> {
+    const keys = new Set([...(this.proven.get(iface)?.values() ?? [])].map((p) => p.publicKey));
+    for (const ref of this.options.refs) {
+      const claimed = this.merger.viewOf(ref.name)?.registryPublicKey;
+      if (claimed) keys.add(claimed);
+    }
+    return keys;
+  }
+
   /** The host of the first registry (in the order given) whose peer is proven on this interface, or null. */
   firstProvenHost(iface: string): string | null {
     const proven = this.proven.get(iface);

@@ -1,6 +1,9 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
-import type { NetworkInterfaceInfo } from "node:os";
+import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
+import { dirname } from "node:path";
+import { prefixContains } from "../util/prefix.js";
+import { AutoPeers } from "./auto-peers-runner.js";
 import { tryCanonicalIp } from "../wg/endpoint.js";
 import type { Clock } from "../util/clock.js";
 import { addressHost } from "../config/values.js";
@@ -8,7 +11,7 @@ import type { Logger } from "../util/log.js";
 import { WgError, type WgDevice, type WireGuard } from "../wg/types.js";
 import { tunnelCheck } from "./validate.js";
 import { NodeAgent, type RegistryRef } from "./agent.js";
-import { startControl, stopControl } from "./control.js";
+import { DEFAULT_CONTROL_SOCKET, startControl, stopControl } from "./control.js";
 import type { DecideOptions } from "./decide.js";
 import { createUdpProber, type Prober, type RouteCheck } from "./prober.js";
 import { pingMeter, type RttMeter } from "./rtt.js";
@@ -35,6 +38,8 @@ export interface NodeConfig {
   readonly tls?: ClientTls | null;
   /** Add the registries' peers inside this prefix (a self-assembling mesh); null or absent: off. */
   readonly autoPeers?: string | null;
+  /** How long an auto peer may be missing from every registry before it is removed (default 5 min; tests shorten it). */
+  readonly autoPeersGraceMs?: number;
 }
 
 export interface NodeDeps {
@@ -98,6 +103,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
       }
     }
   }
+  const autoPeers = config.autoPeers ? autoPeersFor(config, config.autoPeers, deps) : null;
   const agent = new NodeAgent({
     wg,
     registries,
@@ -115,6 +121,7 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     ...(deps.relayBindAddress ? { relayBindAddress: deps.relayBindAddress } : {}),
     rttMeter: deps.rttMeter === undefined ? pingMeter() : deps.rttMeter,
     natProbe: deps.natProbe === undefined ? (host) => probeNatMapping({ host, port: DEFAULT_STUN_PORT, altPort: DEFAULT_STUN_PORT + 1 }) : deps.natProbe,
+    autoPeers,
   });
   agent.start();
   if (config.controlSocket) {
@@ -127,10 +134,36 @@ export async function runNode(config: NodeConfig, deps: NodeDeps): Promise<NodeA
     }
   }
   logger.info(
-    { registries: config.addresses, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null), relay: config.allowRelay ?? true },
+    { registries: config.addresses, iface: config.iface ?? "(all)", refreshMs: config.refreshMs, tls: tlsMode(config.tls ?? null), relay: config.allowRelay ?? true, autoPeers: config.autoPeers ?? "off" },
     "node agent started",
   );
   return agent;
+}
+
+/**
+ * `--auto-peers PREFIX` is for one interface (-i), one of whose addresses
+ * lies inside PREFIX: the tunnel's prefix, where the registries' peers
+ * have their tunnel addresses. Anything else is a start-up error naming the value.
+ */
+function autoPeersFor(config: NodeConfig, prefix: string, deps: NodeDeps): AutoPeers {
+  if (!config.iface) {
+    throw new Error(`--auto-peers ${prefix} needs -i/--iface: it adds peers to one WireGuard interface, the one whose tunnel addresses lie inside ${prefix}`);
+  }
+  const addresses = ((deps.interfaces ?? networkInterfaces)()[config.iface] ?? []).map((a) => a.address);
+  if (!addresses.some((ip) => prefixContains(prefix, ip))) {
+    throw new Error(
+      `--auto-peers ${prefix} does not fit interface ${config.iface}: none of its addresses (${addresses.join(", ") || "none"}) lies inside ${prefix}; give the tunnel's prefix, such as the one of the interface's own address`,
+    );
+  }
+  return new AutoPeers({
+    wg: deps.wg,
+    prefix,
+    recordDir: dirname(config.controlSocket ?? DEFAULT_CONTROL_SOCKET),
+    logger: deps.logger,
+    keepaliveSec: config.keepaliveSec,
+    ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
+    ...(config.autoPeersGraceMs !== undefined ? { graceMs: config.autoPeersGraceMs } : {}),
+  });
 }
 
 /** How the registry is trusted, for the log. */

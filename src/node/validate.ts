@@ -9,8 +9,9 @@
  * (0.0.0.0/8, ::), loopback, multicast, link-local or broadcast.
  *
  * Messages: the client decodes only the fields the node uses (a peer's key,
- * endpoint, candidates, and the key and kind of its paths; not its allowed
- * IPs or counters), after a pass over the bytes that refuses, before
+ * endpoint, candidates, allowed IPs (for --auto-peers; the source keeps at
+ * most 16 a peer), and the key and kind of its paths; not its counters),
+ * after a pass over the bytes that refuses, before
  * anything is allocated, a message that would decode to more than
  * {@link MAX_DECODED_VALUES} values, more than {@link MAX_VIEW_PEERS} peers,
  * more than {@link MAX_PEER_CANDIDATES} candidates or {@link MAX_PEER_PATHS}
@@ -104,9 +105,9 @@ export function tunnelCheck(device: WgDevice): (ep: Endpoint) => boolean {
 
 /** What the node reads of each message; every other field is skipped unread. */
 const KEEP: Record<string, readonly string[]> = {
-  "wormhole.v1.PeerInfo": ["publicKey", "endpoint", "candidates", "paths"],
+  "wormhole.v1.PeerInfo": ["publicKey", "endpoint", "candidates", "paths", "allowedIps"],
   "wormhole.v1.PathState": ["peerPublicKey", "kind"],
-  "wgSvc.proto.Peer": ["pubKey", "endpointIP", "endpointPort"],
+  "wgSvc.proto.Peer": ["pubKey", "endpointIP", "endpointPort", "AllowedIPs"],
 };
 
 /** Per repeated field (`package.Type.field`), the most one message may hold. */
@@ -304,8 +305,8 @@ const GuardedSeed = grpc.makeGenericClientConstructor(guardedServices.seed, "Reg
 
 /**
  * Clients of both services whose replies are checked before they are decoded, and decoded
- * only as far as the node reads them (a decoded PeerInfo has no paths, allowed IPs or
- * counters; a seed Peer no allowed IPs or counters). A refused reply fails its call with
+ * only as far as the node reads them (a decoded PeerInfo has no counters, nor a path's
+ * endpoint or round trip; a seed Peer no counters). A refused reply fails its call with
  * INTERNAL ("Response message parsing error: registry sent ..."), which the source retries.
  */
 export function registryClients(address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): { v1: V1Client; seed: SeedClient } {

@@ -1,10 +1,11 @@
 /**
  * An in-memory WireGuard for tests of other modules. Behaves like the real backends where it
- * matters: update-only semantics (unknown peers are skipped, never created), not-found errors that
+ * matters: update-only semantics (unknown peers are skipped, never created, unless added with
+ * `add`, which never changes a peer that exists; `remove` removes), not-found errors that
  * list the existing interfaces, invalid updates rejected with a TypeError, copies out (a returned
  * device never changes under the caller).
  */
-import { checkEndpoint } from "./endpoint.js";
+import { canonicalCidr, checkEndpoint } from "./endpoint.js";
 import { checkKey } from "./keys.js";
 import { quote } from "./quote.js";
 import type { Endpoint, PeerUpdate, WgDevice, WgPeer, WireGuard, WgErrorCode } from "./types.js";
@@ -64,6 +65,7 @@ export class FakeWireGuard implements WireGuard {
           ...(u.endpoint ? { endpoint: { ...u.endpoint } } : {}),
           ...(u.recreate ? { recreate: { allowedIps: [...u.recreate.allowedIps] } } : {}),
           ...(u.allowedIps ? { allowedIps: [...u.allowedIps] } : {}),
+          ...(u.add ? { add: { allowedIps: [...u.add.allowedIps] } } : {}),
         })),
         failed,
       });
@@ -75,6 +77,25 @@ export class FakeWireGuard implements WireGuard {
       for (const u of updates) {
         const i = d.peers.findIndex((p) => p.publicKey === u.publicKey);
         const peer = d.peers[i];
+        if (u.remove === true) {
+          if (peer !== undefined) d.peers.splice(i, 1);
+          continue;
+        }
+        if (u.add !== undefined) {
+          // Created with exactly these allowed IPs (taken from any other peer, as WireGuard does); one that exists is left alone.
+          if (peer !== undefined) continue;
+          const taken = new Set(u.add.allowedIps.map((c) => canonicalCidr(c)));
+          for (const [j, other] of d.peers.entries()) d.peers[j] = { ...other, allowedIps: other.allowedIps.filter((c) => !taken.has(c)) };
+          d.peers.push(
+            makePeer({
+              publicKey: u.publicKey,
+              allowedIps: [...taken],
+              endpoint: u.endpoint === undefined ? null : checkEndpoint(u.endpoint),
+              persistentKeepaliveSec: u.persistentKeepaliveSec ?? 0,
+            }),
+          );
+          continue;
+        }
         if (peer === undefined) continue; // update-only: a peer that is gone is not created
         // A recreated peer starts afresh: no session, counters at zero.
         const base: WgPeer = u.recreate

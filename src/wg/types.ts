@@ -43,7 +43,8 @@ export interface WgDevice {
 
 /**
  * An intent to change one existing peer. Only what is set is changed; a peer
- * that no longer exists is never created (update-only semantics).
+ * that no longer exists is never created (update-only semantics), unless the
+ * intent is `add`. `remove` removes the peer.
  */
 export interface PeerUpdate {
   readonly publicKey: string;
@@ -65,6 +66,19 @@ export interface PeerUpdate {
    * endpoints only); the backends and the fake still support it.
    */
   readonly allowedIps?: readonly string[];
+  /**
+   * Create the peer when the interface does not have it, with exactly these
+   * allowed IPs and the endpoint and keepalive above (WireGuard's own
+   * `set` without `update_only`). A peer the interface has already is left
+   * exactly as it is: an add never changes a peer someone else configured.
+   * Not with `recreate`, `allowedIps` or `remove`.
+   */
+  readonly add?: { readonly allowedIps: readonly string[] };
+  /**
+   * Remove the peer (WireGuard's `remove=true`); a peer that is gone already
+   * is skipped. Nothing else may be set with it.
+   */
+  readonly remove?: true;
 }
 
 /** Everything wormhole ever asks of WireGuard. */
@@ -73,7 +87,11 @@ export interface WireGuard {
   listDevices(): Promise<string[]>;
   /** Live state of one interface. Throws WgError(code "not-found") when it does not exist. */
   getDevice(name: string): Promise<WgDevice>;
-  /** Applies updates to existing peers of one interface; never adds or removes peers. */
+  /**
+   * Applies updates to existing peers of one interface. Adds a peer only for
+   * an update with `add` (and never changes one that exists), removes one
+   * only for an update with `remove`.
+   */
   updatePeers(name: string, updates: readonly PeerUpdate[]): Promise<void>;
 }
 

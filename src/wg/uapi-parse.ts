@@ -173,11 +173,27 @@ export function formatUapiSet(updates: readonly PeerUpdate[]): string | null {
   let body = "";
   for (const [i, u] of updates.entries()) {
     const what = `update ${i + 1}`;
+    checkIntent(u, what);
     const hex = keyToHex(u.publicKey, `${what}: peer public key`);
+    if (u.remove === true) {
+      // update_only first: a peer that is gone is not created only to be removed.
+      body += `public_key=${hex}\nupdate_only=true\nremove=true\n`;
+      continue;
+    }
     const endpoint = u.endpoint === undefined ? undefined : formatEndpoint(u.endpoint, `${what}: endpoint`);
     const keepalive = u.persistentKeepaliveSec === undefined ? undefined : checkKeepalive(u.persistentKeepaliveSec, what);
     const recreated = u.recreate === undefined ? undefined : checkAllowedIps(u.recreate.allowedIps, what);
     const replaced = u.allowedIps === undefined ? undefined : checkAllowedIps(u.allowedIps, what);
+    const added = u.add === undefined ? undefined : checkAllowedIps(u.add.allowedIps, what);
+    if (added !== undefined) {
+      // No update_only: the daemon creates the peer. The caller has left out peers that exist (see uapiUpdatePeers).
+      body += `public_key=${hex}\n`;
+      if (endpoint !== undefined) body += `endpoint=${endpoint}\n`;
+      if (keepalive !== undefined) body += `persistent_keepalive_interval=${keepalive}\n`;
+      body += "replace_allowed_ips=true\n";
+      for (const cidr of added) body += `allowed_ip=${cidr}\n`;
+      continue;
+    }
     const allowed = replaced ?? recreated;
     if (endpoint === undefined && keepalive === undefined && allowed === undefined) continue;
     body += `public_key=${hex}\nupdate_only=true\n`;
@@ -190,9 +206,20 @@ export function formatUapiSet(updates: readonly PeerUpdate[]): string | null {
   return body === "" ? null : `set=1\n${body}\n`;
 }
 
+/** An add or a remove goes alone: TypeError naming the update otherwise. */
+function checkIntent(u: PeerUpdate, what: string): void {
+  if (u.remove !== undefined && u.remove !== true) throw new TypeError(`${what}: remove is not true: ${quote(String(u.remove))}`);
+  if (u.remove === true && (u.endpoint !== undefined || u.persistentKeepaliveSec !== undefined || u.recreate !== undefined || u.allowedIps !== undefined || u.add !== undefined)) {
+    throw new TypeError(`${what}: a remove cannot also set an endpoint, keepalive or allowed IPs`);
+  }
+  if (u.add !== undefined && (u.recreate !== undefined || u.allowedIps !== undefined)) {
+    throw new TypeError(`${what}: an add cannot also recreate the peer or replace its allowed IPs`);
+  }
+}
+
 /** Validates the allowed IPs of a recreate; TypeError naming the update otherwise. */
 export function checkAllowedIps(allowedIps: readonly string[], what = "update"): string[] {
-  if (!Array.isArray(allowedIps)) throw new TypeError(`${what}: recreate.allowedIps is not a list`);
+  if (!Array.isArray(allowedIps)) throw new TypeError(`${what}: allowed IPs are not a list`);
   return allowedIps.map((cidr) => canonicalCidr(cidr, `${what}: allowed IP`));
 }
 
@@ -274,6 +301,8 @@ export function checkUpdates(updates: readonly PeerUpdate[]): void {
     if (u.persistentKeepaliveSec !== undefined) checkKeepalive(u.persistentKeepaliveSec, what);
     if (u.recreate !== undefined) checkAllowedIps(u.recreate.allowedIps, what);
     if (u.allowedIps !== undefined) checkAllowedIps(u.allowedIps, what);
+    if (u.add !== undefined) checkAllowedIps(u.add.allowedIps, what);
+    checkIntent(u, what);
   }
 }
 

@@ -34,10 +34,19 @@ export async function uapiGetDevice(name: string, options: UapiOptions): Promise
 
 /**
  * Applies updates with `update_only=true` (a peer that is gone is skipped by the daemon, never
- * created). Validates every update first (TypeError); does no I/O when nothing is to change.
+ * created), removes with `remove=true`, and adds without `update_only`: for an add, the device is
+ * read first and a peer it has already is left out (the protocol has no "create only"; a peer
+ * someone adds between that read and the write gets these allowed IPs added to its own).
+ * Validates every update first (TypeError); does no I/O when nothing is to change.
  */
 export async function uapiUpdatePeers(name: string, updates: readonly PeerUpdate[], options: UapiOptions): Promise<void> {
-  const request = formatUapiSet(updates);
+  if (formatUapiSet(updates) === null) return;
+  let wanted = updates;
+  if (updates.some((u) => u.add !== undefined)) {
+    const existing = new Set((await uapiGetDevice(name, options)).peers.map((p) => p.publicKey));
+    wanted = updates.filter((u) => u.add === undefined || !existing.has(u.publicKey));
+  }
+  const request = formatUapiSet(wanted);
   if (request === null) return;
   const reply = await uapiExchange(name, uapiSocketPath(options.socketDir, name), request, options);
   parseUapiSetReply(name, reply);

@@ -32,38 +32,48 @@ export async function wgtoolGetDevice(name: string, options: WgToolOptions): Pro
 /**
  * Applies updates to peers that exist, in one `wg set NAME peer K endpoint E persistent-keepalive N ...`.
  * `wg set` creates a peer it does not know, so the current peer list is read first and updates
- * for peers that are gone are skipped (as the userspace `update_only=true` does).
+ * for peers that are gone are skipped (as the userspace `update_only=true` does). An add is
+ * carried out only for a peer that is not there (`wg set NAME peer K allowed-ips ...`), a remove
+ * only for one that is (`wg set NAME peer K remove`).
  *
  * Race: a peer removed by someone else between `wg show peers` and `wg set` is re-created, with
- * this endpoint and keepalive but no allowed IPs (so it routes nothing). The netlink API has an
+ * this endpoint and keepalive but no allowed IPs (so it routes nothing); a peer someone adds in
+ * that window with the key of an add gets the add's allowed IPs instead of its own. The netlink API has an
  * update-only flag; wg(8) does not expose it, and this backend exists to avoid speaking netlink.
  */
 export async function wgtoolUpdatePeers(name: string, updates: readonly PeerUpdate[], options: WgToolOptions): Promise<void> {
   checkUpdates(updates);
   const wanted = updates.filter(
-    (u) => u.endpoint !== undefined || u.persistentKeepaliveSec !== undefined || u.recreate !== undefined || u.allowedIps !== undefined,
+    (u) =>
+      u.endpoint !== undefined ||
+      u.persistentKeepaliveSec !== undefined ||
+      u.recreate !== undefined ||
+      u.allowedIps !== undefined ||
+      u.add !== undefined ||
+      u.remove === true,
   );
   if (wanted.length === 0) return;
 
   const listed = await runWg(name, ["wg", "show", name, "peers"], options);
   const existing = new Set(listed.stdout.split("\n").filter((l) => l !== ""));
-  const present = wanted.filter((u) => existing.has(u.publicKey));
+  const present = wanted.filter((u) => existing.has(u.publicKey) && u.add === undefined);
   // A recreate is a remove, then the peer is set again below with its allowed IPs. Two runs, so
   // not atomic as on the userspace socket: between them the peer does not exist.
-  const recreated = present.filter((u) => u.recreate !== undefined);
-  for (let i = 0; i < recreated.length; i += SET_BATCH) {
+  const removed = present.filter((u) => u.recreate !== undefined || u.remove === true);
+  for (let i = 0; i < removed.length; i += SET_BATCH) {
     const argv = ["wg", "set", name];
-    for (const u of recreated.slice(i, i + SET_BATCH)) argv.push("peer", u.publicKey, "remove");
+    for (const u of removed.slice(i, i + SET_BATCH)) argv.push("peer", u.publicKey, "remove");
     await runWg(name, argv, options);
   }
+  const set = [...present.filter((u) => u.remove !== true), ...wanted.filter((u) => u.add !== undefined && !existing.has(u.publicKey))];
   // Batches keep argv far below the kernel's limit (ARG_MAX) even for thousands of peers.
-  for (let i = 0; i < present.length; i += SET_BATCH) {
+  for (let i = 0; i < set.length; i += SET_BATCH) {
     const argv = ["wg", "set", name];
-    for (const u of present.slice(i, i + SET_BATCH)) {
+    for (const u of set.slice(i, i + SET_BATCH)) {
       argv.push("peer", u.publicKey);
       if (u.endpoint !== undefined) argv.push("endpoint", formatEndpoint(u.endpoint));
       if (u.persistentKeepaliveSec !== undefined) argv.push("persistent-keepalive", String(checkKeepalive(u.persistentKeepaliveSec)));
-      const allowed = u.allowedIps ?? u.recreate?.allowedIps;
+      const allowed = u.add?.allowedIps ?? u.allowedIps ?? u.recreate?.allowedIps;
       if (allowed !== undefined) argv.push("allowed-ips", checkAllowedIps(allowed).join(","));
     }
     await runWg(name, argv, options);

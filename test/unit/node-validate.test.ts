@@ -137,7 +137,7 @@ function len(id: number, body: Uint8Array): Buffer {
 }
 
 describe("messageProblem and the guarded decoders", () => {
-  it("takes an honest snapshot, and decodes only what the node reads (no allowed IPs, counters, or paths' times and endpoints)", () => {
+  it("takes an honest snapshot, and decodes only what the node reads (allowed IPs, for --auto-peers; no counters, nor paths' times and endpoints)", () => {
     const bytes = snapshot([peerInfo(1, 2, 3), peerInfo(2)]);
     assert.equal(messageProblem("wormhole.v1.WatchEvent", bytes), null);
     const event = guardedWatch.responseDeserialize(bytes) as { event: string; snapshot: { relay: boolean; registryPublicKey: string; peers: Array<Record<string, unknown>> } };
@@ -147,6 +147,7 @@ describe("messageProblem and the guarded decoders", () => {
     assert.deepEqual(event.snapshot.peers[0], {
       publicKey: key(1),
       endpoint: { ip: "203.0.113.9", port: 40001 },
+      allowedIps: ["10.200.0.1/32"],
       candidates: [
         { ip: "192.168.1.1", port: 51820 },
         { ip: "192.168.1.2", port: 51820 },
@@ -165,7 +166,7 @@ describe("messageProblem and the guarded decoders", () => {
       Peers: [{ pubKey: key(1), lastHandshakeUnixTimestamp: 5, TransmitBytes: 1, ReceiveBytes: 2, AllowedIPs: ["10.0.0.1/32"], endpointIP: "203.0.113.1", endpointPort: 5 }],
     });
     assert.equal(messageProblem("wgSvc.proto.GetEndpointReply", seedBytes), null);
-    assert.deepEqual((guardedSeed.responseDeserialize(seedBytes) as { Peers: unknown[] }).Peers, [{ pubKey: key(1), endpointIP: "203.0.113.1", endpointPort: 5 }]);
+    assert.deepEqual((guardedSeed.responseDeserialize(seedBytes) as { Peers: unknown[] }).Peers, [{ pubKey: key(1), AllowedIPs: ["10.0.0.1/32"], endpointIP: "203.0.113.1", endpointPort: 5 }]);
   });
 
   it(`refuses more than ${MAX_VIEW_PEERS} peers before decoding any (4 MiB of empty peers would be ~900 MB of objects)`, () => {
@@ -190,13 +191,13 @@ describe("messageProblem and the guarded decoders", () => {
 
   it("refuses a message that would decode to too many values, counting only fields the node reads", () => {
     const bytes = snapshot([peerInfo(1, 4, 0), peerInfo(2, 4, 0)]);
-    // Per peer: the entry, key, endpoint + ip + port, 4 × (candidate + ip + port) = 17; plus the snapshot, its key and relay.
-    assert.equal(messageProblem("wormhole.v1.WatchEvent", bytes, 37), null);
-    assert.match(messageProblem("wormhole.v1.WatchEvent", bytes, 36) ?? "", /more than 36 values/);
+    // Per peer: the entry, key, endpoint + ip + port, one allowed IP, 4 × (candidate + ip + port) = 18; plus the snapshot, its key and relay.
+    assert.equal(messageProblem("wormhole.v1.WatchEvent", bytes, 39), null);
+    assert.match(messageProblem("wormhole.v1.WatchEvent", bytes, 38) ?? "", /more than 38 values/);
     // A path counts its entry, key and kind (3); its time, endpoint and RTT are skipped unread.
     const withPaths = snapshot([peerInfo(1, 4, 10), peerInfo(2, 4, 10)]);
-    assert.equal(messageProblem("wormhole.v1.WatchEvent", withPaths, 37 + 60), null);
-    assert.match(messageProblem("wormhole.v1.WatchEvent", withPaths, 36 + 60) ?? "", /more than 96 values/);
+    assert.equal(messageProblem("wormhole.v1.WatchEvent", withPaths, 39 + 60), null);
+    assert.match(messageProblem("wormhole.v1.WatchEvent", withPaths, 38 + 60) ?? "", /more than 98 values/);
     assert.ok(MAX_DECODED_VALUES >= 10_000 * (3 + 2 + 3 * MAX_PEER_CANDIDATES), "10,000 peers with every candidate fit");
   });
 

@@ -127,6 +127,13 @@ function answer(state: FakeDaemonState, request: string): string {
           pending.splice(i, 1);
           current = undefined; // skipped, as wireguard-go does
         }
+      } else if (k === "remove" && v === "true") {
+        if (current && state.peers.get(currentKey) === current) state.peers.delete(currentKey);
+        current = undefined;
+      } else if (k === "replace_allowed_ips" && v === "true") {
+        if (current) current.allowedIps = [];
+      } else if (k === "allowed_ip") {
+        if (current) current.allowedIps.push(v);
       } else if (k === "endpoint") {
         if (current) current.endpoint = v;
       } else if (k === "persistent_keepalive_interval") {

@@ -109,4 +109,18 @@ describe("FakeWireGuard", () => {
     );
     assert.deepEqual(wg.calls.at(-1)?.updates[0]?.recreate, { allowedIps: ["10.0.0.9/32"] });
   });
+
+  it("add creates a missing peer with exactly its allowed IPs and never changes one that exists; remove removes", async () => {
+    const wg = make();
+    await wg.updatePeers("wg1", [
+      { publicKey: K3, persistentKeepaliveSec: 25, add: { allowedIps: ["10.0.0.3/32"] } },
+      { publicKey: K1, persistentKeepaliveSec: 25, add: { allowedIps: ["10.0.0.7/32"] } },
+    ]);
+    assert.deepEqual([wg.peer("wg1", K3)?.allowedIps, wg.peer("wg1", K3)?.persistentKeepaliveSec], [["10.0.0.3/32"], 25]);
+    assert.deepEqual([wg.peer("wg1", K1)?.allowedIps, wg.peer("wg1", K1)?.persistentKeepaliveSec], [["10.0.0.1/32"], 0]);
+    await wg.updatePeers("wg1", [{ publicKey: K2, remove: true }, { publicKey: K2, remove: true }]);
+    assert.equal(wg.peer("wg1", K2), undefined);
+    await assert.rejects(wg.updatePeers("wg1", [{ publicKey: K1, remove: true, endpoint: { ip: "192.0.2.1", port: 1 } }]), TypeError);
+    assert.ok(wg.peer("wg1", K1));
+  });
 });

@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { keyFromHex, publicKeyFromPrivate } from "../../src/wg/keys.js";
 import { WgError } from "../../src/wg/types.js";
 import type { WgDevice } from "../../src/wg/types.js";
-import { formatUapiSet, parseUapiGet, parseUapiSetReply } from "../../src/wg/uapi-parse.js";
+import { checkUpdates, formatUapiSet, parseUapiGet, parseUapiSetReply } from "../../src/wg/uapi-parse.js";
 
 const PRIV = randomBytes(32).toString("hex");
 const PSK = randomBytes(32).toString("hex");
@@ -342,6 +342,21 @@ describe("uapi: set request and reply", () => {
     );
     assert.throws(() => formatUapiSet([{ publicKey: k1, recreate: { allowedIps: ["10.0.0.2"] } }]), /update 1: allowed IP is not an IP prefix/);
     assert.throws(() => formatUapiSet([{ publicKey: k1, recreate: { allowedIps: ["10.0.0.2/32\nremove=true"] } }]), TypeError);
+  });
+
+  it("add: no update_only, the peer with endpoint, keepalive and exactly its allowed IPs; alone or refused", () => {
+    assert.equal(
+      formatUapiSet([{ publicKey: k1, endpoint: { ip: "203.0.113.5", port: 51820 }, persistentKeepaliveSec: 25, add: { allowedIps: ["10.0.0.2/32"] } }]),
+      `set=1\npublic_key=${P1}\nendpoint=203.0.113.5:51820\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\nallowed_ip=10.0.0.2/32\n\n`,
+    );
+    assert.throws(() => formatUapiSet([{ publicKey: k1, add: { allowedIps: ["10.0.0.2/32"] }, recreate: { allowedIps: [] } }]), /update 1: an add cannot also recreate/);
+    assert.throws(() => formatUapiSet([{ publicKey: k1, add: { allowedIps: ["10.0.0.2/32\nremove=true"] } }]), TypeError);
+  });
+
+  it("remove: update_only=true then remove=true; nothing else may come with it", () => {
+    assert.equal(formatUapiSet([{ publicKey: k1, remove: true }]), `set=1\npublic_key=${P1}\nupdate_only=true\nremove=true\n\n`);
+    assert.throws(() => formatUapiSet([{ publicKey: k1, remove: true, persistentKeepaliveSec: 25 }]), /update 1: a remove cannot also set/);
+    assert.throws(() => checkUpdates([{ publicKey: k1, remove: true, add: { allowedIps: [] } }]), /update 1: a remove cannot also set/);
   });
 
   it("allowedIps: replace_allowed_ips=true and exactly the given prefixes (empty: none)", () => {

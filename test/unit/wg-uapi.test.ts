@@ -85,6 +85,31 @@ describe("uapi: backend against a fake daemon", () => {
     assert.equal(d.peers.length, 2);
   });
 
+  it("add: reads the device first, creates only the peer it lacks (no update_only), leaves an existing one untouched", async () => {
+    const HNEW = randomBytes(32).toString("hex");
+    await uapiUpdatePeers(
+      "wgt0",
+      [
+        { publicKey: keyFromHex(HNEW), persistentKeepaliveSec: 25, endpoint: { ip: "203.0.113.9", port: 51820 }, add: { allowedIps: ["10.5.0.9/32"] } },
+        { publicKey: keyFromHex(H1), persistentKeepaliveSec: 25, add: { allowedIps: ["10.5.0.99/32"] } }, // the user's: left alone
+      ],
+      options,
+    );
+    assert.deepEqual(daemon.requests, [
+      "get=1\n\n",
+      `set=1\npublic_key=${HNEW}\nendpoint=203.0.113.9:51820\npersistent_keepalive_interval=25\nreplace_allowed_ips=true\nallowed_ip=10.5.0.9/32\n\n`,
+    ]);
+    assert.deepEqual(daemon.state.peers.get(HNEW)?.allowedIps, ["10.5.0.9/32"]);
+    assert.deepEqual(daemon.state.peers.get(H1)?.allowedIps, ["10.5.0.1/32"]);
+    assert.equal(daemon.state.peers.get(H1)?.keepalive, 0);
+  });
+
+  it("remove: update_only then remove=true; a peer that is gone is not created", async () => {
+    await uapiUpdatePeers("wgt0", [{ publicKey: keyFromHex(H2), remove: true }, { publicKey: keyFromHex(HGONE), remove: true }], options);
+    assert.deepEqual(daemon.requests, [`set=1\npublic_key=${H2}\nupdate_only=true\nremove=true\npublic_key=${HGONE}\nupdate_only=true\nremove=true\n\n`]);
+    assert.deepEqual([...daemon.state.peers.keys()], [H1]);
+  });
+
   it("set: nothing to change means no connection at all", async () => {
     await uapiUpdatePeers("wgt0", [], options);
     await uapiUpdatePeers("wgt0", [{ publicKey: keyFromHex(H1) }], options);

@@ -191,6 +191,28 @@ describe("wgtool: backend with a fake runner", () => {
     );
   });
 
+  it("updatePeers adds only a peer that is not there and removes only one that is", async () => {
+    const runner = fakeRunner((argv) => (argv[3] === "peers" ? { stdout: `${K1}\n${K2}\n` } : {}));
+    await wgtoolUpdatePeers(
+      "wg0",
+      [
+        { publicKey: K3, persistentKeepaliveSec: 25, add: { allowedIps: ["10.0.0.3/32"] } },
+        { publicKey: K1, persistentKeepaliveSec: 25, add: { allowedIps: ["10.0.0.9/32"] } }, // there already: untouched
+        { publicKey: K2, remove: true },
+        { publicKey: PUB, remove: true }, // gone: nothing to do
+      ],
+      { runner, timeoutMs: 5000 },
+    );
+    assert.deepEqual(
+      runner.calls.map((c) => c.argv),
+      [
+        ["wg", "show", "wg0", "peers"],
+        ["wg", "set", "wg0", "peer", K2, "remove"],
+        ["wg", "set", "wg0", "peer", K3, "persistent-keepalive", "25", "allowed-ips", "10.0.0.3/32"],
+      ],
+    );
+  });
+
   it("updatePeers replaces allowed IPs with `allowed-ips'", async () => {
     const runner = fakeRunner((argv) => (argv[3] === "peers" ? { stdout: `${K1}\n` } : {}));
     await wgtoolUpdatePeers("wg0", [{ publicKey: K1, allowedIps: ["10.0.0.2/32", "10.0.0.3/32"] }], { runner, timeoutMs: 5000 });
