@@ -114,7 +114,8 @@ export function wormholeAgents(options: WormholeAgentsOptions = {}): WormholeDri
       if (!reg) throw new Error(`lab has no registry \`${name}'`);
       // Every address in its namespace: the public one and the tunnel one.
       const listen = `:${reg.grpcPort}`;
-      const proc = await lab.spawn(`wormhole registry ${name}`, reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? [] : ["--no-relay"]), ...(options.registryArgs ?? [])], {
+      // The first registry keeps the name its logs are found by ("wormhole registry").
+      const proc = await lab.spawn(name === lab.plan.registry.name ? "wormhole registry" : `wormhole registry ${name}`, reg.ns, [...command, "registry", "-i", reg.iface, "-a", listen, "--token-file", lab.tokenFile, ...(relay ? [] : ["--no-relay"]), ...(options.registryArgs ?? [])], {
         logName: `${name}.wormhole.${++starts}`,
       });
       registries.set(name, proc);
