@@ -4,13 +4,10 @@ import { readCaFile } from "../tls/client.js";
 import { runNode } from "../node/run.js";
 import { systemClock } from "../util/clock.js";
 import { createWireGuard } from "../wg/index.js";
-import { addConfigOption, addSettingOptions, asUsage, configFileFor, configHelp, configOption, flagValues, layersFor, startUp, stopOnSignal, UsageError } from "./common.js";
-import { durationValue } from "../config/values.js";
+import { addConfigOption, addSettingOptions, asUsage, configFileFor, configHelp, flagValues, layersFor, startUp, stopOnSignal, UsageError } from "./common.js";
 
 interface NodeFlags {
   config?: string;
-  /** Hidden, for tests: how long an auto peer may be missing before it is removed. */
-  autoPeersGrace?: number;
 }
 
 export function nodeCommand(): Command {
@@ -22,8 +19,6 @@ export function nodeCommand(): Command {
       throw new UsageError("--state-dir is no longer used: the relay keeps no state on disk any more; remove it");
     }),
   );
-  // For tests: how long an auto peer may be missing from every registry before it is removed (5 min by default).
-  cmd.addOption(new Option("--auto-peers-grace <duration>").hideHelp().argParser(configOption("--auto-peers-grace", (name, text) => durationValue(name, text))));
   addConfigOption(cmd, "node");
   cmd.addHelpText("after", configHelp("node"));
   cmd.action(async (flags: NodeFlags, command: Command) => {
@@ -36,7 +31,7 @@ export function nodeCommand(): Command {
       {
         addresses: settings.addresses,
         autoPeers: settings.autoPeers,
-        ...(flags.autoPeersGrace !== undefined ? { autoPeersGraceMs: flags.autoPeersGrace } : {}),
+        autoPeersGraceMs: settings.autoPeersGraceMs,
         token: token ?? "",
         iface: settings.iface,
         refreshMs: settings.refreshMs,

@@ -76,6 +76,8 @@ export interface NodeValues {
   readonly tlsPin?: readonly string[];
   /** Add the registry's peers whose tunnel address lies inside this prefix. */
   readonly autoPeers?: string;
+  /** How long a peer added by --auto-peers may be missing from every registry before it is removed. */
+  readonly autoPeersGraceMs?: number;
   readonly logLevel?: LogLevel;
   readonly logFormat?: LogFormat;
 }
@@ -446,6 +448,17 @@ export const NODE_KEYS = {
     unset: "off",
     help: "add every peer of the registries whose tunnel address (a /32 or /128 allowed IP) lies inside this prefix, such as 10.77.0.0/24, and remove those it added when they leave (it trusts the registries to introduce keys)",
   },
+  autoPeersGraceMs: {
+    example: '"5m"',
+    file: "auto_peers_grace",
+    env: "WORMHOLE_AUTO_PEERS_GRACE",
+    flag: "--auto-peers-grace",
+    arg: "duration",
+    kind: "string",
+    parse: str((n, t) => durationValue(n, t)),
+    default: "5m",
+    help: "with --auto-peers: how long a peer it added may be missing from every connected registry before it is removed (a registry restarting removes nothing)",
+  },
   controlSocket: {
     example: '"/run/wormhole/node.sock"',
     file: "control_socket",
@@ -605,6 +618,7 @@ export interface NodeSettings {
   readonly tls: { readonly caFile: string | null; readonly pins: readonly string[] } | null;
   /** Add the registry's peers inside this prefix to the interface (a self-assembling mesh); null: off. */
   readonly autoPeers: string | null;
+  readonly autoPeersGraceMs: number;
   readonly logLevel: LogLevel;
   readonly logFormat: LogFormat;
 }
@@ -644,6 +658,7 @@ export function mergeNode(layers: readonly Layer<NodeValues>[]): NodeSettings {
     controlSocket: pick(layers, "controlSocket") ?? d.controlSocket,
     tls: nodeTls(layers),
     autoPeers: pick(layers, "autoPeers") ?? null,
+    autoPeersGraceMs: pick(layers, "autoPeersGraceMs") ?? d.autoPeersGraceMs,
     logLevel: pick(layers, "logLevel") ?? d.logLevel,
     logFormat: pick(layers, "logFormat") ?? d.logFormat,
   };

@@ -272,6 +272,7 @@ describe("merging: flag > environment > file > default", () => {
       controlSocket: "/run/wormhole/node.sock",
       tls: null,
       autoPeers: null,
+      autoPeersGraceMs: 300_000,
       logLevel: "info",
       logFormat: "text",
     });
