@@ -434,6 +434,8 @@ export class NodeAgent {
           routed: this.routeCheck,
           ...(this.options.relayBindAddress ? { bindAddress: this.options.relayBindAddress } : {}),
           onAvailable: () => void this.reconcile(),
+          // A registry that answers while its watch is down is back: dial it now, not at the next hello.
+          onWelcome: () => this.registries.reconnectAnswering((name) => this.allLinks().some((l) => l.answering(name))),
         });
         state.link = link;
       }

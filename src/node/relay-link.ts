@@ -56,6 +56,8 @@ export interface RelayLinkOptions {
   readonly bindAddress?: string;
   /** Called when relaying becomes available (the first welcome, or one after a gap). */
   readonly onAvailable?: () => void;
+  /** Called on every welcome, with the registry's name (it is alive). */
+  readonly onWelcome?: (registry: string) => void;
 }
 
 interface Local {
@@ -237,6 +239,7 @@ export class RelayLink {
       u.welcomeMs = this.options.clock.now();
       u.relays = message.relays;
       if (!wasAvailable && this.available()) this.options.onAvailable?.();
+      this.options.onWelcome?.(u.name);
       return;
     }
     if (message?.type !== "from" || !this.options.acceptsRelay || !this.options.isPeer(message.key)) {
