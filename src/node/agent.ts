@@ -86,6 +86,8 @@ function short(key: string): string {
 class IfaceState {
   /** The last state read. */
   device: WgDevice | null = null;
+  /** Keys of its peers that relayed packets may come from (not the registries'), as of the last pass: checked per packet. */
+  relayable: ReadonlySet<string> = new Set();
   /** What this agent wrote per peer. */
   readonly applied = new Map<string, AppliedRecord>();
   /** The registries' endpoint for the interface itself at the last pass (undefined: no pass yet). */
@@ -241,6 +243,7 @@ export class NodeAgent {
     const link = this.linkFor(iface, state, this.registries.prove(iface, device, applied));
     // The registries' own peers are never pointed, relayed or reported on.
     const registryKeys = this.registries.keysOn(iface, device);
+    state.relayable = new Set(device.peers.flatMap((p) => (registryKeys.has(p.publicKey) ? [] : [p.publicKey])));
     const now = this.options.clock.now();
     const rxGrewAtMs = new Map([...this.rxSamples(state, device, now)].map(([k, v]) => [k, v.grewAtMs]));
     // An endpoint inside the tunnel's own addresses would send WireGuard into itself.
@@ -424,10 +427,7 @@ export class NodeAgent {
           iface,
           acceptsRelay: this.options.allowRelay ?? true,
           wgPort: () => state.device?.listenPort ?? 0,
-          isPeer: (key) => {
-            const device = state.device;
-            return device?.peers.some((p) => p.publicKey === key) === true && !this.registries.keysOn(iface, device).has(key);
-          },
+          isPeer: (key) => state.relayable.has(key),
           knows: (registry, key) => this.registries.knows(registry, key),
           clock: this.options.clock,
           logger: this.options.logger,
