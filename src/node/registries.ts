@@ -72,6 +72,8 @@ export class Registries {
   private readonly reportDigest = new Map<string, string>();
   private readonly reportRefused = new Map<string, string>();
   private readonly noticed = new Set<string>();
+  /** The disagreement last logged per peer (only peers whose registries disagree now: bounded by the view). */
+  private readonly disagreeing = new Map<string, string>();
   private stopped = false;
 
   constructor(private readonly options: RegistriesOptions) {
@@ -116,14 +118,18 @@ export class Registries {
     const merged = this.merger.merged();
     if (!merged) return;
     this.view = merged.view;
+    const disagreeNow = new Set<string>();
     for (const d of merged.disagreements) {
-      this.notice(`disagree:${d.peer}:${formatEndpoint(d.chosen.endpoint)}:${formatEndpoint(d.other.endpoint)}`, () =>
-        this.options.logger.info(
-          { peer: short(d.peer), registry: d.chosen.registry, endpoint: formatEndpoint(d.chosen.endpoint), other: d.other.registry, otherEndpoint: formatEndpoint(d.other.endpoint) },
-          "registries disagree about a peer's endpoint; taking the one changed last",
-        ),
+      disagreeNow.add(d.peer);
+      const what = `${d.chosen.registry} ${formatEndpoint(d.chosen.endpoint)} ${d.other.registry} ${formatEndpoint(d.other.endpoint)}`;
+      if (this.disagreeing.get(d.peer) === what) continue;
+      this.disagreeing.set(d.peer, what);
+      this.options.logger.info(
+        { peer: short(d.peer), registry: d.chosen.registry, endpoint: formatEndpoint(d.chosen.endpoint), other: d.other.registry, otherEndpoint: formatEndpoint(d.other.endpoint) },
+        "registries disagree about a peer's endpoint; taking the one changed last",
       );
     }
+    for (const peer of this.disagreeing.keys()) if (!disagreeNow.has(peer)) this.disagreeing.delete(peer);
     this.options.onChange();
   }
 

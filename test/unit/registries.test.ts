@@ -184,3 +184,18 @@ describe("Registries: dialling again a registry that answers hellos", () => {
     );
   });
 });
+
+describe("Registries: disagreements", () => {
+  it("are logged once per peer and pair of values, and forgotten when the registries agree again", () => {
+    const t = setup(both);
+    const at = (port: number): RegistryView => ({ ...view(REG1), endpoints: new Map([[BOB, { ip: "198.51.100.7", port }]]) });
+    const logged = () => t.log.records.filter((r) => String(r.msg).includes("registries disagree")).length;
+    t.a.say(at(4000));
+    t.b.say({ ...at(4001), registryPublicKey: REG2 });
+    t.b.say({ ...at(4001), registryPublicKey: REG2 });
+    assert.equal(logged(), 1);
+    t.b.say({ ...at(4000), registryPublicKey: REG2 });
+    t.b.say({ ...at(4001), registryPublicKey: REG2 });
+    assert.equal(logged(), 2, "a disagreement that comes back after they agreed is logged again");
+  });
+});
