@@ -124,24 +124,31 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
     });
   };
 
+  /**
+   * A unary call that answers from the interface: the token checked, then the
+   * interface read fresh (UNAVAILABLE while it cannot be), then `answer`.
+   */
+  const fromDevice = <R>(call: grpc.ServerUnaryCall<unknown, R>, given: string, api: string, callback: grpc.sendUnaryData<R>, answer: (device: WgDevice) => R): void => {
+    const refused = refuseToken(call, given, api);
+    if (refused) {
+      callback(refused);
+      return;
+    }
+    void table.fresh().then(() => {
+      const device = table.current;
+      if (!device || table.lastError) callback(unavailable(table));
+      else callback(null, answer(device));
+    });
+  };
+
   let seedCache: { device: WgDevice; reply: Encoded } | null = null;
   let getPeersCache: { device: WgDevice; reports: number; reply: Encoded } | null = null;
   const seed: SeedHandlers = {
     GetEndpoint(call, callback) {
-      const refused = refuseToken(call, call.request.token, "wgSvc");
-      if (refused) {
-        callback(refused);
-        return;
-      }
-      void table.fresh().then(() => {
-        const device = table.current;
-        if (!device || table.lastError) {
-          callback(unavailable(table));
-          return;
-        }
+      fromDevice(call, call.request.token, "wgSvc", callback, (device) => {
         // Encoded once per read of the interface, however many seed nodes ask (seedService passes it through).
         if (seedCache?.device !== device) seedCache = { device, reply: new Encoded(getEndpointMethod.responseSerialize(seedReply(device))) };
-        callback(null, seedCache.reply as unknown as GetEndpointReply);
+        return seedCache.reply as unknown as GetEndpointReply;
       });
     },
     RegisterEndpoint(_call, callback) {
@@ -153,22 +160,12 @@ export function createHandlers(options: RegistryServiceOptions): { seed: SeedHan
 
   const v1: V1Handlers = {
     GetPeers(call, callback) {
-      const refused = refuseToken(call, tokenFromMetadata(call.metadata), "v1");
-      if (refused) {
-        callback(refused);
-        return;
-      }
-      void table.fresh().then(() => {
-        const device = table.current;
-        if (!device || table.lastError) {
-          callback(unavailable(table));
-          return;
-        }
+      fromDevice(call, tokenFromMetadata(call.metadata), "v1", callback, (device) => {
         // Encoded once per read of the interface and report (10,000 peers: ~100 ms), however many ask.
         if (getPeersCache?.device !== device || getPeersCache.reports !== table.reportsVersion) {
           getPeersCache = { device, reports: table.reportsVersion, reply: new Encoded(getPeersMethod.responseSerialize(snapshotEvent(table, relay, "all").snapshot ?? {})) };
         }
-        callback(null, getPeersCache.reply as unknown as GetPeersResponse);
+        return getPeersCache.reply as unknown as GetPeersResponse;
       });
     },
 
