@@ -73,12 +73,14 @@ describe("wormhole status", () => {
     const names = new Map([[key(2), "bob\u001b[31m"]]);
     const text = renderStatus(status, names);
     assert.match(text, /^interface wg0/m);
+    assert.match(text, /^registry 127\.0\.0\.1:\d+.*: connected, /m, `each registry, with its watch's state:\n${text}`);
     assert.match(text, /bob\?\[31m\s+203\.0\.113\.20:50000\s+direct/, "named, control characters neutralised");
     assert.match(text, /2\.0 KiB/);
     assert.match(text, /direct .* 1\.5 ms$/m);
     const json = statusJson(status) as { interfaces: Record<string, { peers: Record<string, { path: string; endpoint: string }> }> };
     assert.equal(json.interfaces.wg0?.peers[key(2)]?.path, "direct");
     assert.equal(json.interfaces.wg0?.peers[key(9)]?.path, "registry");
+    assert.deepEqual((statusJson(status) as { registries: Array<{ health: string }> }).registries.map((r) => r.health), ["connected"]);
 
     await agent.stop();
     assert.equal(await askAgent(socket), null, "the socket is gone after stop");
