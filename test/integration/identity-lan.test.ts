@@ -13,6 +13,7 @@ import { runRegistry } from "../../src/registry/run.js";
 import { v1Proto } from "../../src/rpc/proto.js";
 import { systemClock } from "../../src/util/clock.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
+import { dialledNodeWg, REGISTRY } from "../support/agent.js";
 import { key } from "../support/keys.js";
 import { captureLogger } from "../support/logs.js";
 import { waitFor } from "../support/wait.js";
@@ -20,7 +21,6 @@ import { waitFor } from "../support/wait.js";
 const TOKEN = "lan-token";
 const ALICE = key(1);
 const BOB = key(2);
-const REGISTRY = key(9);
 const NAT_IP = "198.51.100.10"; // both behind one router
 
 const cleanups: Array<() => unknown> = [];
@@ -39,20 +39,6 @@ function lanOf(ip: string): () => NodeJS.Dict<NetworkInterfaceInfo[]> {
   });
 }
 
-function nodeWg(self: string, other: string, otherTunnel: string): FakeWireGuard {
-  return new FakeWireGuard([
-    {
-      name: "wg0",
-      publicKey: self,
-      listenPort: 51820,
-      peers: [
-        // Dialled at 127.0.0.1, which stands for its tunnel address here.
-        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["127.0.0.1/32"], persistentKeepaliveSec: 25 },
-        { publicKey: other, allowedIps: [otherTunnel] },
-      ],
-    },
-  ]);
-}
 
 describe("tunnel identity and LAN candidates", () => {
   it("an identified node's candidates reach the peer behind the same NAT, which tries the LAN first; a node cannot report for another", async () => {
@@ -79,14 +65,14 @@ describe("tunnel identity and LAN candidates", () => {
       cleanups.push(() => agent.stop());
       return log;
     };
-    const aliceWg = nodeWg(ALICE, BOB, "10.200.0.3/32");
+    const aliceWg = dialledNodeWg(ALICE, BOB, "10.200.0.3/32");
     await start(aliceWg, "192.168.1.10");
     await waitFor("Alice's report", () => reg.table.reportOf(ALICE));
     // Only the LAN address: not loopback, not link-local, not the WireGuard interface's tunnel address.
     assert.deepEqual(reg.table.reportOf(ALICE)?.candidates, [{ ip: "192.168.1.10", port: 51820 }]);
 
     // Bob's connection also comes from 127.0.0.1, so the registry knows it as Alice's: Bob's report is refused.
-    const bobWg = nodeWg(BOB, ALICE, "10.200.0.2/32");
+    const bobWg = dialledNodeWg(BOB, ALICE, "10.200.0.2/32");
     const bobLog = await start(bobWg, "192.168.1.11");
     await waitFor("the refusal of Bob's report", () => regLog.records.some((r) => String(r.err ?? "").includes("cannot report for")));
     await waitFor("Bob's note that reports are refused", () => bobLog.records.some((r) => String(r.msg).includes("does not take reports")));

@@ -13,6 +13,7 @@ import { runNode } from "../../src/node/run.js";
 import { runRegistry } from "../../src/registry/run.js";
 import { systemClock } from "../../src/util/clock.js";
 import { FakeWireGuard } from "../../src/wg/fake.js";
+import { dialledNodeWg, REGISTRY } from "../support/agent.js";
 import { key } from "../support/keys.js";
 import { captureLogger } from "../support/logs.js";
 import { waitFor } from "../support/wait.js";
@@ -20,7 +21,6 @@ import { waitFor } from "../support/wait.js";
 const TOKEN = "ipv6-token";
 const ALICE = key(1);
 const BOB = key(2);
-const REGISTRY = key(9);
 const ALICE_NAT = { ip: "198.51.100.10", port: 40001 };
 const BOB_NAT = { ip: "198.51.100.20", port: 40002 };
 
@@ -32,19 +32,6 @@ after(async () => {
 const v4 = (address: string): NetworkInterfaceInfo => ({ address, netmask: "255.255.255.0", family: "IPv4", mac: "02:00:00:00:00:01", internal: false, cidr: `${address}/24` });
 const v6 = (address: string): NetworkInterfaceInfo => ({ address, netmask: "ffff:ffff:ffff:ffff::", family: "IPv6", mac: "02:00:00:00:00:01", internal: false, cidr: `${address}/64`, scopeid: 0 });
 
-function nodeWg(self: string, other: string, otherTunnel: string): FakeWireGuard {
-  return new FakeWireGuard([
-    {
-      name: "wg0",
-      publicKey: self,
-      listenPort: 51820,
-      peers: [
-        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["127.0.0.1/32"], persistentKeepaliveSec: 25 },
-        { publicKey: other, allowedIps: [otherTunnel] },
-      ],
-    },
-  ]);
-}
 
 describe("IPv6 candidates through the registry", () => {
   it("Alice reports her global IPv6 address, never her ULA or link-local one; Bob punches it first only when he has IPv6 himself", async () => {
@@ -68,7 +55,7 @@ describe("IPv6 candidates through the registry", () => {
       );
       cleanups.push(() => agent.stop());
     };
-    await start(nodeWg(ALICE, BOB, "10.200.0.3/32"), { eth0: [v4("192.168.1.10"), v6("fe80::10"), v6("fd12:3456::10"), v6("2001:db8:1:1::10")] });
+    await start(dialledNodeWg(ALICE, BOB, "10.200.0.3/32"), { eth0: [v4("192.168.1.10"), v6("fe80::10"), v6("fd12:3456::10"), v6("2001:db8:1:1::10")] });
     await waitFor("Alice's report", () => reg.table.reportOf(ALICE));
     assert.deepEqual(reg.table.reportOf(ALICE)?.candidates, [
       { ip: "192.168.1.10", port: 51820 },
@@ -76,12 +63,12 @@ describe("IPv6 candidates through the registry", () => {
     ]);
 
     // Bob with a global IPv6 address: Alice's IPv6 address first.
-    const bobWg = nodeWg(BOB, ALICE, "10.200.0.2/32");
+    const bobWg = dialledNodeWg(BOB, ALICE, "10.200.0.2/32");
     await start(bobWg, { eth0: [v4("192.168.2.10"), v6("2001:db8:2:1::10")] });
     assert.deepEqual(await waitFor("Alice's endpoint on Bob", () => bobWg.peer("wg0", ALICE)?.endpoint), { ip: "2001:db8:1:1::10", port: 51820 });
 
     // Carol (Bob's key, another machine) with only ULA and link-local IPv6: Alice's public IPv4 mapping.
-    const carolWg = nodeWg(BOB, ALICE, "10.200.0.2/32");
+    const carolWg = dialledNodeWg(BOB, ALICE, "10.200.0.2/32");
     await start(carolWg, { eth0: [v4("192.168.3.10"), v6("fe80::30"), v6("fd00::30")] });
     assert.deepEqual(await waitFor("Alice's endpoint on Carol", () => carolWg.peer("wg0", ALICE)?.endpoint), ALICE_NAT);
   });
@@ -96,7 +83,7 @@ describe("the start-up NAT probe", () => {
     const agent = await runNode(
       { addresses: [`127.0.0.1:${reg.port}`], token: TOKEN, iface: "wg0", refreshMs: 200, keepaliveSec: 25, probeIntervalMs: 1_000 },
       {
-        wg: nodeWg(ALICE, BOB, "10.200.0.3/32"),
+        wg: dialledNodeWg(ALICE, BOB, "10.200.0.3/32"),
         logger: captureLogger().logger,
         clock: systemClock,
         prober: null,

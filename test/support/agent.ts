@@ -6,7 +6,7 @@ import type { AgentOptions } from "../../src/node/agent.js";
 import type { RegistrySource, RegistryView } from "../../src/node/source.js";
 import type { Clock } from "../../src/util/clock.js";
 import type { Logger } from "../../src/util/log.js";
-import type { FakeDeviceInit } from "../../src/wg/fake.js";
+import { FakeWireGuard, type FakeDeviceInit } from "../../src/wg/fake.js";
 import type { WireGuard } from "../../src/wg/types.js";
 import { key } from "./keys.js";
 
@@ -28,6 +28,26 @@ export function nodeDevice(): FakeDeviceInit[] {
       ],
     },
   ];
+}
+
+/**
+ * wg0 of a node whose registry is dialled at 127.0.0.1 (standing for its
+ * tunnel address: the registry's peer has it as its /32), and one other
+ * node at `otherTunnel`, without an endpoint. For tests that run a real
+ * registry and real agents in process.
+ */
+export function dialledNodeWg(self: string, other: string, otherTunnel: string): FakeWireGuard {
+  return new FakeWireGuard([
+    {
+      name: "wg0",
+      publicKey: self,
+      listenPort: 51820,
+      peers: [
+        { publicKey: REGISTRY, endpoint: { ip: "203.0.113.1", port: 51820 }, allowedIps: ["127.0.0.1/32"], persistentKeepaliveSec: 25 },
+        { publicKey: other, allowedIps: [otherTunnel] },
+      ],
+    },
+  ]);
 }
 
 /** What the registry says: Bob at BOB_EP. */
