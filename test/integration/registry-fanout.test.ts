@@ -10,11 +10,9 @@ import * as http2 from "node:http2";
 import { after, describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { bindServer, createRegistryServer, type WatchLimits } from "../../src/registry/server.js";
-import { PeerTable } from "../../src/registry/table.js";
 import { v1Proto, type WatchEvent__Output } from "../../src/rpc/proto.js";
-import { FakeWireGuard } from "../../src/wg/fake.js";
 import { key } from "../support/keys.js";
-import { captureLogger } from "../support/logs.js";
+import { threePeerTable } from "../support/registry.js";
 import { waitFor } from "../support/wait.js";
 
 const TOKEN = "fanout-token";
@@ -27,16 +25,7 @@ after(async () => {
 
 /** A registry whose table is refreshed only by the test (no poll timer). */
 async function startRegistry(watch?: WatchLimits) {
-  const wg = new FakeWireGuard([
-    {
-      name: "wg0",
-      publicKey: key(99),
-      peers: [1, 2, 3].map((n) => ({ publicKey: key(n), endpoint: { ip: "203.0.113.1", port: 40000 + n }, allowedIps: [`10.0.0.${n}/32`] })),
-    },
-  ]);
-  const log = captureLogger();
-  const table = new PeerTable({ wg, iface: "wg0", logger: log.logger });
-  await table.refresh();
+  const { wg, log, table } = await threePeerTable();
   const server = createRegistryServer({ table, token: TOKEN, logger: log.logger, ...(watch ? { watch } : {}) });
   const port = await bindServer(server, "127.0.0.1:0");
   cleanups.push(() => server.forceShutdown());

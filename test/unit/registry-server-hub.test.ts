@@ -10,12 +10,10 @@ import { EventEmitter } from "node:events";
 import { describe, it } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { Encoded, encodeWatchEvent, seedService, snapshotEvent, v1Service } from "../../src/registry/replies.js";
-import { PeerTable } from "../../src/registry/table.js";
 import { type WatchCall, WatchHub, type WatchLimits } from "../../src/registry/watch-hub.js";
 import { seedProto, v1Proto, type WatchEvent__Output } from "../../src/rpc/proto.js";
-import { FakeWireGuard } from "../../src/wg/fake.js";
 import { key } from "../support/keys.js";
-import { captureLogger } from "../support/logs.js";
+import { threePeerTable } from "../support/registry.js";
 
 const watchMethod = v1Proto.Registry.service.Watch;
 
@@ -46,16 +44,7 @@ class FakeStream extends EventEmitter {
 }
 
 async function setup(limits: WatchLimits = {}, relay = false) {
-  const wg = new FakeWireGuard([
-    {
-      name: "wg0",
-      publicKey: key(99),
-      peers: [1, 2, 3].map((n) => ({ publicKey: key(n), endpoint: { ip: "203.0.113.1", port: 40000 + n }, allowedIps: [`10.0.0.${n}/32`] })),
-    },
-  ]);
-  const log = captureLogger();
-  const table = new PeerTable({ wg, iface: "wg0", logger: log.logger });
-  await table.refresh();
+  const { wg, log, table } = await threePeerTable();
   const hub = new WatchHub(table, log.logger, limits, relay);
   const join = (from: string, keys: number[] | null = null) => {
     const s = new FakeStream();
