@@ -14,7 +14,7 @@
 import { networkInterfaces, type NetworkInterfaceInfo } from "node:os";
 import type { Logger } from "../util/log.js";
 import type { PeerUpdate, WgDevice, WireGuard } from "../wg/types.js";
-import { capFor, DEFAULT_GRACE_MS, planAutoPeers, type AutoPeersRecord, type NamedView } from "./auto-peers.js";
+import { capFor, planAutoPeers, type AutoPeersRecord, type NamedView } from "./auto-peers.js";
 import { loadRecord, recordToJson, saveRecord } from "./auto-peers-record.js";
 
 export interface AutoPeersOptions {
@@ -26,8 +26,8 @@ export interface AutoPeersOptions {
   readonly logger: Logger;
   /** Persistent keepalive given to added peers. */
   readonly keepaliveSec: number;
-  /** How long a peer must be missing from every connected registry before it is removed. Default 5 min. */
-  readonly graceMs?: number;
+  /** How long a peer must be missing from every connected registry before it is removed (`--auto-peers-grace`). */
+  readonly graceMs: number;
   /** Most peers added to one interface. Default: the prefix's size, at most 1 000. */
   readonly maxPeers?: number;
   /** The machine's interfaces (os.networkInterfaces by default): an interface's own address is never given to a peer. */
@@ -92,7 +92,7 @@ export class AutoPeers {
       ownIps: ((this.options.interfaces ?? networkInterfaces)()[iface] ?? []).map((a) => a.address),
       record,
       nowMs,
-      graceMs: this.options.graceMs ?? DEFAULT_GRACE_MS,
+      graceMs: this.options.graceMs,
       maxPeers: this.options.maxPeers ?? capFor(this.options.prefix),
     });
     touched.nextDueMs = plan.nextDueMs;

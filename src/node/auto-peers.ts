@@ -116,7 +116,6 @@ export interface AutoPeersPlan {
   readonly nextDueMs: number | null;
 }
 
-export const DEFAULT_GRACE_MS = 5 * 60_000;
 export const DEFAULT_MAX_HOLD_DOWN_MS = 60 * 60_000;
 /** Cap on peers added by one node whatever the prefix (a hostile registry must not grow the interface without bound). */
 export const MAX_AUTO_PEERS = 1_000;

@@ -16,7 +16,7 @@ import type { DecideOptions } from "./decide.js";
 import { createUdpProber, type Prober, type RouteCheck } from "./prober.js";
 import { pingMeter, type RttMeter } from "./rtt.js";
 import { probeNatMapping, type NatProbeResult } from "./natprobe.js";
-import { DEFAULT_STUN_PORT } from "../config/settings.js";
+import { DEFAULT_STUN_PORT, NODE_DEFAULTS } from "../config/settings.js";
 import { channelCredentials, type ClientTls } from "../tls/client.js";
 import { addressPort, createGrpcSource, type RegistrySource } from "./source.js";
 
@@ -38,7 +38,7 @@ export interface NodeConfig {
   readonly tls?: ClientTls | null;
   /** Add the registries' peers inside this prefix (a self-assembling mesh); null or absent: off. */
   readonly autoPeers?: string | null;
-  /** How long an auto peer may be missing from every registry before it is removed (default 5 min; tests shorten it). */
+  /** How long an auto peer may be missing from every registry before it is removed; absent: the settings table's default (--auto-peers-grace). */
   readonly autoPeersGraceMs?: number;
 }
 
@@ -162,7 +162,7 @@ function autoPeersFor(config: NodeConfig, prefix: string, deps: NodeDeps): AutoP
     logger: deps.logger,
     keepaliveSec: config.keepaliveSec,
     ...(deps.interfaces ? { interfaces: deps.interfaces } : {}),
-    ...(config.autoPeersGraceMs !== undefined ? { graceMs: config.autoPeersGraceMs } : {}),
+    graceMs: config.autoPeersGraceMs ?? NODE_DEFAULTS.autoPeersGraceMs,
   });
 }
 
