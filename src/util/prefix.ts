@@ -1,7 +1,7 @@
 /**
- * IP prefixes (CIDR) as WireGuard writes them: the network of a prefix, and
- * whether an address or a smaller prefix lies inside one. IPv4 and IPv6
- * never match each other.
+ * IP prefixes (CIDR) as WireGuard writes them: the network of a prefix,
+ * whether an address lies inside one, and the address of a single-host one.
+ * IPv4 and IPv6 never match each other.
  */
 import ipaddr from "ipaddr.js";
 
@@ -31,14 +31,6 @@ export function prefixContains(prefix: string, ip: string): boolean {
   if (!p || !ipaddr.isValid(ip)) return false;
   const addr = ipaddr.parse(ip);
   return addr.kind() === p[0].kind() && addr.match(p);
-}
-
-/** Whether two prefixes share any address (one holds the other). */
-export function prefixesOverlap(a: string, b: string): boolean {
-  const pa = parse(a);
-  const pb = parse(b);
-  if (!pa || !pb || pa[0].kind() !== pb[0].kind()) return false;
-  return pa[1] <= pb[1] ? pb[0].match(pa) : pa[0].match(pb);
 }
 
 /** The address of a single-host prefix (a /32 or /128), or null. */
