@@ -435,7 +435,7 @@ export class NodeAgent {
           ...(this.options.relayBindAddress ? { bindAddress: this.options.relayBindAddress } : {}),
           onAvailable: () => void this.reconcile(),
           // A registry that answers while its watch is down is back: dial it now, not at the next hello.
-          onWelcome: () => this.registries.reconnectAnswering((name) => this.allLinks().some((l) => l.answering(name))),
+          onWelcome: () => this.registries.reconnectAnswering(this.registryAnswers),
         });
         state.link = link;
       }
@@ -526,17 +526,16 @@ export class NodeAgent {
       const paths = this.pathStates(iface);
       interfaces.push(interfaceStatus(device, paths, registryKeys, NO_NAMES, now, await this.roundTrips(iface, device, paths, registryKeys)));
     }
-    const links = this.allLinks();
-    const registries = this.registries.status(
-      (name) => links.some((l) => l.answering(name)),
-      (name) => links.some((l) => l.relaysVia(name)),
-    );
+    const registries = this.registries.status(this.registryAnswers, (name) => this.allLinks().some((l) => l.relaysVia(name)));
     return { source: "agent", atMs: now, registries, interfaces };
   }
 
   private allLinks(): RelayLink[] {
     return [...this.ifaces.values()].flatMap((s) => (s.link ? [s.link] : []));
   }
+
+  /** Whether the registry `name` answers hellos on some interface's relay link. */
+  private readonly registryAnswers = (name: string): boolean => this.allLinks().some((l) => l.answering(name));
 
   /** One ping to the tunnel address of every peer with a working path (and the registry), at most 16 at a time. */
   private async roundTrips(iface: string, device: WgDevice, paths: readonly PathState[], registryKeys: ReadonlySet<string>): Promise<Map<string, number>> {
@@ -568,9 +567,8 @@ export class NodeAgent {
 
   /** One hello to the registries on every interface with a relay link; a registry that answers again while its watch is down is dialled now. */
   private hello(): void {
-    const links = this.allLinks();
-    for (const link of links) link.hello();
-    this.registries.reconnectAnswering((name) => links.some((l) => l.answering(name)));
+    for (const link of this.allLinks()) link.hello();
+    this.registries.reconnectAnswering(this.registryAnswers);
   }
 
   private wakeAt(atMs: number): void {
