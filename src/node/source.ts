@@ -12,7 +12,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../util/log.js";
 import { RegistrySourceMachine, type RegistryDialer, type RegistrySource, type SourceOptions } from "./source-machine.js";
-import { registryClients } from "./validate.js";
+import { registryClients, v1Client } from "./validate.js";
 
 export { applyWatchEvent, MAX_PEER_ALLOWED_IPS, viewFromSeedReply, type WarnSink, type WatchState } from "./source-events.js";
 export {
@@ -52,7 +52,8 @@ function grpcDialer(options: GrpcSourceOptions): RegistryDialer {
     tunnel: (target, dialled) => {
       // TLS checks the certificate against the name the user gave, not the tunnel address.
       const tlsName: grpc.ChannelOptions = options.secure ? { "grpc.ssl_target_name_override": dialled, "grpc.default_authority": dialled } : {};
-      return registryClients(target, creds, { ...CHANNEL_OPTIONS, ...tlsName }).v1;
+      // Only wormhole.v1 is asked there: no seed client (its channel would never be closed).
+      return v1Client(target, creds, { ...CHANNEL_OPTIONS, ...tlsName });
     },
   };
 }

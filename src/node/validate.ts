@@ -310,8 +310,10 @@ const GuardedSeed = grpc.makeGenericClientConstructor(guardedServices.seed, "Reg
  * INTERNAL ("Response message parsing error: registry sent ..."), which the source retries.
  */
 export function registryClients(address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): { v1: V1Client; seed: SeedClient } {
-  return {
-    v1: new GuardedV1(address, credentials, options) as unknown as V1Client,
-    seed: new GuardedSeed(address, credentials, options) as unknown as SeedClient,
-  };
+  return { v1: v1Client(address, credentials, options), seed: new GuardedSeed(address, credentials, options) as unknown as SeedClient };
+}
+
+/** The wormhole.v1 client alone (where the seed's service is never asked: the registry's tunnel address). */
+export function v1Client(address: string, credentials: grpc.ChannelCredentials, options: grpc.ChannelOptions): V1Client {
+  return new GuardedV1(address, credentials, options) as unknown as V1Client;
 }
